@@ -3,7 +3,9 @@
 Layout of a catalog root (default ``assets/catalog``)::
 
     <root>/<id>/sku.yaml        the record (human-readable, validated on load)
-    <root>/<id>/mesh.glb        normalised mesh: metres, bounding-box centre at the origin, +Z up
+    <root>/<id>/mesh.glb        normalised mesh: metres, bounding-box centre at the origin, +Z up in the raw
+                                vertex coordinates (our convention, not glTF's Y-up: a generic glTF viewer
+                                shows entries lying on their back; every simreal backend reads them as +Z up)
     <root>/<id>/thumbnail.png   a rendered preview
 
 An entry appears by an atomic directory rename, so the catalog never holds a half-written entry.
@@ -37,7 +39,11 @@ _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 
 class MaterialHints(BaseModel):
-    """How the object should look when the renderer does not randomize it."""
+    """How the object should look when the renderer does not randomize it.
+
+    For meshes without a material of their own (STL, bare PLY) these values are the material. For textured
+    meshes the GLB's own material wins and ``base_color`` only describes the dominant colour (linear RGB),
+    e.g. for distractor recolouring or reports."""
 
     model_config = ConfigDict(extra="forbid")
     base_color: tuple[float, float, float, float] = (0.8, 0.8, 0.8, 1.0)

@@ -11,11 +11,24 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _public(path: str | Path, mode: int) -> None:
+    """mkstemp/mkdtemp create 0600/0700 entries; give them the modes a normal create would (umask applied),
+    so worker processes of other users can read the catalog and datasets."""
+    os.chmod(path, mode & ~_umask())
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        _public(tmp, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -40,6 +53,7 @@ def atomic_directory(final: str | Path, replace: bool = False) -> Iterator[Path]
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    _public(tmp, 0o777)
     try:
         yield tmp
         if final.exists():
