@@ -13,6 +13,9 @@ class SimrealError(Exception):
         self.problem = problem
         super().__init__(f"{self.where}: {problem}" if self.where else problem)
 
+    def __reduce__(self):  # picklable, so errors cross process boundaries (workers, Prefect, Dask) intact
+        return (type(self), (self.where, self.problem))
+
 
 class AssetError(SimrealError):
     """A mesh, texture or catalog record that cannot be used."""

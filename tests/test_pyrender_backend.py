@@ -1,0 +1,197 @@
+"""The pyrender backend: camera convention, exact ids, depth, anti-aliasing, textures, meshes, reuse.
+
+Rendering happens in a spawned child process (tests/render_scenes.RenderService), never in pytest's
+own process (STACK.md: EGL context + later torchvision import = segfault)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from render_scenes import RenderService, make_tiny_catalog, top_down_camera, translation
+
+from synth.errors import ConfigError
+from synth.render import backend_names, get_backend
+from synth.scene import Environment, Geometry, Light, Material, Scene, SceneObject, TextureSpec
+
+
+@pytest.fixture(scope="module")
+def service():
+    s = RenderService()
+    yield s
+    s.close()
+
+
+def flat_env(**kw) -> Environment:
+    """No lights, white ambient: a surface shows exactly its base colour (gamma-encoded)."""
+    return Environment(background_color=(0.0, 0.0, 0.0), ambient_color=(1.0, 1.0, 1.0), ambient_intensity=1.0, **kw)
+
+
+def plate(iid, x0, x1, y0, y1, z_top, thickness=0.001, **kw) -> SceneObject:
+    """An axis-aligned thin box whose top face spans [x0,x1] x [y0,y1] at height z_top."""
+    return SceneObject(instance_id=iid, category="plate", geometry=Geometry(box=(x1 - x0, y1 - y0, thickness)),
+                       pose=translation((x0 + x1) / 2, (y0 + y1) / 2, z_top - thickness / 2), **kw)
+
+
+def analytic_rect(cam, x0, x1, y0, y1, z) -> np.ndarray:
+    """Pixels whose centre falls inside the projection of a horizontal rectangle at height z
+    (scene.py: u = cx + fx * x / d, v = cy - fy * y / d for a camera looking straight down from height h)."""
+    d = cam.pose[2][3] - z
+    u0, u1 = cam.cx + cam.fx * x0 / d, cam.cx + cam.fx * x1 / d
+    v0, v1 = cam.cy - cam.fy * y1 / d, cam.cy - cam.fy * y0 / d
+    uc = np.arange(cam.width) + 0.5
+    vc = np.arange(cam.height) + 0.5
+    return ((vc[:, None] >= v0) & (vc[:, None] <= v1)) & ((uc[None, :] >= u0) & (uc[None, :] <= u1))
+
+
+def within_one_pixel_border(mask: np.ndarray, reference: np.ndarray) -> bool:
+    """Every differing pixel lies within 1 px of the reference's boundary."""
+    from scipy import ndimage
+
+    band = ndimage.binary_dilation(reference) & ~ndimage.binary_erosion(reference)
+    band = ndimage.binary_dilation(band)
+    return not np.any((mask ^ reference) & ~band)
+
+
+@pytest.mark.parametrize("cx,cy", [(64.0, 48.0), (50.3, 40.7)])
+def test_camera_intrinsics_follow_the_scene_convention(service, cx, cy):
+    cam = top_down_camera(cx=cx, cy=cy)
+    scene = Scene(camera=cam, environment=flat_env(), objects=[plate(7, 0.0, 0.2, 0.0, 0.1, 0.001)])
+    frame = service.render(scene, antialias="none")
+    mask = frame.instance_ids == 7
+    ref = analytic_rect(cam, 0.0, 0.2, 0.0, 0.1, 0.001)
+    assert mask.sum() > 150
+    assert within_one_pixel_border(mask, ref), "projection differs from u = cx + fx x/d, v = cy - fy y/d"
+    # +x right and +y up in the image: the plate sits right of and above the principal point
+    rows, cols = np.nonzero(mask)
+    assert cols.min() >= math.floor(cx) - 1 and rows.max() <= math.ceil(cy) + 1
+
+
+def test_ids_are_exact_never_blended_and_depth_matches(service):
+    cam = top_down_camera()
+    objs = [SceneObject(instance_id=1, role="support", geometry=Geometry(plane=(2.0, 2.0))),
+            plate(255, -0.15, 0.05, -0.1, 0.05, 0.02, thickness=0.02),
+            plate(257, -0.05, 0.15, -0.05, 0.1, 0.05, thickness=0.02)]
+    frame = service.render(Scene(camera=cam, environment=flat_env(), objects=objs), antialias="msaa")
+    ids = frame.instance_ids
+    assert ids.dtype == np.uint16 and ids.shape == (96, 128)
+    # 255 and 257 overlap and touch the plane: a blended id (e.g. 256, 128) would show up here
+    assert set(np.unique(ids)) == {1, 255, 257}
+    top = ids == 257
+    assert np.allclose(frame.depth[top], 2.0 - 0.05, atol=2e-3)
+    assert np.allclose(frame.depth[ids == 1], 2.0, atol=2e-3)
+    assert frame.depth.dtype == np.float32
+    # 257 is above 255: where their projections overlap, 257 wins
+    overlap = analytic_rect(cam, -0.05, 0.05, -0.05, 0.05, 0.05)
+    assert np.all(ids[overlap & ~within_band(overlap)] == 257)
+    assert {"render_color", "render_ids"} <= set(frame.timings)
+
+
+def within_band(mask):
+    from scipy import ndimage
+
+    return mask & ~ndimage.binary_erosion(mask)
+
+
+def test_background_is_zero_depth_and_zero_id(service):
+    cam = top_down_camera()
+    frame = service.render(Scene(camera=cam, environment=flat_env(), objects=[plate(3, 0, 0.1, 0, 0.1, 0.01)]))
+    assert np.all(frame.depth[frame.instance_ids == 0] == 0.0)
+    assert np.all(frame.depth[frame.instance_ids != 0] > 0.0)
+
+
+@pytest.mark.parametrize("mode,expect_soft_edges", [("msaa", True), ("edge", True), ("none", False)])
+def test_antialiasing_softens_only_object_edges(service, mode, expect_soft_edges):
+    cam = top_down_camera()
+    white = Material(base_color=(1, 1, 1, 1))
+    scene = Scene(camera=cam, environment=flat_env(), objects=[
+        SceneObject(instance_id=2, category="x", geometry=Geometry(box=(0.2, 0.2, 0.01)),
+                    pose=translation(0.01, -0.02, 0.005, yaw=0.4), material=white)])
+    frame = service.render(scene, antialias=mode)
+    grey = frame.rgb[..., 0]
+    soft = (grey > 8) & (grey < 247)
+    if expect_soft_edges:
+        assert soft.sum() > 20, "anti-aliased edges have intermediate values"
+    else:
+        assert soft.sum() == 0
+    interior = frame.instance_ids == 2
+    from scipy import ndimage
+
+    core = ndimage.binary_erosion(interior, iterations=2)
+    assert grey[core].min() >= 250 and grey[~ndimage.binary_dilation(interior, iterations=2)].max() <= 5
+
+
+def test_texture_spec_and_background_texture(service):
+    cam = top_down_camera()
+    tex = TextureSpec(procedural="checker", seed=0, size=64, colors=[(1, 0, 0), (0, 0, 1)], scale=0.5)
+    bg = TextureSpec(procedural="noise", seed=3, size=128)
+    scene = Scene(camera=cam, environment=flat_env(background_texture=bg), objects=[
+        SceneObject(instance_id=4, category="x", geometry=Geometry(box=(0.3, 0.3, 0.01)),
+                    pose=translation(0, 0, 0.005), material=Material(base_color=(1, 1, 1, 1), texture=tex))])
+    frame = service.render(scene, antialias="none")
+    box = frame.instance_ids == 4
+    px = frame.rgb[box].astype(int)
+    reds = np.sum((px[:, 0] > 200) & (px[:, 2] < 50))
+    blues = np.sum((px[:, 2] > 200) & (px[:, 0] < 50))
+    assert reds > 50 and blues > 50, "the checker texture is mapped onto the box"
+    from synth.textures import make_texture
+
+    expected = make_texture(bg)[16:112, :]  # 128^2 texture covering 128x96: centre crop, no resampling
+    background = frame.instance_ids == 0
+    assert np.array_equal(frame.rgb[background], expected[background])
+
+
+def test_catalog_mesh_renders_at_its_metric_size(service, tmp_path):
+    catalog = make_tiny_catalog(tmp_path / "catalog")
+    rec = catalog.get("widget-box")  # 0.07 x 0.05 x 0.09 m
+    cam = top_down_camera(fx=400.0, fy=400.0)
+    obj = SceneObject(instance_id=9, category="widget", geometry=Geometry(mesh=str(catalog.mesh_path(rec))),
+                      pose=translation(0, 0, rec.size_m[2] / 2))
+    frame = service.render(Scene(camera=cam, environment=flat_env(), objects=[obj]), antialias="none")
+    rows, cols = np.nonzero(frame.instance_ids == 9)
+    d = 2.0 - rec.size_m[2]
+    assert abs((cols.max() - cols.min() + 1) - 400 * rec.size_m[0] / d) <= 1.0
+    assert abs((rows.max() - rows.min() + 1) - 400 * rec.size_m[1] / d) <= 1.0
+
+
+def test_rendering_does_not_depend_on_what_was_rendered_before(service, tmp_path):
+    """Workers reuse GL nodes between images: an image must not depend on the worker's history."""
+    catalog = make_tiny_catalog(tmp_path / "catalog")
+    mesh = str(catalog.mesh_path(catalog.get("widget-capsule")))
+    cam = top_down_camera()
+    light = Light(kind="point", pose=translation(0.3, -0.3, 1.5), intensity=80.0)
+
+    def scene(n, seed):
+        rng = np.random.default_rng(seed)
+        objs = [SceneObject(instance_id=k + 1, category="w", geometry=Geometry(mesh=mesh),
+                            pose=translation(*rng.uniform(-0.2, 0.2, 2), 0.03),
+                            material=Material(base_color=(*rng.uniform(0, 1, 3), 1.0)) if k % 2 else None)
+                for k in range(n)]
+        return Scene(camera=cam, lights=[light], objects=objs)
+
+    a, b = scene(3, 1), scene(6, 2)
+    for mode in ("edge", "msaa", "none"):
+        # exposure 0.999 makes a fresh backend in the worker: its very first image is checked too
+        first = service.render(a, antialias=mode, exposure=0.999)
+        service.render(b, antialias=mode, exposure=0.999)
+        again = service.render(a, antialias=mode, exposure=0.999)
+        assert np.array_equal(first.rgb, again.rgb), mode
+        assert np.array_equal(first.instance_ids, again.instance_ids)
+        assert np.array_equal(first.depth, again.depth)
+
+
+def _option_error(opts: dict) -> str:
+    try:
+        get_backend("pyrender", **opts)
+    except ConfigError as e:
+        return str(e)
+    return ""
+
+
+def test_backend_registry_errors(service):
+    assert {"pyrender", "cycles"} <= set(backend_names())
+    with pytest.raises(ConfigError, match="unknown backend 'nope'"):
+        get_backend("nope")
+    assert "unknown option(s) bogus" in service.call(_option_error, {"bogus": 1})
+    assert "antialias" in service.call(_option_error, {"antialias": "fxaa"})

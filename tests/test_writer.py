@@ -1,0 +1,270 @@
+"""synth.writer: sharded rendering in worker processes, merge, determinism, kill -9 resume, COCO validity."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from render_scenes import CATEGORIES, RenderService, TinyRenderConfig, build_tiny_scene, make_tiny_catalog
+
+from synth.config import CatalogSelection, OutputConfig
+from synth.errors import ConfigError
+from synth.writer import CocoValidationError, merge_shards, render_dataset, render_shard, validate_coco
+
+N = 6
+SEED = 11
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def tiny_config(catalog_root: Path, **output) -> TinyRenderConfig:
+    return TinyRenderConfig(catalog=CatalogSelection(root=str(catalog_root)),
+                            output=OutputConfig(shard_size=2, **output), objects=5)
+
+
+def render(cfg, out, workers, seed=SEED, n=N):
+    return render_dataset(cfg, n, out, seed=seed, workers=workers, scene_builder=build_tiny_scene,
+                          categories=CATEGORIES, progress=False)
+
+
+def dataset_bytes(root: Path) -> dict[str, bytes]:
+    """Every file of a dataset except the measurements (timings.json, manifest timings)."""
+    files = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != "timings.json" and "viz" not in p.parts:
+            rel = p.relative_to(root).as_posix()
+            data = p.read_bytes()
+            if p.name == "manifest.json":
+                manifest = json.loads(data)
+                manifest.pop("timings")
+                data = json.dumps(manifest, sort_keys=True).encode()
+            files[rel] = data
+    return files
+
+
+@pytest.fixture(scope="module")
+def catalog_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("catalog") / "catalog"
+    make_tiny_catalog(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, catalog_root):
+    """The uninterrupted dataset, rendered with 2 worker processes."""
+    out = tmp_path_factory.mktemp("reference") / "ds"
+    path = render(tiny_config(catalog_root), out, workers=2)
+    return path.parent
+
+
+def test_dataset_layout_manifest_and_coco(reference):
+    counts = validate_coco(reference / "annotations.json")
+    assert counts["images"] == N and counts["categories"] == len(CATEGORIES) and counts["annotations"] > N
+    coco = json.loads((reference / "annotations.json").read_text())
+    assert [im["id"] for im in coco["images"]] == list(range(1, N + 1))
+    assert [a["id"] for a in coco["annotations"]] == list(range(1, len(coco["annotations"]) + 1))
+    assert [c["name"] for c in coco["categories"]] == CATEGORIES and coco["categories"][0]["id"] == 1
+    first = coco["images"][0]
+    assert first["file_name"] == "shards/shard-00000/images/000000.jpg"
+    for key in ("file_name", "depth_file", "scene_file"):
+        assert (reference / first[key]).is_file()
+    for a in coco["annotations"]:
+        assert isinstance(a["segmentation"]["counts"], str) and 0 < a["visibility"] <= 1
+        assert a["amodal_area"] >= a["area"] > 0
+    for s in range(3):
+        assert (reference / "shards" / f"shard-{s:05d}" / "coco.json").is_file()
+
+    import cv2
+    import numpy as np
+
+    depth = cv2.imread(str(reference / first["depth_file"]), cv2.IMREAD_UNCHANGED)
+    assert depth.dtype == np.uint16 and depth.shape == (96, 128)
+    assert 300 < np.median(depth[depth > 0]) < 3000, "millimetres"
+
+    manifest = json.loads((reference / "manifest.json").read_text())
+    assert manifest["seed"] == SEED and manifest["n"] == N and manifest["backend"] == "pyrender"
+    assert manifest["counts"]["annotations"] == len(coco["annotations"])
+    assert sum(manifest["counts"]["per_category"].values()) == len(coco["annotations"])
+    assert manifest["dropped"]["total"] == len(manifest["dropped"]["objects"])
+    assert sum(manifest["dropped"]["by_reason"].values()) == manifest["dropped"]["total"]
+    assert {"numpy", "pyrender", "pycocotools"} <= set(manifest["versions"])
+    t = manifest["timings"]
+    assert t["images_timed"] == N and {"scene", "render", "annotate", "encode", "write"} <= set(t["ms_per_image"])
+    assert t["last_run"]["workers"] == 2 and t["last_run"]["images_rendered"] == N
+
+
+def test_same_config_and_seed_give_identical_bytes_for_any_worker_count(reference, tmp_path, catalog_root):
+    again = render(tiny_config(catalog_root), tmp_path / "ds", workers=1).parent
+    ref, new = dataset_bytes(reference), dataset_bytes(again)
+    assert sorted(ref) == sorted(new)
+    assert [k for k in ref if ref[k] != new[k]] == []
+
+
+def test_another_seed_gives_another_dataset_and_cannot_reuse_the_directory(reference, catalog_root):
+    with pytest.raises(ConfigError, match="different seed"):
+        render(tiny_config(catalog_root), reference, workers=1, seed=SEED + 1)
+    with pytest.raises(ConfigError, match="different config_hash"):
+        render(tiny_config(catalog_root, image_format="png"), reference, workers=1)
+
+
+KILL_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from render_scenes import CATEGORIES, build_tiny_scene
+from test_writer import tiny_config
+from synth.writer import render_dataset
+if __name__ == "__main__":
+    render_dataset(tiny_config({catalog!r}), {n}, {out!r}, seed={seed}, workers=1,
+                   scene_builder=build_tiny_scene, categories=CATEGORIES, progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_is_byte_identical(reference, tmp_path, catalog_root):
+    out = tmp_path / "ds"
+    script = tmp_path / "run.py"
+    script.write_text(KILL_SCRIPT.format(tests=str(TESTS_DIR), catalog=str(catalog_root), n=N, out=str(out),
+                                         seed=SEED))
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = out / "shards" / "shard-00000" / "coco.json"
+    deadline = time.time() + 120
+    try:
+        while not first.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "the first shard never finished"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the render command and its worker process, like a crash
+        proc.wait()
+    finished = [s for s in range(3) if (out / "shards" / f"shard-{s:05d}" / "coco.json").exists()]
+    assert finished and len(finished) < 3, "killed after the first shard and before the last"
+    assert not (out / "annotations.json").exists()
+    # leave some debris a crash could leave: a half shard and a temp file
+    junk = out / "shards" / "shard-00002"
+    (junk / "images").mkdir(parents=True, exist_ok=True)
+    (junk / "images" / ".000004.jpg.123.tmp").write_bytes(b"half")
+    reused_before = {s: (out / "shards" / f"shard-{s:05d}" / "coco.json").stat().st_mtime_ns for s in finished}
+
+    render(tiny_config(catalog_root), out, workers=1)
+    for s, stamp in reused_before.items():  # finished shards were kept, not re-rendered
+        assert (out / "shards" / f"shard-{s:05d}" / "coco.json").stat().st_mtime_ns == stamp
+    ref, new = dataset_bytes(reference), dataset_bytes(out)
+    assert sorted(ref) == sorted(new)
+    assert [k for k in ref if ref[k] != new[k]] == []
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["timings"]["last_run"]["shards_reused"] == len(finished)
+
+
+def test_render_shard_per_process_then_merge(reference, tmp_path, catalog_root):
+    """The Prefect path: shards rendered independently (here in a spawned process), merged at the end."""
+    out = tmp_path / "ds"
+    cfg = tiny_config(catalog_root)
+    with pytest.raises(ConfigError, match="not a simreal dataset"):
+        merge_shards(tmp_path)
+    service = RenderService()
+    try:
+        for shard in (2, 0):  # any order
+            service.call(_render_one_shard, cfg, shard, str(out))
+        with pytest.raises(ConfigError, match="shard-00001: shard is not finished"):
+            merge_shards(out)
+        service.call(_render_one_shard, cfg, 1, str(out))
+    finally:
+        service.close()
+    path = merge_shards(out)
+    assert path.read_bytes() == (reference / "annotations.json").read_bytes()
+
+
+def _render_one_shard(cfg, shard, out):
+    return render_shard(cfg, shard, N, out, SEED, scene_builder=build_tiny_scene, categories=CATEGORIES)
+
+
+def write_coco(tmp_path, **changes) -> Path:
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 1], "area": 2,
+                             "iscrowd": 0, "segmentation": {"size": [3, 4], "counts": [0, 1, 2, 1, 8]}}],
+            "categories": [{"id": 1, "name": "x"}]}
+    for key, value in changes.items():
+        coco[key] = value
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def test_validate_coco_rejects_what_training_cannot_use(tmp_path):
+    ok = write_coco(tmp_path)
+    assert validate_coco(ok, check_files=False) == {"images": 1, "annotations": 1, "categories": 1}
+    ann = json.loads(ok.read_text())["annotations"][0]
+    bad_cases = {
+        "category ids must be integers >= 1": {"categories": [{"id": 0, "name": "x"}],
+                                               "annotations": [{**ann, "category_id": 0}]},
+        "duplicate annotation id": {"annotations": [ann, ann]},
+        "zero area": {"annotations": [{**ann, "area": 0}]},
+        "empty bbox": {"annotations": [{**ann, "bbox": [0, 0, 0, 1]}]},
+        "duplicate image id": {"images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3}] * 2},
+        "mask has 2 pixels but area says 3": {"annotations": [{**ann, "area": 3}]},
+        "does not match its mask": {"annotations": [{**ann, "bbox": [0, 0, 3, 1]}]},
+        "unknown category": {"annotations": [{**ann, "category_id": 7}]},
+    }
+    for message, change in bad_cases.items():
+        with pytest.raises(CocoValidationError, match=message):
+            validate_coco(write_coco(tmp_path, **change), check_files=False)
+    with pytest.raises(CocoValidationError, match="a.jpg does not exist"):
+        validate_coco(ok)
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(CocoValidationError, match="cannot read JSON"):
+        validate_coco(tmp_path / "broken.json")
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, catalog_root):
+    cfg = tiny_config(catalog_root)
+    with pytest.raises(ConfigError, match="workers"):
+        render_dataset(cfg, 2, tmp_path / "a", workers=0, scene_builder=build_tiny_scene, categories=CATEGORIES)
+    with pytest.raises(ConfigError, match="n: must be an integer >= 1"):
+        render_dataset(cfg, 0, tmp_path / "a", scene_builder=build_tiny_scene, categories=CATEGORIES)
+    with pytest.raises(ConfigError, match="unknown backend"):
+        render_dataset(cfg, 1, tmp_path / "a", backend="povray", scene_builder=build_tiny_scene,
+                       categories=CATEGORIES)
+    with pytest.raises(ConfigError, match="explicit category list"):
+        render_dataset(cfg, 1, tmp_path / "a", scene_builder=build_tiny_scene)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a simreal dataset"):
+        render(cfg, tmp_path / "b", workers=1)
+
+
+def test_viz_and_stats_commands_on_the_dataset(reference, tmp_path):
+    import argparse
+
+    import cv2
+
+    from synth import render_cli
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    for add in (render_cli.add_viz_parser, render_cli.add_stats_parser, render_cli.add_render_parser):
+        assert "example" in add(sub).format_help()
+    bench_sub = sub.add_parser("bench").add_subparsers()
+    assert "example" in render_cli.add_bench_render_parser(bench_sub).format_help()
+    args = parser.parse_args(["viz", str(reference), "--out", str(tmp_path / "viz"), "--per-sheet", "4",
+                              "--columns", "2"])
+    assert args.func(args) == 0
+    sheets = sorted((tmp_path / "viz").glob("sheet-*.png"))
+    assert len(sheets) == 2  # 6 images, 4 per sheet
+    img = cv2.imread(str(sheets[0]))
+    assert img.shape[1] == 2 * (320 + 4) + 4 and img.std() > 10
+
+    args = parser.parse_args(["stats", str(reference), "--out", str(tmp_path / "stats")])
+    assert args.func(args) == 0
+    stats = json.loads((tmp_path / "stats" / "stats.json").read_text())
+    manifest = json.loads((reference / "manifest.json").read_text())
+    assert stats["annotations"] == manifest["counts"]["annotations"]
+    assert stats["objects_per_class"] == manifest["counts"]["per_category"]
+    assert sum(stats["visibility"]["histogram"]) == stats["annotations"]
+    for name in ("objects_per_class", "objects_per_image", "box_sizes", "visibility"):
+        assert (tmp_path / "stats" / f"{name}.png").stat().st_size > 1000
