@@ -31,6 +31,24 @@ def _backend_opts(text: str | None) -> dict:
     return value
 
 
+def _add_cycles_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", choices=["auto", "cpu", "optix", "cuda", "hip"], default=None,
+                   help="cycles: render device (auto picks OptiX > CUDA > HIP > CPU; the choice is logged)")
+    p.add_argument("--samples", type=int, default=None, help="cycles: samples per pixel")
+
+
+def _merged_opts(args) -> dict:
+    """--backend-opts JSON plus the --device/--samples shorthands (which only the cycles backend takes)."""
+    opts = _backend_opts(args.backend_opts)
+    for key in ("device", "samples"):
+        value = getattr(args, key, None)
+        if value is not None:
+            if args.backend != "cycles":
+                raise ConfigError(f"--{key}", "is a cycles option (use --backend cycles)")
+            opts[key] = value
+    return opts
+
+
 # ---- render -------------------------------------------------------------------------------------------
 def add_render_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -42,6 +60,7 @@ def add_render_parser(subparsers) -> argparse.ArgumentParser:
             examples:
               simreal render --config configs/retail_shelf.yaml --n 200 --out runs/shelf --seed 0 --workers 2
               simreal render --config configs/industrial_bin.yaml --n 50 --out runs/bin --backend cycles
+              simreal render --config configs/retail_shelf.yaml --n 20 --out runs/c --backend cycles --device cpu --samples 32
               simreal render --config configs/retail_table.yaml --n 100 --out runs/t \\
                   --backend-opts '{"antialias": "edge"}'
             """))
@@ -52,6 +71,7 @@ def add_render_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="render processes (one backend each)")
     p.add_argument("--backend", default="pyrender", help="pyrender (fast, EGL) or cycles (path traced)")
     p.add_argument("--backend-opts", help="backend options as JSON, e.g. '{\"antialias\": \"edge\"}'")
+    _add_cycles_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_render)
     return p
@@ -61,8 +81,7 @@ def _render(args) -> int:
     from synth.writer import render_dataset, validate_coco
 
     path = render_dataset(args.config, args.n, args.out, seed=args.seed, workers=args.workers,
-                          backend=args.backend, backend_opts=_backend_opts(args.backend_opts),
-                          progress=not args.quiet)
+                          backend=args.backend, backend_opts=_merged_opts(args), progress=not args.quiet)
     counts = validate_coco(path)
     manifest = json.loads((Path(args.out) / "manifest.json").read_text())
     run = manifest["timings"].get("last_run") or {}
@@ -156,6 +175,7 @@ def add_bench_render_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--backend", default="pyrender")
     p.add_argument("--backend-opts", help="backend options as JSON")
+    _add_cycles_flags(p)
     p.add_argument("--config", help="benchmark this render config instead of the built-in scene")
     p.add_argument("--catalog", help="catalog for the built-in scene's objects (default assets/catalog)")
     p.add_argument("--objects", type=int, default=20, help="targets in the built-in scene")
@@ -176,7 +196,7 @@ def _bench_render(args) -> int:
         if out.suffix != ".json":
             out = out / "bench_render.json"
     report = run_bench(n=args.n, workers=tuple(args.workers), backend=args.backend,
-                       backend_opts=_backend_opts(args.backend_opts), config=args.config, catalog=args.catalog,
+                       backend_opts=_merged_opts(args), config=args.config, catalog=args.catalog,
                        width=args.width, height=args.height, objects=args.objects, out=out, keep=args.keep,
                        progress=sys.stderr.isatty())
     print(format_report(report))

@@ -429,7 +429,10 @@ def _worker_init(plan: RunPlan, workers: int) -> None:
     t = time.perf_counter()
     _WORKER["plan"] = plan
     _WORKER["catalog"] = Catalog(plan.cfg.catalog.root)
-    _WORKER["backend"] = get_backend(plan.backend, **plan.backend_opts)
+    opts = dict(plan.backend_opts)
+    if plan.backend == "cycles":  # share the cores instead of every worker's Cycles using all of them
+        opts.setdefault("threads", max(1, cpus // max(1, workers)))
+    _WORKER["backend"] = get_backend(plan.backend, **opts)
     _WORKER["init_s"] = time.perf_counter() - t
 
 
