@@ -145,7 +145,7 @@ class Light(_Strict):
     intensity: float = Field(gt=0)  # watts for point/spot/area, W/m^2 (irradiance) for directional
     spot_angle: float = Field(math.radians(45), gt=0, lt=math.pi)  # full cone angle (spot)
     spot_blend: float = Field(0.15, ge=0, le=1)
-    size: float = Field(0.5, gt=0)  # side of an area light in metres
+    size: float = Field(0.5, gt=0)  # side of an area light, or bulb diameter of a point/spot (soft shadows), m
 
 
 class Environment(_Strict):
@@ -153,6 +153,8 @@ class Environment(_Strict):
 
     background_color: RGB = (0.5, 0.5, 0.5)
     background_texture: TextureSpec | None = None  # drawn as a backdrop plane/image
+    # Uniform ambient light; with an HDRI or sky (path-traced backends) they tint and scale the
+    # environment's own light instead (intensity 1.0 = as stored).
     ambient_color: RGB = (1.0, 1.0, 1.0)
     ambient_intensity: float = Field(0.3, ge=0)
     hdri: str | None = None  # equirectangular HDR/EXR for image-based lighting (path-traced backends)
