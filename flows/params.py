@@ -1,0 +1,111 @@
+"""Flow parameters as pydantic models: Prefect validates them before a run is created, so a negative image
+count or an unknown backend is rejected at `prefect deployment run` time with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from synth.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def set_dotted(data: dict, key: str, value: Any) -> None:
+    """``set_dotted(d, "image.width", 320)`` sets d["image"]["width"], creating sections as needed."""
+    node = data
+    parts = key.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(key, f"'{p}' is not a section")
+    node[parts[-1]] = value
+
+
+class RenderParams(_Strict):
+    """What to render: a config file (plus dotted-key overrides), how many images, where, how."""
+
+    config: str = "configs/retail_table.yaml"
+    overrides: dict[str, Any] = Field(default_factory=dict)  # e.g. {"image.width": 320}
+    n: int = Field(200, ge=1, le=10_000_000)
+    seed: int = Field(0, ge=0)
+    out: str = "runs/default/data"
+    backend: Literal["pyrender", "cycles"] = "pyrender"
+    backend_opts: dict[str, Any] = Field(default_factory=dict)
+    workers: int = Field(2, ge=1, le=512)  # local worker processes (ignored with dask_address)
+    dask_address: str | None = None  # e.g. "tcp://scheduler:8786": shards run on that Dask cluster
+
+    def load_config(self):
+        """The validated RenderConfig, overrides applied; errors name the file and key in one line."""
+        from synth.config import read_yaml
+        from synth.randomize.settings import parse_render_config
+
+        data = read_yaml(self.config)
+        for key, value in self.overrides.items():
+            set_dotted(data, key, value)
+        return parse_render_config(data, self.config)
+
+
+class EvalSet(_Strict):
+    """A labelled COCO set to measure transfer on (usually real photos)."""
+
+    data: str
+    name: str | None = None
+    class_agnostic: bool = False
+    category_map: str | None = None
+
+    def display_name(self) -> str:
+        return self.name or Path(self.data).name
+
+
+class TrainParams(_Strict):
+    """The training recipe. ``overrides`` reach any TrainConfig key (dotted), e.g. {"model.image_size": 320}."""
+
+    model: str = "maskrcnn_mobilenet"
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(4, ge=1)
+    image_size: int = Field(320, ge=64, le=2048)
+    class_agnostic: str | None = "product"
+    target_images: str | None = None
+    dann: bool = False
+    out: str = "runs/default/train"
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+    def to_config(self, data: str, eval_sets: list[EvalSet] | None = None):
+        from synth.config import validate
+        from train.config import TrainConfig, resolve_model_name
+
+        cfg: dict[str, Any] = {
+            "data": data,
+            "out": self.out,
+            "model": {"name": resolve_model_name(self.model), "image_size": self.image_size},
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "class_agnostic": self.class_agnostic,
+            "target_images": self.target_images,
+            "dann": {"enabled": self.dann},
+            "progress": False,
+            "eval": [s.model_dump() for s in eval_sets or []],
+        }
+        for key, value in self.overrides.items():
+            set_dotted(cfg, key, value)
+        return validate(TrainConfig, cfg, "train parameters")
+
+
+class PipelineParams(_Strict):
+    """render -> train -> evaluate -> report."""
+
+    render: RenderParams = Field(default_factory=RenderParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    eval_sets: list[EvalSet] | None = None  # None: the real sets in ../shared/real when present
+
+    @field_validator("eval_sets")
+    @classmethod
+    def _nonempty(cls, v):
+        if v is not None and not v:
+            raise ValueError("give at least one evaluation set, or leave eval_sets unset for the defaults")
+        return v

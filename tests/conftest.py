@@ -1,0 +1,16 @@
+"""Session-wide environment: headless EGL, no display for matplotlib, and a throw-away Prefect home so
+tests never touch the developer's ~/.prefect or the project's .prefect (set before prefect is imported)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+os.environ.setdefault("MPLBACKEND", "Agg")
+# busy-waiting OpenMP threads make torch 10-20x slower on a loaded 2-core machine
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="simreal-test-prefect-")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")

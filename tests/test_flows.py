@@ -1,0 +1,93 @@
+"""Prefect flows, in-process (ephemeral Prefect): shard reuse, Dask fan-out equality, parameter validation,
+and the whole render-then-train chain at toy scale."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from flow_fixtures import tiny_pipeline, tiny_render
+from pydantic import ValidationError
+
+
+@pytest.fixture(autouse=True)
+def _no_shared(tmp_path, monkeypatch):
+    monkeypatch.setenv("SIMREAL_SHARED", str(tmp_path / "no-shared"))
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.suffix in {".jpg", ".png", ".json"} and p.name not in {"manifest.json", "timings.json"}
+            and "run.json" != p.name}
+
+
+def test_invalid_parameters_are_rejected_before_running():
+    from flows.params import RenderParams
+
+    with pytest.raises(ValidationError, match="n"):
+        RenderParams(n=-5)
+    with pytest.raises(ValidationError, match="backend"):
+        RenderParams(backend="vulkan")
+    with pytest.raises(ValidationError, match="colour"):
+        RenderParams(colour="red")
+
+
+def test_render_flow_reuses_finished_shards(tmp_path):
+    from flows.render import run_render
+
+    params = tiny_render(tmp_path)
+    first = run_render(params)
+    assert (first["shards_rendered"], first["shards_reused"]) == (3, 0)
+    shard_files = sorted(Path(params.out, "shards").rglob("*"))
+    stamps = {p: p.stat().st_mtime_ns for p in shard_files}
+    second = run_render(params)
+    assert (second["shards_rendered"], second["shards_reused"], second["images_rendered"]) == (0, 3, 0)
+    assert {p: p.stat().st_mtime_ns for p in sorted(Path(params.out, "shards").rglob("*"))} == stamps
+    manifest = json.loads(Path(params.out, "manifest.json").read_text())
+    assert manifest["timings"]["last_run"]["shards_rendered"] == 0
+
+
+@pytest.mark.slow
+def test_dask_cluster_renders_the_same_dataset(tmp_path):
+    from distributed import LocalCluster
+
+    from flows.render import run_render
+    from synth.writer import render_dataset
+
+    reference = tiny_render(tmp_path, name="reference")
+    render_dataset(reference.load_config(), reference.n, reference.out, seed=reference.seed, workers=1,
+                   progress=False)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1") as cluster:
+        params = tiny_render(tmp_path, name="dask", dask_address=cluster.scheduler_address)
+        summary = run_render(params)
+    assert summary["task_runner"] == "dask" and summary["shards_rendered"] == 3
+    ref, got = _tree_bytes(Path(reference.out)), _tree_bytes(Path(params.out))
+    assert ref.keys() == got.keys() and len(ref) > 10
+    assert ref == got
+
+
+@pytest.mark.slow
+def test_render_then_train_end_to_end_in_process(tmp_path):
+    from prefect import get_client
+
+    from flows.render_then_train import render_then_train
+
+    result = render_then_train(tiny_pipeline(tmp_path))
+    run = Path(result["run_dir"])
+    assert (run / "checkpoints" / "last.pt").is_file()
+    assert Path(result["report"]).is_file() and Path(result["report"]).suffix == ".html"
+    assert "heldout (rendered)" in result["metrics"]
+    assert result["metrics"]["heldout (rendered)"]["bbox"]["AP"] is not None
+
+    async def artifact_keys():
+        async with get_client() as client:
+            return {a.key for a in await client.read_artifacts()}
+
+    import asyncio
+
+    keys = asyncio.run(artifact_keys())
+    assert {"render-progress", "train-progress", "evaluation-summary", "per-class-ap"} <= keys
+    assert os.environ["SIMREAL_SHARED"].endswith("no-shared")
