@@ -62,18 +62,34 @@ class EvalSet(_Strict):
         return self.name or Path(self.data).name
 
 
+# A Mask R-CNN MobileNetV3-FPN slimmed for a few minutes of CPU training (~1.3 s per step of 2 images at
+# 256 px on 2 cores, about 4x faster than the architecture's defaults); GPU users pass their own overrides.
+CPU_SMALL_MODEL: dict[str, Any] = {
+    "model.fpn_channels": 96,
+    "model.mask_head_channels": [64, 64],
+    "model.box_head_dim": 256,
+    "model.rpn_pre_nms_top_n_train": 600,
+    "model.rpn_post_nms_top_n_train": 300,
+    "model.rpn_pre_nms_top_n_test": 300,
+    "model.rpn_post_nms_top_n_test": 150,
+    "model.box_batch_size_per_image": 128,
+    "workers": 1,
+    "threads": 2,
+}
+
+
 class TrainParams(_Strict):
     """The training recipe. ``overrides`` reach any TrainConfig key (dotted), e.g. {"model.image_size": 320}."""
 
     model: str = "maskrcnn_mobilenet"
     steps: int = Field(300, ge=1)
-    batch_size: int = Field(4, ge=1)
-    image_size: int = Field(320, ge=64, le=2048)
+    batch_size: int = Field(2, ge=1)
+    image_size: int = Field(256, ge=64, le=2048)
     class_agnostic: str | None = "product"
     target_images: str | None = None
     dann: bool = False
     out: str = "runs/default/train"
-    overrides: dict[str, Any] = Field(default_factory=dict)
+    overrides: dict[str, Any] = Field(default_factory=lambda: dict(CPU_SMALL_MODEL))
 
     def to_config(self, data: str, eval_sets: list[EvalSet] | None = None):
         from synth.config import validate

@@ -35,7 +35,7 @@ Output directory (default ``runs/sim2real/<task>-<scale>``)::
 from __future__ import annotations
 
 import datetime as dt
-import os
+import json
 import shutil
 import sys
 import time
@@ -443,8 +443,6 @@ def _train_or_reuse(tp: TrainParams, data: str) -> tuple[str, str]:
 def evaluate_variant(run_dir: str, test_file: str, label: str, class_agnostic: bool, category_map: str | None,
                      device: str, batch_size: int) -> dict:
     """Score the run's last checkpoint on the real test split (written to RUN_DIR/eval/real_test/)."""
-    import json
-
     from train.evaluate import evaluate
 
     ckpt = Path(run_dir) / "checkpoints" / "last.pt"
@@ -461,10 +459,20 @@ def evaluate_variant(run_dir: str, test_file: str, label: str, class_agnostic: b
 HEADLINE = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
 
 
+def _training_seconds(run: Path) -> float | None:
+    """The training loop's own duration (log.csv elapsed_s): also right when this call reused the run."""
+    import csv
+
+    try:
+        with (run / "log.csv").open() as f:
+            rows = [r for r in csv.DictReader(f) if r.get("elapsed_s")]
+        return round(float(rows[-1]["elapsed_s"]), 1) if rows else None
+    except (OSError, ValueError):
+        return None
+
+
 def _variant_record(v: Variant, run_dir: str, how: str, train_s: float, metrics: dict, data: str,
                     labels: str) -> dict:
-    import json
-
     import yaml
 
     run = Path(run_dir)
@@ -476,7 +484,7 @@ def _variant_record(v: Variant, run_dir: str, how: str, train_s: float, metrics:
         "key": v.key, "name": v.name, "title": v.title, "labels": labels,
         "train_data": data, "train_data_kind": v.data, "synthetic_only": v.synthetic_only,
         "augment": v.augment, "dann": v.dann, "init_from": v.init_from,
-        "run_dir": str(run), "training": how, "train_s": round(train_s, 1),
+        "run_dir": str(run), "training": how, "call_s": round(train_s, 1), "train_s": _training_seconds(run),
         "model": cfg["model"]["name"], "image_size": cfg["model"]["image_size"], "steps": cfg["steps"],
         "batch_size": cfg["batch_size"], "seed": cfg["seed"], "optimizer": cfg["optimizer"], "lr": cfg["lr"],
         "train_images": (ds.get("train") or {}).get("images"),
@@ -525,12 +533,11 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
     """Render, split, train every variant, evaluate on the real test split, write the JSON and the report."""
     from flows.render import run_render
     from synth.fsutil import atomic_write_json
-    from train.compare import write_comparison
+    from train.compare import bootstrap_transfer, write_comparison
     from train.provenance import git_info, package_versions
 
     logger = get_run_logger()
     t_start = time.perf_counter()
-    _patient_ephemeral_server()
     timings: dict[str, float] = {}
     spec = TASKS[params.task]
     s = params.settings()
@@ -628,6 +635,12 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
             logger.info("%s%s: %s in %.0f s; real test AP %s, AP50 %s", v.title, suffix, how, train_s,
                         rec["bbox"]["AP"], rec["bbox"]["AP50"])
     variants = results["agnostic"]  # the chosen variants and what they start from
+    t = time.perf_counter()
+    uncertainty = bootstrap_transfer(real["test"], {k: json.loads(Path(r["predictions_file"]).read_text())
+                                                    for k, r in variants.items()}, seed=params.seed)
+    for k, r in variants.items():
+        r["bbox"]["AP50_ci95"] = uncertainty.get("AP50", {}).get(k, {}).get("ci95")
+    timings["bootstrap_s"] = round(time.perf_counter() - t, 1)
     if per_class["enabled"] and results["per-class"]:
         per_class["variants"] = results["per-class"]
         per_class["transfer"] = transfer_summary(per_class["variants"])
@@ -660,6 +673,7 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
                        "train_files": real["train_files"], "test_files": real["test_files"]},
         "variants": variants,
         "transfer": transfer_summary(variants),
+        "uncertainty": uncertainty,
         "per_class": per_class,
         "provenance": {"git": git_info(), "packages": package_versions(), "device": first.get("device"),
                        "command": " ".join(sys.argv)},
@@ -667,7 +681,7 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
     }
     for labels in results:
         for k, r in results[labels].items():
-            summary["timings"][f"train_{k}{'' if labels == 'agnostic' else '_per_class'}_s"] = r["train_s"]
+            summary["timings"][f"train_{k}{'' if labels == 'agnostic' else '_per_class'}_s"] = r["call_s"]
             summary["timings"][f"eval_{k}{'' if labels == 'agnostic' else '_per_class'}_s"] = r["eval_s"]
     summary["timings"]["wall_s"] = round(time.perf_counter() - t_start, 1)
     json_path = out / "sim2real.json"
@@ -698,13 +712,6 @@ def _protocol_notes(first: dict, s: ScaleSettings) -> list[str]:
 
 
 # ---- plain entry point ---------------------------------------------------------------------------------
-def _patient_ephemeral_server() -> None:
-    """Render worker processes each start their own ephemeral Prefect server when no API URL is set; on a
-    loaded 2-core machine that takes longer than Prefect's 20 s default and the shard fails. Children
-    inherit this environment."""
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-
-
 def run_benchmark(task: str, scale: str = "smoke", out: str | None = None, **kwargs) -> dict:
     """Run the benchmark in this process through ephemeral Prefect; returns the summary (also sim2real.json).
 
@@ -712,7 +719,6 @@ def run_benchmark(task: str, scale: str = "smoke", out: str | None = None, **kwa
     from flows.env import prefect_defaults
 
     prefect_defaults()
-    _patient_ephemeral_server()
     try:
         params = Sim2RealParams(task=task, scale=scale, out=out, **kwargs)
     except ValueError as e:  # pydantic's ValidationError: one line naming the field

@@ -260,7 +260,7 @@ def _fake_variant(tmp_path: Path, key: str, test: Path, jitter: float, false_pos
 
 def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
     from flows.sim2real import transfer_summary
-    from train.compare import write_comparison
+    from train.compare import bootstrap_transfer, write_comparison
 
     sets = {"synthetic_plain": make_shapes_coco(tmp_path / "plain", n_images=6, size=64, seed=1),
             "synthetic_dr": make_shapes_coco(tmp_path / "dr", n_images=6, size=64, seed=2, style="dark"),
@@ -269,9 +269,18 @@ def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
     variants = {k: _fake_variant(tmp_path, k, sets["real_test"], jitter, fps, seed)
                 for seed, (k, jitter, fps) in enumerate([("a", 0.4, 30), ("b", 0.3, 20), ("c", 0.25, 20),
                                                          ("d", 0.05, 5), ("e", 0.02, 3)])}
+    preds = {k: json.loads(Path(r["predictions_file"]).read_text()) for k, r in variants.items()}
+    uncertainty = bootstrap_transfer(sets["real_test"], preds, samples=200, seed=1)
+    for k, r in variants.items():  # the bootstrap's own AP50 is COCOeval's
+        assert uncertainty["AP50"][k]["estimate"] == pytest.approx(r["bbox"]["AP50"], abs=1e-3)
+        lo, hi = uncertainty["AP50"][k]["ci95"]
+        assert lo <= r["bbox"]["AP50"] + 1e-6 and r["bbox"]["AP50"] - 1e-6 <= hi
+        r["bbox"]["AP50_ci95"] = [lo, hi]
+    assert set(uncertainty["differences"]) == {"dann (c - b)", "randomization (b - a)", "fine-tuning (e - d)"}
+    assert bootstrap_transfer(sets["real_test"], preds, samples=200, seed=1) == uncertainty  # seeded
     summary = {
         "task": "retail", "scale": "smoke", "class_name": "product", "variants": variants,
-        "transfer": transfer_summary(variants),
+        "transfer": transfer_summary(variants), "uncertainty": uncertainty,
         "datasets": {k: {"path": str(v / "annotations.json"), "images": 6, "objects": 10, "config": "x.yaml",
                          "look": k} for k, v in sets.items()},
         "protocol": {"seed": 0, "weights_source": "random init (no weights file given)", "notes": ["same budget"],
@@ -292,6 +301,7 @@ def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
     assert variants["e"]["bbox"]["AP50"] > variants["a"]["bbox"]["AP50"]  # the fake detectors differ
     for text in (html, md):
         assert "random initialisation" in text and "abc123" in text and "split by photo" in text
+        assert "95 % intervals" in text and "not the spread between training runs" in text
         assert f"{variants['d']['bbox']['AP50']:.3f}" in text and "reference" in text
         for title in ("(a) variant", "(e) variant"):
             assert title in text
@@ -374,3 +384,13 @@ def test_benchmark_end_to_end_at_toy_scale(tmp_path, monkeypatch):
     assert {k: r["bbox"] for k, r in again["variants"].items()} == {k: r["bbox"] for k, r in saved["variants"].items()}
     with pytest.raises(ConfigError, match="other settings"):
         run_benchmark("retail", "smoke", str(out), **{**kwargs, "steps": 3, "variants": ["a"]})
+
+
+def test_average_precision_matches_the_coco_101_point_rule():
+    from train.compare import average_precision
+
+    tp = np.array([1.0, 0.0, 1.0])
+    assert average_precision(tp, np.ones(3), 2) == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)
+    assert average_precision(tp, np.array([0.0, 1.0, 1.0]), 1) == pytest.approx(0.5)  # first detection not drawn
+    assert average_precision(np.zeros(2), np.ones(2), 3) == 0.0
+    assert np.isnan(average_precision(tp, np.ones(3), 0))

@@ -59,7 +59,14 @@ def _fmt(v, digits: int = 3) -> str:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.0f} %"
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.0f} %"
+
+
+def _interval(ci, signed: bool = False) -> str:
+    if not ci:
+        return "n/a"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return f"{f.format(ci[0])} to {f.format(ci[1])}"
 
 
 def _png(fig, dpi: int = 100) -> bytes:
@@ -159,6 +166,105 @@ def appearance_statistics(coco_path: str | Path, max_images: int = STAT_IMAGES) 
 
 def _public(stats: dict) -> dict:
     return {k: v for k, v in stats.items() if not k.startswith("_")}
+
+
+# ---- uncertainty ----------------------------------------------------------------------------------------
+BOOTSTRAP_SAMPLES = 1000
+MAX_DETECTIONS = 100  # per image, as COCOeval's AP
+
+
+def _detections_table(test_coco: str | Path, predictions: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                                  np.ndarray]:
+    """Class-agnostic matching at IoU 0.5, once: (score, true positive, image index) of every detection,
+    sorted by descending score, and labelled objects per image (crowd regions left out)."""
+    from train.data import load_coco
+    from train.report import match_predictions
+
+    src = load_coco(test_coco, check_files=False)
+    ids = sorted(src.images)
+    gt = {i: [{"bbox": a["bbox"], "category_id": 1} for a in src.anns_by_image[i] if not a.get("iscrowd", 0)]
+          for i in ids}
+    by_image: dict[int, list[dict]] = {i: [] for i in ids}
+    for p in predictions:
+        if p["image_id"] in by_image:
+            by_image[p["image_id"]].append({**p, "category_id": 1})
+    for i in ids:
+        by_image[i] = sorted(by_image[i], key=lambda p: -p["score"])[:MAX_DETECTIONS]
+    matches, _ = match_predictions(gt, by_image)
+    scores, tp, image = [], [], []
+    for k, i in enumerate(ids):
+        hits = matches[i][0]
+        for j, p in enumerate(by_image[i]):
+            scores.append(p["score"])
+            tp.append(j in hits)
+            image.append(k)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    n_gt = np.array([len(gt[i]) for i in ids], dtype=np.float64)
+    return (np.asarray(scores)[order], np.asarray(tp, dtype=np.float64)[order], np.asarray(image, dtype=np.int64)[order],
+            n_gt)
+
+
+def average_precision(tp: np.ndarray, weight: np.ndarray, n_gt: float) -> float:
+    """COCO-style AP: the precision envelope sampled at 101 recall points, detections in score order, each
+    counted ``weight`` times (an image drawn twice by the bootstrap counts twice)."""
+    if n_gt <= 0:
+        return float("nan")
+    keep = weight > 0
+    tp, weight = tp[keep], weight[keep]
+    if not len(tp):
+        return 0.0
+    tpc = np.cumsum(tp * weight)
+    fpc = np.cumsum((1.0 - tp) * weight)
+    recall = tpc / n_gt
+    precision = tpc / (tpc + fpc)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    idx = np.searchsorted(recall, np.linspace(0.0, 1.0, 101), side="left")
+    return float(np.where(idx < len(envelope), envelope[np.minimum(idx, len(envelope) - 1)], 0.0).mean())
+
+
+def bootstrap_transfer(test_coco: str | Path, predictions: dict[str, list[dict]], *, reference: str = "d",
+                       samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict:
+    """95 % intervals for every variant's AP50, for the differences the benchmark reports and for the ratio to
+    ``reference``, by a paired bootstrap over test images (every variant sees the same resampled images).
+
+    AP50 is recomputed here with the same greedy matching COCOeval uses, class-agnostic; the point estimate
+    agrees with COCOeval's AP50 to within rounding when the test set has no crowd regions."""
+    tables = {k: _detections_table(test_coco, p) for k, p in predictions.items()}
+    n_images = len(next(iter(tables.values()))[3]) if tables else 0
+    if not tables or n_images == 0:
+        return {}
+    n_gt = next(iter(tables.values()))[3]
+    rng = np.random.default_rng(seed)
+    draws = {k: np.empty(samples) for k in tables}
+    for s in range(samples):
+        mult = np.bincount(rng.integers(0, n_images, n_images), minlength=n_images).astype(np.float64)
+        total = float((mult * n_gt).sum())
+        for k, (_, tp, image, _) in tables.items():
+            draws[k][s] = average_precision(tp, mult[image], total)
+    estimate = {k: average_precision(t[1], np.ones_like(t[1]), float(t[3].sum())) for k, t in tables.items()}
+
+    def ci(values: np.ndarray) -> list[float] | None:
+        values = values[np.isfinite(values)]
+        return [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)] \
+            if len(values) else None
+
+    out = {"method": f"paired bootstrap over the {n_images} test images ({samples} resamples, seed {seed}), "
+                     "class-agnostic AP50", "samples": samples,
+           "AP50": {k: {"estimate": round(estimate[k], 4), "ci95": ci(draws[k])} for k in tables},
+           "differences": {}, "ratio_to_reference": {}}
+    for a, b, name in (("c", "b", "dann (c - b)"), ("b", "a", "randomization (b - a)"),
+                       ("e", "d", "fine-tuning (e - d)")):
+        if a in draws and b in draws:
+            out["differences"][name] = {"estimate": round(estimate[a] - estimate[b], 4), "ci95": ci(draws[a] - draws[b])}
+    if reference in draws:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for k in draws:
+                if k != reference:
+                    ratio = draws[k] / draws[reference]
+                    est = estimate[k] / estimate[reference] if estimate[reference] else float("nan")
+                    out["ratio_to_reference"][k] = {"estimate": round(est, 4) if math.isfinite(est) else None,
+                                                    "ci95": ci(ratio)}
+    return out
 
 
 # ---- figures --------------------------------------------------------------------------------------------
@@ -484,13 +590,24 @@ def write_comparison(summary_path: str | Path, *, examples: int = 5) -> Path:
           f"({test.get('path', '?')}); the same split for every variant. AP = COCO box mAP over IoU 0.50:0.95; "
           "AP50 / AP75 at one IoU; AR100 = recall with 100 detections per image.", "note")
     rel = (summary.get("transfer") or {}).get("AP50_relative_to_real_only") or {}
+    unc = summary.get("uncertainty") or {}
     rows = []
     for k, r in variants.items():
         b = r["bbox"]
+        ratio_ci = ((unc.get("ratio_to_reference") or {}).get(k) or {}).get("ci95")
         rows.append([r["title"], f"{r.get('train_images', '?')} {'rendered' if r.get('synthetic_only') else 'real'}",
-                     _fmt(b.get("AP")), _fmt(b.get("AP50")), _fmt(b.get("AP75")), _fmt(b.get("AR100")),
-                     "reference" if k == "d" else _pct(rel.get(k)), f"{r.get('train_s', 0):.0f}"])
-    doc.table(["variant", "training images", "AP", "AP50", "AP75", "AR100", "AP50 / real-only", "train s"], rows)
+                     _fmt(b.get("AP")), _fmt(b.get("AP50")), _interval(b.get("AP50_ci95")), _fmt(b.get("AP75")),
+                     _fmt(b.get("AR100")),
+                     "reference" if k == "d" else _pct(rel.get(k)) + (f" ({_pct(ratio_ci[0])}-{_pct(ratio_ci[1])})"
+                                                                      if ratio_ci else ""),
+                     _fmt(r.get("train_s"), 0)])
+    doc.table(["variant", "training images", "AP", "AP50", "AP50 95% interval", "AP75", "AR100",
+               "AP50 / real-only (95% interval)", "training s"], rows)
+    if unc.get("differences"):
+        doc.p("Differences in AP50, with 95 % intervals: " + "; ".join(
+            f"{name} {d['estimate']:+.3f} ({_interval(d['ci95'], signed=True)})" for name, d in unc["differences"].items())
+            + f". Intervals: {unc.get('method')}; they cover the choice of test photos, not the spread between "
+            "training runs with other seeds, so a difference whose interval includes 0 is not established.", "note")
     doc.figure("scores", scores_figure(variants), "Box AP50 (solid) and AP over IoU 0.50:0.95 (hatched) per variant; "
                "dotted line: the real-only reference (d).")
     doc.figure("pr_curves", pr_figure(variants), "Precision-recall on the real test split, every variant overlaid "
