@@ -73,7 +73,7 @@ CPU_SMALL_MODEL: dict[str, Any] = {
     "model.rpn_pre_nms_top_n_test": 300,
     "model.rpn_post_nms_top_n_test": 150,
     "model.box_batch_size_per_image": 128,
-    "workers": 1,
+    "workers": 0,  # decoding a few small JPEGs per step is cheap; loader processes only add teardown noise
     "threads": 2,
 }
 

@@ -556,7 +556,10 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
     logger.info("real photos: %s", real["how"])
 
     # Synthetic sets: one catalog, one seed, two looks.
-    datasets: dict[str, dict] = {"real_train": {**_coco_counts(real["train"]), "role": "training (d, e), DANN target (c)"},
+    roles = [f"training ({', '.join(v.key for v in plan if v.data == 'real_train')})"] if any(
+        v.data == "real_train" for v in plan) else []
+    roles += [f"unlabelled DANN target ({', '.join(v.key for v in plan if v.dann)})"] if any(v.dann for v in plan) else []
+    datasets: dict[str, dict] = {"real_train": {**_coco_counts(real["train"]), "role": ", ".join(roles) or "unused"},
                                  "real_test": {**_coco_counts(real["test"]), "role": "test (every variant)"}}
     needed = sorted({v.data for v in plan if v.synthetic_only} | ({"synthetic_dr"} if any(v.init_from for v in plan)
                                                                   else set()))
