@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from flows.params import PipelineParams, RenderParams, TrainParams
 from randomize_helpers import RETAIL, make_catalog
+
+from flows.params import PipelineParams, RenderParams, TrainParams
 
 REPO = Path(__file__).resolve().parents[1]
 
