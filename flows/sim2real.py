@@ -509,6 +509,10 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return round(a - b, 4) if a is not None and b is not None else None
 
 
+# Below this real-only AP50 the reference is at chance level and "x % of real-only" says nothing.
+MIN_REFERENCE_AP50 = 0.05
+
+
 def transfer_summary(variants: dict[str, dict]) -> dict:
     """The issue's numbers: each variant's AP50 as a fraction of real-only's, and the gains of DANN and of
     fine-tuning (class-agnostic)."""
@@ -516,6 +520,8 @@ def transfer_summary(variants: dict[str, dict]) -> dict:
     ap = {k: (r["bbox"] or {}).get("AP") for k, r in variants.items()}
     out: dict[str, Any] = {"reference": "d" if "d" in variants else None}
     if "d" in variants:
+        out["ratios_meaningful"] = (ap50["d"] or 0.0) >= MIN_REFERENCE_AP50
+        out["min_reference_AP50"] = MIN_REFERENCE_AP50
         out["AP50_relative_to_real_only"] = {k: _ratio(ap50[k], ap50["d"]) for k in variants if k != "d"}
         out["AP_relative_to_real_only"] = {k: _ratio(ap[k], ap["d"]) for k in variants if k != "d"}
     if "b" in variants and "c" in variants:

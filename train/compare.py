@@ -539,11 +539,18 @@ def headline_sentence(summary: dict) -> str:
     parts = []
     best_syn = max((k for k in v if v[k].get("synthetic_only")), default=None,
                    key=lambda k: v[k]["bbox"].get("AP50") or -1)
+    meaningful = tr.get("ratios_meaningful", True)
     if best_syn:
+        ratio = ""
+        if "d" in v and meaningful:
+            ratio = (f", {_pct(rel.get(best_syn))} of what the detector trained on the real photos reaches "
+                     f"(AP50 {_fmt(v['d']['bbox'].get('AP50'))})")
+        elif "d" in v:
+            ratio = (f"; the real-only reference reaches AP50 {_fmt(v['d']['bbox'].get('AP50'))}, below "
+                     f"{tr.get('min_reference_AP50')}, i.e. chance level at this budget, so no ratio is meaningful")
         parts.append(f"Trained only on rendered images, the best synthetic variant ({_label(v[best_syn])}) finds the "
-                     f"{name}s in {test.get('images', '?')} real test photos with AP50 {_fmt(v[best_syn]['bbox'].get('AP50'))}"
-                     + (f", {_pct(rel.get(best_syn))} of what the detector trained on the real photos reaches "
-                        f"(AP50 {_fmt(v['d']['bbox'].get('AP50'))})" if "d" in v else "") + ".")
+                     f"{name}s in {test.get('images', '?')} real test photos with AP50 "
+                     f"{_fmt(v[best_syn]['bbox'].get('AP50'))}{ratio}.")
     if tr.get("dann_gain_AP50") is not None:
         parts.append(f"Domain adaptation (DANN) changes AP50 by {tr['dann_gain_AP50']:+.3f} over (b).")
     if tr.get("randomization_gain_AP50") is not None:
@@ -595,11 +602,12 @@ def write_comparison(summary_path: str | Path, *, examples: int = 5) -> Path:
     for k, r in variants.items():
         b = r["bbox"]
         ratio_ci = ((unc.get("ratio_to_reference") or {}).get(k) or {}).get("ci95")
+        meaningful = (summary.get("transfer") or {}).get("ratios_meaningful", True)
         rows.append([r["title"], f"{r.get('train_images', '?')} {'rendered' if r.get('synthetic_only') else 'real'}",
                      _fmt(b.get("AP")), _fmt(b.get("AP50")), _interval(b.get("AP50_ci95")), _fmt(b.get("AP75")),
                      _fmt(b.get("AR100")),
-                     "reference" if k == "d" else _pct(rel.get(k)) + (f" ({_pct(ratio_ci[0])}-{_pct(ratio_ci[1])})"
-                                                                      if ratio_ci else ""),
+                     "reference" if k == "d" else "reference at chance" if not meaningful
+                     else _pct(rel.get(k)) + (f" ({_pct(ratio_ci[0])}-{_pct(ratio_ci[1])})" if ratio_ci else ""),
                      _fmt(r.get("train_s"), 0)])
     doc.table(["variant", "training images", "AP", "AP50", "AP50 95% interval", "AP75", "AR100",
                "AP50 / real-only (95% interval)", "training s"], rows)
