@@ -15,11 +15,24 @@ def _run(args) -> int:
     from flows.render_then_train import render_then_train
 
     out = args.out.rstrip("/")
-    render = RenderParams(config=args.config, n=args.n, seed=args.seed, out=f"{out}/data", backend=args.backend,
-                          workers=args.workers, dask_address=args.dask_address,
-                          overrides={"image.width": args.width, "image.height": args.height})
-    train = TrainParams(model=args.model, steps=args.steps, batch_size=args.batch_size, image_size=args.image_size,
-                        class_agnostic=args.class_agnostic or None, out=f"{out}/train")
+    render = RenderParams(
+        config=args.config,
+        n=args.n,
+        seed=args.seed,
+        out=f"{out}/data",
+        backend=args.backend,
+        workers=args.workers,
+        dask_address=args.dask_address,
+        overrides={"image.width": args.width, "image.height": args.height},
+    )
+    train = TrainParams(
+        model=args.model,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        class_agnostic=args.class_agnostic or None,
+        out=f"{out}/train",
+    )
     eval_sets = [EvalSet(data=d, class_agnostic=True) for d in args.eval] or None
     result = render_then_train(PipelineParams(render=render, train=train, eval_sets=eval_sets))
     print(json.dumps({k: result[k] for k in ("run_dir", "report", "metrics")}, indent=1))
@@ -28,7 +41,8 @@ def _run(args) -> int:
 
 def add_run_parser(sub) -> None:
     p = sub.add_parser(
-        "run", help="render -> train -> evaluate -> report, through Prefect (ephemeral)",
+        "run",
+        help="render -> train -> evaluate -> report, through Prefect (ephemeral)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=textwrap.dedent("""\
             examples:
@@ -38,7 +52,8 @@ def add_run_parser(sub) -> None:
             Outputs: OUT/data (COCO dataset), OUT/train (checkpoints, log.csv, eval/, report.html, report.md).
             Without --eval the real sets in ../shared/real are used when present, otherwise a held-out
             rendered set (the report says which).
-            """))
+            """),
+    )
     p.add_argument("--config", default="configs/retail_table.yaml", help="render config")
     p.add_argument("--n", type=int, default=240, help="images to render")
     p.add_argument("--seed", type=int, default=0)
@@ -52,6 +67,8 @@ def add_run_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--image-size", type=int, default=256)
     p.add_argument("--class-agnostic", default="product", help="single class name ('' for per-category)")
-    p.add_argument("--eval", action="append", default=[], metavar="COCO_DIR", help="labelled set (repeatable)")
+    p.add_argument(
+        "--eval", action="append", default=[], metavar="COCO_DIR", help="labelled set (repeatable)"
+    )
     p.add_argument("--out", default="runs/default")
     p.set_defaults(func=_run)

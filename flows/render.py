@@ -50,13 +50,23 @@ def render_dataset(params: RenderParams) -> dict:
     plan = make_plan(cfg, params.n, params.seed, params.backend, params.backend_opts)
     prepare_output(plan, out)
     todo = clean_partial(plan, out)
-    logger.info("render %d images in %d shards: %d to render, %d reused (config %s, seed %d, backend %s)",
-                plan.n, plan.num_shards, len(todo), plan.num_shards - len(todo), plan.config_hash,
-                plan.seed, plan.backend)
-    progress = create_progress_artifact(progress=0.0 if todo else 100.0, key="render-progress",
-                                        description=f"render {out.name}: shards done")
-    futures = [render_shard_task.submit(cfg, s, plan.n, str(out), plan.seed, plan.backend, plan.backend_opts)
-               for s in todo]
+    logger.info(
+        "render %d images in %d shards: %d to render, %d reused (config %s, seed %d, backend %s)",
+        plan.n,
+        plan.num_shards,
+        len(todo),
+        plan.num_shards - len(todo),
+        plan.config_hash,
+        plan.seed,
+        plan.backend,
+    )
+    progress = create_progress_artifact(
+        progress=0.0 if todo else 100.0, key="render-progress", description=f"render {out.name}: shards done"
+    )
+    futures = [
+        render_shard_task.submit(cfg, s, plan.n, str(out), plan.seed, plan.backend, plan.backend_opts)
+        for s in todo
+    ]
     done = 0
     for fut in as_completed(futures):
         fut.result()
@@ -76,9 +86,11 @@ def render_dataset(params: RenderParams) -> dict:
     _add_run_info(out, summary)
     create_markdown_artifact(
         key="render-summary",
-        markdown=(f"### Rendered `{out}`\n\n| shards | rendered | reused | images rendered | seconds |\n"
-                  f"|---|---|---|---|---|\n| {plan.num_shards} | {len(todo)} | {plan.num_shards - len(todo)} "
-                  f"| {summary['images_rendered']} | {summary['wall_s']} |\n"),
+        markdown=(
+            f"### Rendered `{out}`\n\n| shards | rendered | reused | images rendered | seconds |\n"
+            f"|---|---|---|---|---|\n| {plan.num_shards} | {len(todo)} | {plan.num_shards - len(todo)} "
+            f"| {summary['images_rendered']} | {summary['wall_s']} |\n"
+        ),
         description="render-dataset summary",
     )
     return summary

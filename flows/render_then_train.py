@@ -33,8 +33,11 @@ def shared_root() -> Path:
 def default_eval_sets() -> tuple[list[EvalSet], str]:
     """The real sets present in ../shared, and a sentence saying what was found."""
     root = shared_root()
-    sets = [EvalSet(data=str(root / rel), name=name, class_agnostic=True)
-            for rel, name in DEFAULT_REAL_SETS if (root / rel / "annotations.json").is_file()]
+    sets = [
+        EvalSet(data=str(root / rel), name=name, class_agnostic=True)
+        for rel, name in DEFAULT_REAL_SETS
+        if (root / rel / "annotations.json").is_file()
+    ]
     if sets:
         return sets, f"Evaluated on real photos from `{root}`."
     return [], f"No real evaluation sets found under `{root}`: evaluated on a held-out RENDERED set instead."
@@ -43,16 +46,25 @@ def default_eval_sets() -> tuple[list[EvalSet], str]:
 def heldout_params(render: RenderParams) -> RenderParams:
     """A rendered test set from the same config but disjoint seeds (never seen in training)."""
     out = Path(render.out)
-    return render.model_copy(update={"n": max(20, render.n // 5), "seed": render.seed + 1_000_003,
-                                     "out": str(out.with_name(out.name + "-heldout"))})
+    return render.model_copy(
+        update={
+            "n": max(20, render.n // 5),
+            "seed": render.seed + 1_000_003,
+            "out": str(out.with_name(out.name + "-heldout")),
+        }
+    )
 
 
 @flow(name="render-then-train", log_prints=True)
 def render_then_train(params: PipelineParams = PipelineParams()) -> dict:  # noqa: B008 (pydantic default)
     logger = get_run_logger()
     rendered = run_render(params.render)
-    logger.info("dataset: %s (%d shards rendered, %d reused)", rendered["annotations"],
-                rendered["shards_rendered"], rendered["shards_reused"])
+    logger.info(
+        "dataset: %s (%d shards rendered, %d reused)",
+        rendered["annotations"],
+        rendered["shards_rendered"],
+        rendered["shards_reused"],
+    )
 
     eval_sets, note = (params.eval_sets, "") if params.eval_sets is not None else default_eval_sets()
     if not eval_sets:

@@ -22,8 +22,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from flows.render_then_train import render_then_train
 
-    render_then_train.serve(name=args.name, limit=args.limit,
-                            description="render -> train -> evaluate on real photos -> report")
+    render_then_train.serve(
+        name=args.name, limit=args.limit, description="render -> train -> evaluate on real photos -> report"
+    )
 
 
 if __name__ == "__main__":

@@ -76,11 +76,23 @@ class Variant:
 VARIANTS: tuple[Variant, ...] = (
     Variant("a", "synthetic-plain", "(a) synthetic, no randomization", "synthetic_plain", augment=False),
     Variant("b", "synthetic-dr", "(b) synthetic + domain randomization", "synthetic_dr", augment=True),
-    Variant("c", "synthetic-dr-dann", "(c) = (b) + DANN to the real train photos", "synthetic_dr", augment=True,
-            dann=True),
+    Variant(
+        "c",
+        "synthetic-dr-dann",
+        "(c) = (b) + DANN to the real train photos",
+        "synthetic_dr",
+        augment=True,
+        dann=True,
+    ),
     Variant("d", "real-only", "(d) real train split only (reference)", "real_train", augment=True),
-    Variant("e", "dr-then-real", "(e) = (b) fine-tuned on the real train split", "real_train", augment=True,
-            init_from="b"),
+    Variant(
+        "e",
+        "dr-then-real",
+        "(e) = (b) fine-tuned on the real train split",
+        "real_train",
+        augment=True,
+        init_from="b",
+    ),
 )
 VARIANT_BY_KEY = {v.key: v for v in VARIANTS}
 
@@ -113,8 +125,13 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "retail": TaskSpec("retail", "configs/sim2real_retail.yaml", "product", "real/retail/freiburg_dev", None),
-    "industrial": TaskSpec("industrial", "configs/sim2real_industrial.yaml", "screw",
-                           "real/industrial/amv_screws_train", "real/industrial/amv_screws_valid"),
+    "industrial": TaskSpec(
+        "industrial",
+        "configs/sim2real_industrial.yaml",
+        "screw",
+        "real/industrial/amv_screws_train",
+        "real/industrial/amv_screws_valid",
+    ),
 }
 
 
@@ -141,22 +158,62 @@ class ScaleSettings(BaseModel):
 # Full: for a GPU; the retail real set has boxes only, so both tasks keep a box-capable model family that
 # C's engine trains on it (SSD for retail; Mask R-CNN R50 needs masks, which the industrial set has).
 SCALES: dict[tuple[str, str], ScaleSettings] = {
-    ("retail", "smoke"): ScaleSettings(images=160, render_size=224, catalog_items=30,
-                                       model="ssdlite320_mobilenet_v3_large", image_size=224, steps=50,
-                                       batch_size=8, optimizer="adamw", lr=1e-3, warmup_fraction=0.1,
-                                       per_class=False, loader_workers=1),
-    ("industrial", "smoke"): ScaleSettings(images=160, render_size=320, catalog_items=5,
-                                           model="ssdlite320_mobilenet_v3_large", image_size=256, steps=50,
-                                           batch_size=8, optimizer="adamw", lr=1e-3, warmup_fraction=0.1,
-                                           per_class=False, loader_workers=1),
-    ("retail", "full"): ScaleSettings(images=4000, render_size=224, catalog_items=90,
-                                      model="ssdlite320_mobilenet_v3_large", image_size=320, steps=8000,
-                                      batch_size=32, optimizer="adamw", lr=1e-3, warmup_fraction=0.03,
-                                      per_class=True, loader_workers=6),
-    ("industrial", "full"): ScaleSettings(images=4000, render_size=640, catalog_items=20,
-                                          model="maskrcnn_resnet50_fpn_v2", image_size=640, steps=8000,
-                                          batch_size=8, optimizer="sgd", lr=0.02, warmup_fraction=0.05,
-                                          per_class=True, loader_workers=6),
+    ("retail", "smoke"): ScaleSettings(
+        images=160,
+        render_size=224,
+        catalog_items=30,
+        model="ssdlite320_mobilenet_v3_large",
+        image_size=224,
+        steps=50,
+        batch_size=8,
+        optimizer="adamw",
+        lr=1e-3,
+        warmup_fraction=0.1,
+        per_class=False,
+        loader_workers=1,
+    ),
+    ("industrial", "smoke"): ScaleSettings(
+        images=160,
+        render_size=320,
+        catalog_items=5,
+        model="ssdlite320_mobilenet_v3_large",
+        image_size=256,
+        steps=50,
+        batch_size=8,
+        optimizer="adamw",
+        lr=1e-3,
+        warmup_fraction=0.1,
+        per_class=False,
+        loader_workers=1,
+    ),
+    ("retail", "full"): ScaleSettings(
+        images=4000,
+        render_size=224,
+        catalog_items=90,
+        model="ssdlite320_mobilenet_v3_large",
+        image_size=320,
+        steps=8000,
+        batch_size=32,
+        optimizer="adamw",
+        lr=1e-3,
+        warmup_fraction=0.03,
+        per_class=True,
+        loader_workers=6,
+    ),
+    ("industrial", "full"): ScaleSettings(
+        images=4000,
+        render_size=640,
+        catalog_items=20,
+        model="maskrcnn_resnet50_fpn_v2",
+        image_size=640,
+        steps=8000,
+        batch_size=8,
+        optimizer="sgd",
+        lr=0.02,
+        warmup_fraction=0.05,
+        per_class=True,
+        loader_workers=6,
+    ),
 }
 
 
@@ -196,9 +253,20 @@ class Sim2RealParams(BaseModel):
 
     def settings(self) -> ScaleSettings:
         base = SCALES[(self.task, self.scale)]
-        update = {k: getattr(self, k) for k in ("images", "render_size", "steps", "batch_size", "image_size",
-                                                "model", "catalog_items", "per_class")
-                  if getattr(self, k) is not None}
+        update = {
+            k: getattr(self, k)
+            for k in (
+                "images",
+                "render_size",
+                "steps",
+                "batch_size",
+                "image_size",
+                "model",
+                "catalog_items",
+                "per_class",
+            )
+            if getattr(self, k) is not None
+        }
         return base.model_copy(update=update)
 
     def out_dir(self) -> Path:
@@ -236,8 +304,13 @@ def prepare_catalog(task_name: str, root: str, items: int, seed: int) -> dict:
         from synth.library import generate_library
 
         added, kept = generate_library(catalog, items, 0, seed, thumbnails=False)
-        return {"root": str(catalog.root), "added": added, "kept": kept, "entries": len(list(catalog)),
-                "sources": ["procedural packaging (synth.procedural)"]}
+        return {
+            "root": str(catalog.root),
+            "added": added,
+            "kept": kept,
+            "entries": len(list(catalog)),
+            "sources": ["procedural packaging (synth.procedural)"],
+        }
     return _industrial_catalog(catalog, items, seed)
 
 
@@ -273,14 +346,30 @@ def _industrial_catalog(catalog, per_kind: int, seed: int) -> dict:
             if sku_id in catalog:
                 kept += 1
                 continue
-            add_mesh(catalog, path, name=name, category=category, supercategory="industrial", units="mm",
-                     sku_id=sku_id, material=steel, thumbnail=False, echo=None, license="Apache-2.0 tool output")
+            add_mesh(
+                catalog,
+                path,
+                name=name,
+                category=category,
+                supercategory="industrial",
+                units="mm",
+                sku_id=sku_id,
+                material=steel,
+                thumbnail=False,
+                echo=None,
+                license="Apache-2.0 tool output",
+            )
             added += 1
         sources.append(f"meshes from {folder}")
     else:
         sources.append(f"({folder} not found: procedural fasteners only)")
-    return {"root": str(catalog.root), "added": added, "kept": kept, "entries": len(list(catalog)),
-            "sources": sources}
+    return {
+        "root": str(catalog.root),
+        "added": added,
+        "kept": kept,
+        "entries": len(list(catalog)),
+        "sources": sources,
+    }
 
 
 # ---- real sets -----------------------------------------------------------------------------------------
@@ -293,8 +382,11 @@ def _require_set(path: str, what: str) -> str:
 
     p = Path(path)
     if not p.exists():
-        raise ConfigError(what, f"{p} not found: pass a labelled COCO set of real photos, or provide ../shared "
-                                "(or $SIMREAL_SHARED) with the default real sets")
+        raise ConfigError(
+            what,
+            f"{p} not found: pass a labelled COCO set of real photos, or provide ../shared "
+            "(or $SIMREAL_SHARED) with the default real sets",
+        )
     return str(resolve_coco_path(p))
 
 
@@ -302,12 +394,18 @@ def resolve_real_sets(params: Sim2RealParams) -> tuple[str, str | None]:
     """(train COCO file, test COCO file or None to split the train set), defaults from the task."""
     spec = TASKS[params.task]
     real_train = _require_set(params.real_train or _default_real(spec.real_train), "real_train")
-    test_arg = params.real_test if params.real_test else (None if params.real_train else _default_real(spec.real_test))
+    test_arg = (
+        params.real_test
+        if params.real_test
+        else (None if params.real_train else _default_real(spec.real_test))
+    )
     return real_train, (_require_set(test_arg, "real_test") if test_arg else None)
 
 
 @task(name="prepare-real-sets")
-def prepare_real_sets(real_train: str, real_test: str | None, test_fraction: float, seed: int, out: str) -> dict:
+def prepare_real_sets(
+    real_train: str, real_test: str | None, test_fraction: float, seed: int, out: str
+) -> dict:
     """Write real/train.json and real/test.json and prove that no test picture is in the training set."""
     from synth.fsutil import atomic_write_json
     from train.data import load_coco
@@ -318,8 +416,10 @@ def prepare_real_sets(real_train: str, real_test: str | None, test_fraction: flo
     if real_test is None:
         split = split_by_photo(train_src, test_fraction, seed)
         test_src, train_ids, test_ids = train_src, split.train_ids, split.test_ids
-        how = (f"{train_src.ann_file} split by photo: {len(test_ids)} of {len(train_src.images)} images "
-               f"({split.groups} photos, test fraction {test_fraction}, seed {seed}) held out for testing")
+        how = (
+            f"{train_src.ann_file} split by photo: {len(test_ids)} of {len(train_src.images)} images "
+            f"({split.groups} photos, test fraction {test_fraction}, seed {seed}) held out for testing"
+        )
     else:
         test_src = load_coco(real_test)
         train_ids, test_ids = sorted(train_src.images), sorted(test_src.images)
@@ -329,12 +429,16 @@ def prepare_real_sets(real_train: str, real_test: str | None, test_fraction: flo
     train_file = write_subset(train_src, train_ids, out_dir / "train.json", note="sim2real real train split")
     test_file = write_subset(test_src, test_ids, out_dir / "test.json", note="sim2real real test split")
     info = {
-        "train": str(train_file), "test": str(test_file),
-        "train_source": str(train_src.ann_file), "test_source": str(test_src.ann_file),
-        "train_image_ids": train_ids, "test_image_ids": test_ids,
+        "train": str(train_file),
+        "test": str(test_file),
+        "train_source": str(train_src.ann_file),
+        "test_source": str(test_src.ann_file),
+        "train_image_ids": train_ids,
+        "test_image_ids": test_ids,
         "train_files": [str(train_src.image_path(i).resolve()) for i in train_ids],
         "test_files": [str(test_src.image_path(i).resolve()) for i in test_ids],
-        "how": how, "leak_check": leak,
+        "how": how,
+        "leak_check": leak,
     }
     atomic_write_json(out_dir / "split.json", info)
     return info
@@ -350,8 +454,13 @@ def _coco_counts(path: str | Path) -> dict:
         for a in lst:
             if not a.get("iscrowd", 0):
                 per_category[names[a["category_id"]]] += 1
-    return {"path": str(src.ann_file), "images": len(src.images), "objects": sum(per_category.values()),
-            "categories": [c["name"] for c in src.categories], "objects_per_category": per_category}
+    return {
+        "path": str(src.ann_file),
+        "images": len(src.images),
+        "objects": sum(per_category.values()),
+        "categories": [c["name"] for c in src.categories],
+        "objects_per_category": per_category,
+    }
 
 
 # ---- per-class label maps ------------------------------------------------------------------------------
@@ -377,8 +486,17 @@ def write_category_map(categories: list[str], classes: list[str], path: Path) ->
 
 
 # ---- training and evaluation ---------------------------------------------------------------------------
-def train_params(v: Variant, params: Sim2RealParams, s: ScaleSettings, *, run_dir: Path, class_name: str | None,
-                 category_map: str | None, target_images: str | None, init_checkpoint: str | None) -> TrainParams:
+def train_params(
+    v: Variant,
+    params: Sim2RealParams,
+    s: ScaleSettings,
+    *,
+    run_dir: Path,
+    class_name: str | None,
+    category_map: str | None,
+    target_images: str | None,
+    init_checkpoint: str | None,
+) -> TrainParams:
     """One variant's training recipe: every budget and optimizer setting is shared, only the data, the
     augmentation switch, DANN and the starting weights differ."""
     overrides: dict[str, Any] = {
@@ -400,9 +518,17 @@ def train_params(v: Variant, params: Sim2RealParams, s: ScaleSettings, *, run_di
     if init_checkpoint:
         overrides["model.weights"] = init_checkpoint
     overrides.update(params.train_overrides)
-    return TrainParams(model=s.model, steps=s.steps, batch_size=s.batch_size, image_size=s.image_size,
-                       class_agnostic=class_name, target_images=target_images if v.dann else None, dann=v.dann,
-                       out=str(run_dir), overrides=overrides)
+    return TrainParams(
+        model=s.model,
+        steps=s.steps,
+        batch_size=s.batch_size,
+        image_size=s.image_size,
+        class_agnostic=class_name,
+        target_images=target_images if v.dann else None,
+        dann=v.dann,
+        out=str(run_dir),
+        overrides=overrides,
+    )
 
 
 _VOLATILE_KEYS = ("resume", "progress")
@@ -427,8 +553,11 @@ def _train_or_reuse(tp: TrainParams, data: str) -> tuple[str, str]:
     if last.is_file():
         stored = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
         if _comparable(stored) != _comparable(cfg.model_dump(mode="json")):
-            raise ConfigError(run, "already holds a training run with other settings: choose another --out "
-                                   "or delete that folder")
+            raise ConfigError(
+                run,
+                "already holds a training run with other settings: choose another --out "
+                "or delete that folder",
+            )
         step = int(torch.load(last, map_location="cpu", weights_only=True)["step"])
         if step >= cfg.steps:
             return str(run), "reused"
@@ -440,8 +569,15 @@ def _train_or_reuse(tp: TrainParams, data: str) -> tuple[str, str]:
 
 
 @task(name="evaluate-variant", task_run_name="evaluate-{label}", log_prints=False)  # COCOeval prints
-def evaluate_variant(run_dir: str, test_file: str, label: str, class_agnostic: bool, category_map: str | None,
-                     device: str, batch_size: int) -> dict:
+def evaluate_variant(
+    run_dir: str,
+    test_file: str,
+    label: str,
+    class_agnostic: bool,
+    category_map: str | None,
+    device: str,
+    batch_size: int,
+) -> dict:
     """Score the run's last checkpoint on the real test split (written to RUN_DIR/eval/real_test/)."""
     from train.evaluate import evaluate
 
@@ -452,8 +588,16 @@ def evaluate_variant(run_dir: str, test_file: str, label: str, class_agnostic: b
         metrics = json.loads(mfile.read_text())
         metrics["out_dir"] = str(out)
         return metrics
-    return evaluate(ckpt, test_file, out_dir=out, name=TEST_SET_NAME, class_agnostic=True if class_agnostic else None,
-                    category_map=category_map, device=device, batch_size=batch_size)
+    return evaluate(
+        ckpt,
+        test_file,
+        out_dir=out,
+        name=TEST_SET_NAME,
+        class_agnostic=True if class_agnostic else None,
+        category_map=category_map,
+        device=device,
+        batch_size=batch_size,
+    )
 
 
 HEADLINE = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")
@@ -471,22 +615,42 @@ def _training_seconds(run: Path) -> float | None:
         return None
 
 
-def _variant_record(v: Variant, run_dir: str, how: str, train_s: float, metrics: dict, data: str,
-                    labels: str) -> dict:
+def _variant_record(
+    v: Variant, run_dir: str, how: str, train_s: float, metrics: dict, data: str, labels: str
+) -> dict:
     import yaml
 
     run = Path(run_dir)
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     prov = json.loads((run / "provenance.json").read_text()) if (run / "provenance.json").is_file() else {}
-    ds = json.loads((run / "dataset_summary.json").read_text()) if (run / "dataset_summary.json").is_file() else {}
+    ds = (
+        json.loads((run / "dataset_summary.json").read_text())
+        if (run / "dataset_summary.json").is_file()
+        else {}
+    )
     bbox = metrics["bbox"]
     return {
-        "key": v.key, "name": v.name, "title": v.title, "labels": labels,
-        "train_data": data, "train_data_kind": v.data, "synthetic_only": v.synthetic_only,
-        "augment": v.augment, "dann": v.dann, "init_from": v.init_from,
-        "run_dir": str(run), "training": how, "call_s": round(train_s, 1), "train_s": _training_seconds(run),
-        "model": cfg["model"]["name"], "image_size": cfg["model"]["image_size"], "steps": cfg["steps"],
-        "batch_size": cfg["batch_size"], "seed": cfg["seed"], "optimizer": cfg["optimizer"], "lr": cfg["lr"],
+        "key": v.key,
+        "name": v.name,
+        "title": v.title,
+        "labels": labels,
+        "train_data": data,
+        "train_data_kind": v.data,
+        "synthetic_only": v.synthetic_only,
+        "augment": v.augment,
+        "dann": v.dann,
+        "init_from": v.init_from,
+        "run_dir": str(run),
+        "training": how,
+        "call_s": round(train_s, 1),
+        "train_s": _training_seconds(run),
+        "model": cfg["model"]["name"],
+        "image_size": cfg["model"]["image_size"],
+        "steps": cfg["steps"],
+        "batch_size": cfg["batch_size"],
+        "seed": cfg["seed"],
+        "optimizer": cfg["optimizer"],
+        "lr": cfg["lr"],
         "train_images": (ds.get("train") or {}).get("images"),
         "train_objects": (ds.get("train") or {}).get("instances"),
         "target_images": (ds.get("target") or {}).get("images"),
@@ -494,10 +658,13 @@ def _variant_record(v: Variant, run_dir: str, how: str, train_s: float, metrics:
         "device": prov.get("device"),
         "metrics_file": str(Path(metrics["out_dir"]) / "metrics.json"),
         "predictions_file": str(Path(metrics["out_dir"]) / "predictions.json"),
-        "test_images": metrics["images"], "test_objects": metrics["gt_instances"],
+        "test_images": metrics["images"],
+        "test_objects": metrics["gt_instances"],
         "bbox": {k: bbox.get(k) for k in HEADLINE},
-        "per_class": {c: {"AP": pc["AP"], "AP50": pc["AP50"], "gt": pc["gt"]}
-                      for c, pc in (bbox.get("per_class") or {}).items()},
+        "per_class": {
+            c: {"AP": pc["AP"], "AP50": pc["AP50"], "gt": pc["gt"]}
+            for c, pc in (bbox.get("per_class") or {}).items()
+        },
     }
 
 
@@ -550,9 +717,18 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
     out = params.out_dir().resolve()
     out.mkdir(parents=True, exist_ok=True)
     plan = params.planned_variants()
-    logger.info("sim2real %s at %s scale -> %s: variants %s, %s at %d px, %d steps x %d images, seed %d",
-                params.task, params.scale, out, ", ".join(v.key for v in plan), s.model, s.image_size, s.steps,
-                s.batch_size, params.seed)
+    logger.info(
+        "sim2real %s at %s scale -> %s: variants %s, %s at %d px, %d steps x %d images, seed %d",
+        params.task,
+        params.scale,
+        out,
+        ", ".join(v.key for v in plan),
+        s.model,
+        s.image_size,
+        s.steps,
+        s.batch_size,
+        params.seed,
+    )
 
     # Real photos: the split and its leak check come first, so a bad set fails before any rendering.
     t = time.perf_counter()
@@ -562,13 +738,24 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
     logger.info("real photos: %s", real["how"])
 
     # Synthetic sets: one catalog, one seed, two looks.
-    roles = [f"training ({', '.join(v.key for v in plan if v.data == 'real_train')})"] if any(
-        v.data == "real_train" for v in plan) else []
-    roles += [f"unlabelled DANN target ({', '.join(v.key for v in plan if v.dann)})"] if any(v.dann for v in plan) else []
-    datasets: dict[str, dict] = {"real_train": {**_coco_counts(real["train"]), "role": ", ".join(roles) or "unused"},
-                                 "real_test": {**_coco_counts(real["test"]), "role": "test (every variant)"}}
-    needed = sorted({v.data for v in plan if v.synthetic_only} | ({"synthetic_dr"} if any(v.init_from for v in plan)
-                                                                  else set()))
+    roles = (
+        [f"training ({', '.join(v.key for v in plan if v.data == 'real_train')})"]
+        if any(v.data == "real_train" for v in plan)
+        else []
+    )
+    roles += (
+        [f"unlabelled DANN target ({', '.join(v.key for v in plan if v.dann)})"]
+        if any(v.dann for v in plan)
+        else []
+    )
+    datasets: dict[str, dict] = {
+        "real_train": {**_coco_counts(real["train"]), "role": ", ".join(roles) or "unused"},
+        "real_test": {**_coco_counts(real["test"]), "role": "test (every variant)"},
+    }
+    needed = sorted(
+        {v.data for v in plan if v.synthetic_only}
+        | ({"synthetic_dr"} if any(v.init_from for v in plan) else set())
+    )
     catalog_info = None
     if needed:
         t = time.perf_counter()
@@ -579,21 +766,40 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
         timings["catalog_s"] = round(time.perf_counter() - t, 1)
     for name in needed:
         look = "plain" if name == "synthetic_plain" else "dr"
-        overrides = {"catalog.root": catalog_info["root"], "image.width": s.render_size,
-                     "image.height": s.render_size, **(PLAIN_LOOKS if look == "plain" else {}),
-                     **params.render_overrides}
-        rp = RenderParams(config=str(REPO_ROOT / spec.config), overrides=overrides, n=s.images, seed=params.seed,
-                          out=str(out / "synthetic" / look), backend=params.backend, workers=params.workers)
+        overrides = {
+            "catalog.root": catalog_info["root"],
+            "image.width": s.render_size,
+            "image.height": s.render_size,
+            **(PLAIN_LOOKS if look == "plain" else {}),
+            **params.render_overrides,
+        }
+        rp = RenderParams(
+            config=str(REPO_ROOT / spec.config),
+            overrides=overrides,
+            n=s.images,
+            seed=params.seed,
+            out=str(out / "synthetic" / look),
+            backend=params.backend,
+            workers=params.workers,
+        )
         t = time.perf_counter()
         rendered = run_render(rp)
         timings[f"render_{look}_s"] = round(time.perf_counter() - t, 1)
-        datasets[name] = {**_coco_counts(rendered["annotations"]), "out": rendered["out"],
-                          "role": "training " + ", ".join(v.key for v in plan if v.data == name),
-                          "config": str(REPO_ROOT / spec.config), "look": look,
-                          "overrides": {k: v for k, v in overrides.items() if k != "catalog.root"},
-                          "images_rendered": rendered["images_rendered"], "render_s": rendered["wall_s"]}
-    data_paths = {"synthetic_plain": datasets.get("synthetic_plain", {}).get("out"),
-                  "synthetic_dr": datasets.get("synthetic_dr", {}).get("out"), "real_train": real["train"]}
+        datasets[name] = {
+            **_coco_counts(rendered["annotations"]),
+            "out": rendered["out"],
+            "role": "training " + ", ".join(v.key for v in plan if v.data == name),
+            "config": str(REPO_ROOT / spec.config),
+            "look": look,
+            "overrides": {k: v for k, v in overrides.items() if k != "catalog.root"},
+            "images_rendered": rendered["images_rendered"],
+            "render_s": rendered["wall_s"],
+        }
+    data_paths = {
+        "synthetic_plain": datasets.get("synthetic_plain", {}).get("out"),
+        "synthetic_dr": datasets.get("synthetic_dr", {}).get("out"),
+        "real_train": real["train"],
+    }
 
     # Label modes: class-agnostic always; per class when category names match.
     label_modes = [("agnostic", spec.class_name, None, None)]
@@ -606,15 +812,20 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
         if len(classes) >= 2 and tested:
             maps = out / "real" / "category_maps"
             syn_map = write_category_map(syn_cats, classes, maps / "synthetic.yaml")
-            real_map = write_category_map(datasets["real_train"]["categories"] + datasets["real_test"]["categories"],
-                                          classes, maps / "real.yaml")
+            real_map = write_category_map(
+                datasets["real_train"]["categories"] + datasets["real_test"]["categories"],
+                classes,
+                maps / "real.yaml",
+            )
             label_modes.append(("per-class", None, syn_map, real_map))
             per_class["maps"] = {"synthetic": syn_map, "real": real_map}
         else:
             per_class["skipped"] = (
                 f"only {len(classes)} category name(s) shared by the catalog and the real set "
-                f"({', '.join(classes) or 'none'}): per-class scores need at least 2" if len(classes) < 2 else
-                f"the real test split has no object of the shared classes ({', '.join(classes)})")
+                f"({', '.join(classes) or 'none'}): per-class scores need at least 2"
+                if len(classes) < 2
+                else f"the real test split has no object of the shared classes ({', '.join(classes)})"
+            )
             logger.info("per-class variants skipped: %s", per_class["skipped"])
 
     # Train and evaluate every variant with the same budget.
@@ -628,25 +839,51 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
             if v.init_from:
                 init = str(Path(results[labels][v.init_from]["run_dir"]) / "checkpoints" / "last.pt")
             data = data_paths[v.data]
-            tp = train_params(v, params, s, run_dir=run_dir, class_name=class_name,
-                              category_map=(real_map if v.data == "real_train" else syn_map) if labels != "agnostic"
-                              else None, target_images=real["train"], init_checkpoint=init)
+            tp = train_params(
+                v,
+                params,
+                s,
+                run_dir=run_dir,
+                class_name=class_name,
+                category_map=(real_map if v.data == "real_train" else syn_map)
+                if labels != "agnostic"
+                else None,
+                target_images=real["train"],
+                init_checkpoint=init,
+            )
             t = time.perf_counter()
             run, how = _train_or_reuse(tp, data)
             train_s = time.perf_counter() - t
             t = time.perf_counter()
-            metrics = evaluate_variant(run, real["test"], f"{v.key}{suffix}", labels == "agnostic",
-                                       real_map if labels != "agnostic" else None, params.device, eval_bs)
+            metrics = evaluate_variant(
+                run,
+                real["test"],
+                f"{v.key}{suffix}",
+                labels == "agnostic",
+                real_map if labels != "agnostic" else None,
+                params.device,
+                eval_bs,
+            )
             eval_s = time.perf_counter() - t
             rec = _variant_record(v, run, how, train_s, metrics, data, labels)
             rec["eval_s"] = round(eval_s, 1)
             results[labels][v.key] = rec
-            logger.info("%s%s: %s in %.0f s; real test AP %s, AP50 %s", v.title, suffix, how, train_s,
-                        rec["bbox"]["AP"], rec["bbox"]["AP50"])
+            logger.info(
+                "%s%s: %s in %.0f s; real test AP %s, AP50 %s",
+                v.title,
+                suffix,
+                how,
+                train_s,
+                rec["bbox"]["AP"],
+                rec["bbox"]["AP50"],
+            )
     variants = results["agnostic"]  # the chosen variants and what they start from
     t = time.perf_counter()
-    uncertainty = bootstrap_transfer(real["test"], {k: json.loads(Path(r["predictions_file"]).read_text())
-                                                    for k, r in variants.items()}, seed=params.seed)
+    uncertainty = bootstrap_transfer(
+        real["test"],
+        {k: json.loads(Path(r["predictions_file"]).read_text()) for k, r in variants.items()},
+        seed=params.seed,
+    )
     for k, r in variants.items():
         r["bbox"]["AP50_ci95"] = uncertainty.get("AP50", {}).get(k, {}).get("ci95")
     timings["bootstrap_s"] = round(time.perf_counter() - t, 1)
@@ -658,16 +895,24 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
     first = next(iter(variants.values()))
     summary = {
         "format": FORMAT,
-        "task": params.task, "scale": params.scale, "class_name": spec.class_name,
+        "task": params.task,
+        "scale": params.scale,
+        "class_name": spec.class_name,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "out": str(out),
         "params": params.model_dump(mode="json"),
         "settings": s.model_dump(mode="json"),
         "protocol": {
             "seed": params.seed,
-            "same_budget": {"model": s.model, "image_size": s.image_size, "steps": s.steps,
-                            "batch_size": s.batch_size, "optimizer": s.optimizer, "lr": s.lr,
-                            "warmup_steps": int(round(s.warmup_fraction * s.steps))},
+            "same_budget": {
+                "model": s.model,
+                "image_size": s.image_size,
+                "steps": s.steps,
+                "batch_size": s.batch_size,
+                "optimizer": s.optimizer,
+                "lr": s.lr,
+                "warmup_steps": int(round(s.warmup_fraction * s.steps)),
+            },
             "test_set": real["test"],
             "split": {k: real[k] for k in ("how", "train_source", "test_source")},
             "leak_check": real["leak_check"],
@@ -678,14 +923,22 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
         },
         "catalog": catalog_info,
         "datasets": datasets,
-        "real_split": {"train_image_ids": real["train_image_ids"], "test_image_ids": real["test_image_ids"],
-                       "train_files": real["train_files"], "test_files": real["test_files"]},
+        "real_split": {
+            "train_image_ids": real["train_image_ids"],
+            "test_image_ids": real["test_image_ids"],
+            "train_files": real["train_files"],
+            "test_files": real["test_files"],
+        },
         "variants": variants,
         "transfer": transfer_summary(variants),
         "uncertainty": uncertainty,
         "per_class": per_class,
-        "provenance": {"git": git_info(), "packages": package_versions(), "device": first.get("device"),
-                       "command": " ".join(sys.argv)},
+        "provenance": {
+            "git": git_info(),
+            "packages": package_versions(),
+            "device": first.get("device"),
+            "command": " ".join(sys.argv),
+        },
         "timings": {**timings, "wall_s": None},
     }
     for labels in results:
@@ -714,9 +967,11 @@ def _protocol_notes(first: dict, s: ScaleSettings) -> list[str]:
         "The test split is used once, for the final scores; no setting was chosen by looking at it.",
     ]
     if str(first.get("weights_source", "")).startswith("random init"):
-        notes.append("All models start from random initialisation (no pretrained weights on this machine): "
-                     "absolute numbers are far below what a pretrained backbone reaches, at smoke scale "
-                     "especially; compare variants with each other, not with published results.")
+        notes.append(
+            "All models start from random initialisation (no pretrained weights on this machine): "
+            "absolute numbers are far below what a pretrained backbone reaches, at smoke scale "
+            "especially; compare variants with each other, not with published results."
+        )
     return notes
 
 

@@ -32,8 +32,9 @@ class _TrainingProgress:
         self.log = run_dir / "log.csv"
         self.total = total_steps
         self.every_s = every_s
-        self.artifact = create_progress_artifact(progress=0.0, key="train-progress",
-                                                 description=f"training {run_dir.name}: steps done")
+        self.artifact = create_progress_artifact(
+            progress=0.0, key="train-progress", description=f"training {run_dir.name}: steps done"
+        )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -73,9 +74,13 @@ def train_model(params: TrainParams, data: str) -> str:
 def evaluate_set(checkpoint: str, eval_set: EvalSet) -> dict:
     from train.evaluate import evaluate
 
-    return evaluate(checkpoint, eval_set.data, name=eval_set.display_name(),
-                    class_agnostic=True if eval_set.class_agnostic else None,
-                    category_map=eval_set.category_map)
+    return evaluate(
+        checkpoint,
+        eval_set.data,
+        name=eval_set.display_name(),
+        class_agnostic=True if eval_set.class_agnostic else None,
+        category_map=eval_set.category_map,
+    )
 
 
 def _fmt(v) -> str:
@@ -101,18 +106,36 @@ def evaluate_transfer(run_dir: str, eval_sets: list[EvalSet], note: str = "") ->
     rows = []
     for name, m in results.items():
         bbox, segm = m.get("bbox") or {}, m.get("segm") or {}
-        lines.append(f"| {name} | {m['images']} | {_fmt(bbox.get('AP'))} | {_fmt(bbox.get('AP50'))} | "
-                     f"{_fmt(segm.get('AP'))} | {m.get('weights_source', '?')} |")
+        lines.append(
+            f"| {name} | {m['images']} | {_fmt(bbox.get('AP'))} | {_fmt(bbox.get('AP50'))} | "
+            f"{_fmt(segm.get('AP'))} | {m.get('weights_source', '?')} |"
+        )
         for cls, pc in (bbox.get("per_class") or {}).items():
             spc = (segm.get("per_class") or {}).get(cls) or {}
-            rows.append({"set": name, "class": cls, "gt": pc.get("gt"), "AP_bbox": pc.get("AP"),
-                         "AP50_bbox": pc.get("AP50"), "AP_segm": spc.get("AP")})
+            rows.append(
+                {
+                    "set": name,
+                    "class": cls,
+                    "gt": pc.get("gt"),
+                    "AP_bbox": pc.get("AP"),
+                    "AP50_bbox": pc.get("AP50"),
+                    "AP_segm": spc.get("AP"),
+                }
+            )
     lines += ["", f"Report: `{report}` (HTML) and `{report.with_suffix('.md')}` (Markdown)."]
-    create_markdown_artifact(key="evaluation-summary", markdown="\n".join(lines),
-                             description="sim-to-real evaluation summary")
+    create_markdown_artifact(
+        key="evaluation-summary", markdown="\n".join(lines), description="sim-to-real evaluation summary"
+    )
     if rows:
         create_table_artifact(key="per-class-ap", table=rows, description="per-class AP by evaluation set")
     headline = ("AP", "AP50", "AP75")
-    return {"report": str(report),
-            "metrics": {k: {t: ({h: (v.get(t) or {}).get(h) for h in headline} if v.get(t) else None)
-                            for t in ("bbox", "segm")} for k, v in results.items()}}
+    return {
+        "report": str(report),
+        "metrics": {
+            k: {
+                t: ({h: (v.get(t) or {}).get(h) for h in headline} if v.get(t) else None)
+                for t in ("bbox", "segm")
+            }
+            for k, v in results.items()
+        },
+    }

@@ -59,7 +59,7 @@ class CropMask:
     def to_full(self, height: int, width: int) -> np.ndarray:
         full = np.zeros((height, width), dtype=bool)
         h, w = self.mask.shape
-        full[self.y0:self.y0 + h, self.x0:self.x0 + w] = self.mask
+        full[self.y0 : self.y0 + h, self.x0 : self.x0 + w] = self.mask
         return full
 
 
@@ -82,8 +82,9 @@ def category_ids(categories: Sequence[str] | Mapping[str, int]) -> dict[str, int
 
 
 # ---- the entry point -----------------------------------------------------------------------------------
-def annotate(frame: Frame, scene: Scene, cfg: AnnotationConfig,
-             categories: Sequence[str] | Mapping[str, int]) -> ImageAnnotations:
+def annotate(
+    frame: Frame, scene: Scene, cfg: AnnotationConfig, categories: Sequence[str] | Mapping[str, int]
+) -> ImageAnnotations:
     cat_ids = category_ids(categories)
     ids = frame.instance_ids
     if ids.dtype != np.uint16 or ids.ndim != 2:
@@ -100,8 +101,10 @@ def annotate(frame: Frame, scene: Scene, cfg: AnnotationConfig,
     for obj in scene.targets():
         iid = obj.instance_id
         if obj.category not in cat_ids:
-            raise ConfigError(f"scene {scene.index} instance {iid}",
-                              f"category '{obj.category}' is not in the category list")
+            raise ConfigError(
+                f"scene {scene.index} instance {iid}",
+                f"category '{obj.category}' is not in the category list",
+            )
         slc = slices[iid - 1] if iid - 1 < len(slices) else None
         modal = None
         if slc is not None:
@@ -126,8 +129,15 @@ def annotate(frame: Frame, scene: Scene, cfg: AnnotationConfig,
         elif modal_area < cfg.min_area_px:
             reason = "small_area"
         if reason is not None:
-            out.dropped.append({"instance_id": iid, "category": obj.category, "reason": reason,
-                                "visibility": round(visibility, 6), "area": modal_area})
+            out.dropped.append(
+                {
+                    "instance_id": iid,
+                    "category": obj.category,
+                    "reason": reason,
+                    "visibility": round(visibility, 6),
+                    "area": modal_area,
+                }
+            )
             continue
 
         record = {
@@ -169,7 +179,7 @@ def union(a: CropMask | None, b: CropMask | None) -> CropMask | None:
     m = np.zeros((y1 - y0, x1 - x0), dtype=bool)
     for c in (a, b):
         h, w = c.mask.shape
-        m[c.y0 - y0:c.y0 - y0 + h, c.x0 - x0:c.x0 - x0 + w] |= c.mask
+        m[c.y0 - y0 : c.y0 - y0 + h, c.x0 - x0 : c.x0 - x0 + w] |= c.mask
     return CropMask(m, y0, x0)
 
 
@@ -177,7 +187,12 @@ def tight_bbox(c: CropMask) -> list[int]:
     """[x, y, w, h] of the set pixels (the crop may be loose after a union)."""
     rows = np.flatnonzero(c.mask.any(axis=1))
     cols = np.flatnonzero(c.mask.any(axis=0))
-    return [int(c.x0 + cols[0]), int(c.y0 + rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+    return [
+        int(c.x0 + cols[0]),
+        int(c.y0 + rows[0]),
+        int(cols[-1] - cols[0] + 1),
+        int(rows[-1] - rows[0] + 1),
+    ]
 
 
 def rle_from_crop(c: CropMask, height: int, width: int) -> dict:
@@ -188,7 +203,7 @@ def rle_from_crop(c: CropMask, height: int, width: int) -> dict:
     zero runs, and pycocotools compresses the result."""
     h, w = c.mask.shape
     strip = np.zeros((height, w), dtype=np.uint8)
-    strip[c.y0:c.y0 + h] = c.mask
+    strip[c.y0 : c.y0 + h] = c.mask
     flat = strip.T.ravel()  # column-major order of the strip
     change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
     bounds = np.concatenate(([0], change, [flat.size]))
@@ -207,7 +222,9 @@ def rle_from_crop(c: CropMask, height: int, width: int) -> dict:
 
 
 # ---- amodal silhouettes from geometry ------------------------------------------------------------------
-def object_silhouette(obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | None = None) -> CropMask | None:
+def object_silhouette(
+    obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | None = None
+) -> CropMask | None:
     """The object's full silhouette in the image (pixel-centre sampling), ignoring every other object."""
     if world_to_cam is None:
         world_to_cam = np.linalg.inv(pose_matrix(cam.pose))
@@ -239,8 +256,9 @@ def object_silhouette(obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | 
     return mask
 
 
-def fill_outline(uv: np.ndarray, edges: np.ndarray, edge_faces: np.ndarray, selected: np.ndarray,
-                 height: int, width: int) -> CropMask | None:
+def fill_outline(
+    uv: np.ndarray, edges: np.ndarray, edge_faces: np.ndarray, selected: np.ndarray, height: int, width: int
+) -> CropMask | None:
     """Union of the selected faces of an oriented manifold, from the edges on the selection's outline.
 
     The selected faces all wind the same way in the image, so their summed winding numbers count how

@@ -59,11 +59,19 @@ def bench_scene(cfg: BenchSceneConfig, catalog: Catalog, seed: int, index: int) 
     az = rng.uniform(0, 2 * math.pi)
     dist, elev = rng.uniform(0.9, 1.2), math.radians(rng.uniform(40, 65))
     eye = (dist * math.cos(elev) * math.cos(az), dist * math.cos(elev) * math.sin(az), dist * math.sin(elev))
-    cam = Camera.from_fov(w, h, float(rng.uniform(45, 55)), pose=_look_at(eye, (0, 0, 0.04)), znear=0.05, zfar=10)
+    cam = Camera.from_fov(
+        w, h, float(rng.uniform(45, 55)), pose=_look_at(eye, (0, 0, 0.04)), znear=0.05, zfar=10
+    )
     tex = lambda kind: TextureSpec(procedural=kind, seed=int(rng.integers(cfg.texture_pool)), size=256)  # noqa: E731
-    objects = [SceneObject(instance_id=cfg.objects + 1, role="support", geometry=Geometry(box=(1.6, 1.2, 0.04)),
-                           pose=[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, -0.02], [0, 0, 0, 1]],
-                           material=Material(base_color=(1, 1, 1, 1), texture=tex("wood")))]
+    objects = [
+        SceneObject(
+            instance_id=cfg.objects + 1,
+            role="support",
+            geometry=Geometry(box=(1.6, 1.2, 0.04)),
+            pose=[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, -0.02], [0, 0, 0, 1]],
+            material=Material(base_color=(1, 1, 1, 1), texture=tex("wood")),
+        )
+    ]
     ids = catalog.ids() if catalog.root.is_dir() else []
     side = math.ceil(math.sqrt(cfg.objects))
     for k in range(cfg.objects):
@@ -79,20 +87,41 @@ def bench_scene(cfg: BenchSceneConfig, catalog: Catalog, seed: int, index: int) 
         elif k % 2:
             size = tuple(float(v) for v in rng.uniform(0.04, 0.1, 3))
             geom, z, category = Geometry(box=size), size[2] / 2, "box"
-            material = Material(base_color=(1, 1, 1, 1), texture=tex(str(rng.choice(["flying", "noise", "stripes"]))))
+            material = Material(
+                base_color=(1, 1, 1, 1), texture=tex(str(rng.choice(["flying", "noise", "stripes"])))
+            )
         else:
             r, hh = float(rng.uniform(0.02, 0.04)), float(rng.uniform(0.05, 0.12))
             geom, z, category = Geometry(cylinder=(r, hh)), hh / 2, "can"
-            material = Material(base_color=(*rng.uniform(0.1, 0.9, 3), 1.0), roughness=float(rng.uniform(0.2, 0.8)))
+            material = Material(
+                base_color=(*rng.uniform(0.1, 0.9, 3), 1.0), roughness=float(rng.uniform(0.2, 0.8))
+            )
         c, s = math.cos(yaw), math.sin(yaw)
-        objects.append(SceneObject(instance_id=k + 1, category=cfg.catalog.class_agnostic or category,
-                                   geometry=geom, pose=[[c, -s, 0, x], [s, c, 0, y], [0, 0, 1, z], [0, 0, 0, 1]],
-                                   material=material))
-    lights = [Light(kind="point", pose=_look_at((0.6, -0.5, 1.6), (0, 0, 0)), intensity=float(rng.uniform(60, 140))),
-              Light(kind="spot", pose=_look_at((-0.8, 0.6, 1.5), (0, 0, 0)), intensity=float(rng.uniform(80, 160)),
-                    spot_angle=math.radians(70))]
-    env = Environment(background_color=tuple(float(v) for v in rng.uniform(0.1, 0.6, 3)),
-                      background_texture=tex("noise") if rng.random() < 0.5 else None, ambient_intensity=0.35)
+        objects.append(
+            SceneObject(
+                instance_id=k + 1,
+                category=cfg.catalog.class_agnostic or category,
+                geometry=geom,
+                pose=[[c, -s, 0, x], [s, c, 0, y], [0, 0, 1, z], [0, 0, 0, 1]],
+                material=material,
+            )
+        )
+    lights = [
+        Light(
+            kind="point", pose=_look_at((0.6, -0.5, 1.6), (0, 0, 0)), intensity=float(rng.uniform(60, 140))
+        ),
+        Light(
+            kind="spot",
+            pose=_look_at((-0.8, 0.6, 1.5), (0, 0, 0)),
+            intensity=float(rng.uniform(80, 160)),
+            spot_angle=math.radians(70),
+        ),
+    ]
+    env = Environment(
+        background_color=tuple(float(v) for v in rng.uniform(0.1, 0.6, 3)),
+        background_texture=tex("noise") if rng.random() < 0.5 else None,
+        ambient_intensity=0.35,
+    )
     return Scene(seed=seed, index=index, camera=cam, lights=lights, objects=objects, environment=env)
 
 
@@ -104,10 +133,20 @@ def bench_categories(cfg: BenchSceneConfig, catalog: Catalog) -> list[str]:
     return ["box", "can"]
 
 
-def run_bench(n: int = 48, workers: tuple[int, ...] = (1, 2), backend: str = "pyrender",
-              backend_opts: dict | None = None, config: str | None = None, catalog: str | None = None,
-              width: int = 640, height: int = 480, objects: int = 20, out: str | Path | None = None,
-              keep: bool = False, progress: bool = True) -> dict:
+def run_bench(
+    n: int = 48,
+    workers: tuple[int, ...] = (1, 2),
+    backend: str = "pyrender",
+    backend_opts: dict | None = None,
+    config: str | None = None,
+    catalog: str | None = None,
+    width: int = 640,
+    height: int = 480,
+    objects: int = 20,
+    out: str | Path | None = None,
+    keep: bool = False,
+    progress: bool = True,
+) -> dict:
     """Render ``n`` images once per worker count into temporary datasets; returns (and writes) the figures."""
     from synth.writer import render_dataset
 
@@ -119,8 +158,9 @@ def run_bench(n: int = 48, workers: tuple[int, ...] = (1, 2), backend: str = "py
         cfg = BenchSceneConfig(image=ImageConfig(width=width, height=height), catalog=sel, objects=objects)
         builder, categories = bench_scene, bench_categories
         n_meshes = len(Catalog(sel.root).ids()) if Path(sel.root).is_dir() else 0
-        scene_desc = (f"built-in table, {objects} targets "
-                      + (f"from {n_meshes} catalog meshes" if n_meshes else "(boxes and cans: no catalog)"))
+        scene_desc = f"built-in table, {objects} targets " + (
+            f"from {n_meshes} catalog meshes" if n_meshes else "(boxes and cans: no catalog)"
+        )
     results = []
     load_start = round(os.getloadavg()[0], 2)
     scratch = Path(tempfile.mkdtemp(prefix="simreal-bench-"))
@@ -128,36 +168,51 @@ def run_bench(n: int = 48, workers: tuple[int, ...] = (1, 2), backend: str = "py
         for w in workers:
             ds = scratch / f"workers-{w}"
             t0 = time.perf_counter()
-            render_dataset(cfg, n, ds, seed=0, workers=w, backend=backend, backend_opts=backend_opts,
-                           scene_builder=builder, categories=categories, progress=progress)
+            render_dataset(
+                cfg,
+                n,
+                ds,
+                seed=0,
+                workers=w,
+                backend=backend,
+                backend_opts=backend_opts,
+                scene_builder=builder,
+                categories=categories,
+                progress=progress,
+            )
             wall = time.perf_counter() - t0
             manifest = json.loads((ds / "manifest.json").read_text())
             t = manifest["timings"]
             stages = {k: t["ms_per_image"].get(k, 0.0) for k in STAGES}
             cpu = {k: t["ms_per_image"].get(f"cpu.{k}", 0.0) for k in STAGES}
             cpu_total = sum(cpu.values())
-            backend_split = {k.split(".", 1)[1]: v for k, v in t["ms_per_image"].items() if k.startswith("backend.")}
+            backend_split = {
+                k.split(".", 1)[1]: v for k, v in t["ms_per_image"].items() if k.startswith("backend.")
+            }
             total = sum(stages.values())
             last = t["last_run"]
-            results.append({
-                "workers": w,
-                "images": n,
-                "wall_s": round(wall, 2),
-                "images_per_s": round(n / wall, 2),
-                "steady_images_per_s": last.get("steady_images_per_s"),
-                "first_results_s": last.get("first_results_s"),
-                "ms_per_image": {k: round(v, 1) for k, v in stages.items()},
-                "backend_ms_per_image": {k: round(v, 1) for k, v in backend_split.items()},
-                "ms_per_image_total": round(total, 1),
-                "annotate_fraction": round(stages["annotate"] / total, 3) if total else None,
-                "cpu_ms_per_image": {k: round(v, 1) for k, v in cpu.items()},
-                "cpu_ms_per_image_total": round(cpu_total, 1),
-                "annotate_cpu_fraction": round(cpu["annotate"] / cpu_total, 3) if cpu_total else None,
-                # what this CPU work allows on an otherwise idle machine with this many cores
-                "cpu_bound_images_per_s": round(min(w, os.cpu_count() or 1) * 1000 / cpu_total, 2)
-                if cpu_total else None,
-                "annotations_per_image": round(manifest["counts"]["annotations"] / n, 1),
-            })
+            results.append(
+                {
+                    "workers": w,
+                    "images": n,
+                    "wall_s": round(wall, 2),
+                    "images_per_s": round(n / wall, 2),
+                    "steady_images_per_s": last.get("steady_images_per_s"),
+                    "first_results_s": last.get("first_results_s"),
+                    "ms_per_image": {k: round(v, 1) for k, v in stages.items()},
+                    "backend_ms_per_image": {k: round(v, 1) for k, v in backend_split.items()},
+                    "ms_per_image_total": round(total, 1),
+                    "annotate_fraction": round(stages["annotate"] / total, 3) if total else None,
+                    "cpu_ms_per_image": {k: round(v, 1) for k, v in cpu.items()},
+                    "cpu_ms_per_image_total": round(cpu_total, 1),
+                    "annotate_cpu_fraction": round(cpu["annotate"] / cpu_total, 3) if cpu_total else None,
+                    # what this CPU work allows on an otherwise idle machine with this many cores
+                    "cpu_bound_images_per_s": round(min(w, os.cpu_count() or 1) * 1000 / cpu_total, 2)
+                    if cpu_total
+                    else None,
+                    "annotations_per_image": round(manifest["counts"]["annotations"] / n, 1),
+                }
+            )
             if not keep:
                 shutil.rmtree(ds, ignore_errors=True)
     finally:
@@ -170,14 +225,22 @@ def run_bench(n: int = 48, workers: tuple[int, ...] = (1, 2), backend: str = "py
         "backend_opts": backend_opts or {},
         "scene": scene_desc,
         "image": [width, height] if config is None else None,
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": load_start,
-                    "load_avg_1m_at_end": round(os.getloadavg()[0], 2)},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_1m_at_start": load_start,
+            "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        },
         "results": results,
-        "goal": {"images_per_s_with_2_workers": GOAL_IMAGES_PER_S, "annotate_fraction_max": GOAL_ANNOTATE_FRACTION,
-                 "met_throughput": (max(two["images_per_s"], two["steady_images_per_s"] or 0) >= GOAL_IMAGES_PER_S)
-                 if two else None,
-                 "met_annotate_fraction": all((r["annotate_fraction"] or 0) <= GOAL_ANNOTATE_FRACTION
-                                              for r in results)},
+        "goal": {
+            "images_per_s_with_2_workers": GOAL_IMAGES_PER_S,
+            "annotate_fraction_max": GOAL_ANNOTATE_FRACTION,
+            "met_throughput": (max(two["images_per_s"], two["steady_images_per_s"] or 0) >= GOAL_IMAGES_PER_S)
+            if two
+            else None,
+            "met_annotate_fraction": all(
+                (r["annotate_fraction"] or 0) <= GOAL_ANNOTATE_FRACTION for r in results
+            ),
+        },
         "kept": str(scratch) if keep else None,
     }
     if out is not None:
@@ -187,22 +250,37 @@ def run_bench(n: int = 48, workers: tuple[int, ...] = (1, 2), backend: str = "py
 
 def format_report(report: dict) -> str:
     m = report["machine"]
-    lines = [f"render benchmark: {report['backend']} {report['backend_opts'] or ''}  {report['scene']}  "
-             f"image {report['image']}  ({m['cpus']} CPUs, load average {m['load_avg_1m_at_start']} -> "
-             f"{m['load_avg_1m_at_end']})",
-             f"{'workers':>7} {'img/s':>6} {'steady':>6} {'wall s':>7}  {'':>4} "
-             + " ".join(f"{s:>8}" for s in STAGES) + "   annot%  cpu-bound img/s"]
+    lines = [
+        f"render benchmark: {report['backend']} {report['backend_opts'] or ''}  {report['scene']}  "
+        f"image {report['image']}  ({m['cpus']} CPUs, load average {m['load_avg_1m_at_start']} -> "
+        f"{m['load_avg_1m_at_end']})",
+        f"{'workers':>7} {'img/s':>6} {'steady':>6} {'wall s':>7}  {'':>4} "
+        + " ".join(f"{s:>8}" for s in STAGES)
+        + "   annot%  cpu-bound img/s",
+    ]
     for r in report["results"]:
-        for label, ms, frac in (("wall", r["ms_per_image"], r["annotate_fraction"]),
-                                ("cpu", r["cpu_ms_per_image"], r["annotate_cpu_fraction"])):
-            head = (f"{r['workers']:>7} {r['images_per_s']:>6.2f} {r['steady_images_per_s'] or 0:>6.2f} "
-                    f"{r['wall_s']:>7.1f}" if label == "wall" else " " * 29)
+        for label, ms, frac in (
+            ("wall", r["ms_per_image"], r["annotate_fraction"]),
+            ("cpu", r["cpu_ms_per_image"], r["annotate_cpu_fraction"]),
+        ):
+            head = (
+                f"{r['workers']:>7} {r['images_per_s']:>6.2f} {r['steady_images_per_s'] or 0:>6.2f} "
+                f"{r['wall_s']:>7.1f}"
+                if label == "wall"
+                else " " * 29
+            )
             tail = f"   {r['cpu_bound_images_per_s']:>6.2f}" if label == "cpu" else ""
-            lines.append(f"{head}  {label:>4} " + " ".join(f"{ms[s]:>8.1f}" for s in STAGES)
-                         + f"   {100 * (frac or 0):5.1f}" + tail)
+            lines.append(
+                f"{head}  {label:>4} "
+                + " ".join(f"{ms[s]:>8.1f}" for s in STAGES)
+                + f"   {100 * (frac or 0):5.1f}"
+                + tail
+            )
     g = report["goal"]
-    lines.append(f"goal >= {g['images_per_s_with_2_workers']} img/s with 2 workers: "
-                 f"{'met' if g['met_throughput'] else 'NOT met'}; annotation <= "
-                 f"{100 * g['annotate_fraction_max']:.0f}% of per-image time: "
-                 f"{'met' if g['met_annotate_fraction'] else 'NOT met'}")
+    lines.append(
+        f"goal >= {g['images_per_s_with_2_workers']} img/s with 2 workers: "
+        f"{'met' if g['met_throughput'] else 'NOT met'}; annotation <= "
+        f"{100 * g['annotate_fraction_max']:.0f}% of per-image time: "
+        f"{'met' if g['met_annotate_fraction'] else 'NOT met'}"
+    )
     return "\n".join(lines)

@@ -129,8 +129,9 @@ class Catalog:
         if not self.root.is_dir():
             return []
         return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")
-            and (p / RECORD_FILE).is_file()
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / RECORD_FILE).is_file()
         )
 
     def __len__(self) -> int:

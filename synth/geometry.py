@@ -54,8 +54,9 @@ def _indexed(meshes, key: str) -> LoadedGeometry:
     v, f = np.concatenate(verts), np.concatenate(faces)
     tris = v[f]
     edges, edge_faces, loose = _oriented_edges(v, f)
-    closed = bool(edges is not None and len(loose) == 0 and (edge_faces[:, 1] >= 0).all()
-                  and _signed_volume(tris) > 0)
+    closed = bool(
+        edges is not None and len(loose) == 0 and (edge_faces[:, 1] >= 0).all() and _signed_volume(tris) > 0
+    )
     return LoadedGeometry(tuple(meshes), tris, closed, key, v, f, edges, edge_faces, loose)
 
 
@@ -97,7 +98,9 @@ def _oriented_edges(vertices: np.ndarray, faces: np.ndarray):
         bad_sorted = over | same_way[group] | bad[order] | np.repeat(bad[first], sizes)
         if not bad_sorted.any():
             edges = np.stack([a[first], b[first]], axis=1)
-            edge_faces = np.stack([face_of[first], np.where(pair, face_of[np.maximum(second, 0)], -1)], axis=1)
+            edge_faces = np.stack(
+                [face_of[first], np.where(pair, face_of[np.maximum(second, 0)], -1)], axis=1
+            )
             return edges, edge_faces, np.flatnonzero(~good)
         good[face_of[order[bad_sorted]]] = False
     return None, None, None
@@ -197,24 +200,34 @@ def with_uv(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     lo = mesh.bounds[0]
     size = float(np.max(mesh.extents)) or 1.0
     t = np.arange(len(faces))[:, None]
-    uv = np.stack([(corners[t, np.arange(3), u_axis[:, None]] - lo[u_axis][:, None]) / size,
-                   (corners[t, np.arange(3), v_axis[:, None]] - lo[v_axis][:, None]) / size], axis=-1)
+    uv = np.stack(
+        [
+            (corners[t, np.arange(3), u_axis[:, None]] - lo[u_axis][:, None]) / size,
+            (corners[t, np.arange(3), v_axis[:, None]] - lo[v_axis][:, None]) / size,
+        ],
+        axis=-1,
+    )
     if face_rgba is not None:
         rgba = face_rgba
     else:
         rgba = [round(255 * c) for c in Material().base_color]
-    material = trimesh.visual.material.PBRMaterial(baseColorFactor=rgba, metallicFactor=0.0,
-                                                   roughnessFactor=Material().roughness)
-    return trimesh.Trimesh(vertices=corners.reshape(-1, 3), faces=np.arange(3 * len(faces)).reshape(-1, 3),
-                           vertex_normals=mesh.vertex_normals[faces].reshape(-1, 3),
-                           visual=trimesh.visual.TextureVisuals(uv=uv.reshape(-1, 2), material=material),
-                           process=False, validate=False)
+    material = trimesh.visual.material.PBRMaterial(
+        baseColorFactor=rgba, metallicFactor=0.0, roughnessFactor=Material().roughness
+    )
+    return trimesh.Trimesh(
+        vertices=corners.reshape(-1, 3),
+        faces=np.arange(3 * len(faces)).reshape(-1, 3),
+        vertex_normals=mesh.vertex_normals[faces].reshape(-1, 3),
+        visual=trimesh.visual.TextureVisuals(uv=uv.reshape(-1, 2), material=material),
+        process=False,
+        validate=False,
+    )
 
 
 # ---- primitives ----------------------------------------------------------------------------------------
 @lru_cache(maxsize=_PRIMITIVE_CACHE)
 def _load_primitive(key: str) -> LoadedGeometry:
-    geom = Geometry.model_validate_json(key[len("prim:"):])
+    geom = Geometry.model_validate_json(key[len("prim:") :])
     kind = geom.kind()
     if kind == "box":
         mesh = box_mesh(*geom.box)
@@ -230,13 +243,19 @@ def _textured(vertices, faces, uv, normals) -> trimesh.Trimesh:
     otherwise attach a placeholder 2x2 texture image)."""
     d = Material()
     material = trimesh.visual.material.PBRMaterial(
-        baseColorFactor=[round(255 * c) for c in d.base_color], metallicFactor=d.metallic,
-        roughnessFactor=d.roughness)
+        baseColorFactor=[round(255 * c) for c in d.base_color],
+        metallicFactor=d.metallic,
+        roughnessFactor=d.roughness,
+    )
     visual = trimesh.visual.TextureVisuals(uv=np.asarray(uv, dtype=np.float64), material=material)
-    return trimesh.Trimesh(vertices=np.asarray(vertices, dtype=np.float64),
-                           faces=np.asarray(faces, dtype=np.int64),
-                           vertex_normals=np.asarray(normals, dtype=np.float64),
-                           visual=visual, process=False, validate=False)
+    return trimesh.Trimesh(
+        vertices=np.asarray(vertices, dtype=np.float64),
+        faces=np.asarray(faces, dtype=np.int64),
+        vertex_normals=np.asarray(normals, dtype=np.float64),
+        visual=visual,
+        process=False,
+        validate=False,
+    )
 
 
 def plane_mesh(sx: float, sy: float) -> trimesh.Trimesh:

@@ -74,7 +74,9 @@ ALIGN_MIN_FILL = 0.90
 ALIGN_MIN_ASPECT = 1.2
 ALIGN_MIN_GAIN = 0.01
 LEVEL_MAX_TILT_DEG = 10.0
-SHARP_EDGE_DEG = 30.0  # untextured meshes: faces meeting at a sharper angle get split normals (crisp CAD edges)
+SHARP_EDGE_DEG = (
+    30.0  # untextured meshes: faces meeting at a sharper angle get split normals (crisp CAD edges)
+)
 
 
 @dataclass
@@ -100,7 +102,9 @@ class ImportedMesh:
 
 
 # ---- public API ----------------------------------------------------------------------------------------
-def load_mesh(path: str | Path, units: UnitsArg = "auto", up: UpArg = "auto", align: bool = True) -> ImportedMesh:
+def load_mesh(
+    path: str | Path, units: UnitsArg = "auto", up: UpArg = "auto", align: bool = True
+) -> ImportedMesh:
     """Read, validate and normalise a mesh file. Every problem is a one-line ``AssetError`` naming the file."""
     path = Path(path)
     if units not in ("auto", *UNIT_SCALE):
@@ -126,11 +130,15 @@ def load_mesh(path: str | Path, units: UnitsArg = "auto", up: UpArg = "auto", al
     original_units, how = resolve_units(largest, suffix, units)
     scale = UNIT_SCALE[original_units]
     if units == "auto":
-        notes.append(f"units: {original_units} ({how}; largest extent {largest:g} in the file "
-                     f"-> {largest * scale * 1000:.4g} mm)")
+        notes.append(
+            f"units: {original_units} ({how}; largest extent {largest:g} in the file "
+            f"-> {largest * scale * 1000:.4g} mm)"
+        )
     up_axis: Literal["y", "z"] = FORMAT_UP[suffix] if up == "auto" else up
     if up == "auto":
-        notes.append(f"up axis: +{up_axis.upper()} ({_UP_REASON[suffix]}; pass up='y'/'z' if the thumbnail lies down)")
+        notes.append(
+            f"up axis: +{up_axis.upper()} ({_UP_REASON[suffix]}; pass up='y'/'z' if the thumbnail lies down)"
+        )
 
     transform = np.diag([scale, scale, scale, 1.0])
     if up_axis == "y":
@@ -142,7 +150,9 @@ def load_mesh(path: str | Path, units: UnitsArg = "auto", up: UpArg = "auto", al
         rotation, tilt, gain = levelling_rotation(mesh.vertices)
         if tilt:
             mesh.apply_transform(rotation)
-            notes.append(f"levelled: tilted {tilt:.1f} deg to stand square on +Z (upright box volume -{gain:.0%})")
+            notes.append(
+                f"levelled: tilted {tilt:.1f} deg to stand square on +Z (upright box volume -{gain:.0%})"
+            )
         yaw, gain = footprint_yaw(mesh.vertices)
         if yaw:
             mesh.apply_transform(trimesh.transformations.rotation_matrix(math.radians(yaw), [0, 0, 1]))
@@ -150,13 +160,23 @@ def load_mesh(path: str | Path, units: UnitsArg = "auto", up: UpArg = "auto", al
     mesh.apply_translation(-mesh.bounds.mean(axis=0))
     _check_size(mesh, path, original_units)
     if not _plausible(float(mesh.extents.max())):
-        notes.append(f"warning: largest extent {mesh.extents.max() * 1000:.4g} mm is unusual for a product "
-                     f"or part ({PLAUSIBLE_LARGEST_M[0] * 1000:g} mm .. {PLAUSIBLE_LARGEST_M[1]:g} m); "
-                     f"check units")
+        notes.append(
+            f"warning: largest extent {mesh.extents.max() * 1000:.4g} mm is unusual for a product "
+            f"or part ({PLAUSIBLE_LARGEST_M[0] * 1000:g} mm .. {PLAUSIBLE_LARGEST_M[1]:g} m); "
+            f"check units"
+        )
     if base_color_texture(mesh) is None and not _has_vertex_colors(mesh):
         mesh = split_sharp_edges(mesh)
-    return ImportedMesh(mesh=mesh, source=path, original_units=original_units, up=up_axis,
-                        material=material, tilt_deg=tilt, yaw_deg=yaw, notes=notes)
+    return ImportedMesh(
+        mesh=mesh,
+        source=path,
+        original_units=original_units,
+        up=up_axis,
+        material=material,
+        tilt_deg=tilt,
+        yaw_deg=yaw,
+        notes=notes,
+    )
 
 
 def resolve_units(largest_extent: float, suffix: str, units: UnitsArg = "auto") -> tuple[Units, str]:
@@ -180,8 +200,9 @@ def resolve_units(largest_extent: float, suffix: str, units: UnitsArg = "auto") 
     return guess, why
 
 
-def levelling_rotation(vertices: np.ndarray, max_tilt_deg: float = LEVEL_MAX_TILT_DEG
-                       ) -> tuple[np.ndarray, float, float]:
+def levelling_rotation(
+    vertices: np.ndarray, max_tilt_deg: float = LEVEL_MAX_TILT_DEG
+) -> tuple[np.ndarray, float, float]:
     """(4x4 rotation, tilt in degrees, fractional box-volume gain) that stands a slightly tilted object
     square on +Z; (identity, 0, 0) when nothing qualifies.
 
@@ -207,11 +228,16 @@ def levelling_rotation(vertices: np.ndarray, max_tilt_deg: float = LEVEL_MAX_TIL
     if len(pick) == 0:
         return none
     # group nearly parallel facets (a scanned box bottom is many), keep the 16 largest groups
-    keys, group = np.unique(np.round(normals[pick] * np.sign(normals[pick, 2:3]), 2), axis=0,
-                            return_inverse=True)
+    keys, group = np.unique(
+        np.round(normals[pick] * np.sign(normals[pick, 2:3]), 2), axis=0, return_inverse=True
+    )
     group_area = np.bincount(group.reshape(-1), weights=areas[pick], minlength=len(keys))
-    pick = np.array([pick[group.reshape(-1) == g][np.argmax(areas[pick][group.reshape(-1) == g])]
-                     for g in np.argsort(-group_area)[:16]])
+    pick = np.array(
+        [
+            pick[group.reshape(-1) == g][np.argmax(areas[pick][group.reshape(-1) == g])]
+            for g in np.argsort(-group_area)[:16]
+        ]
+    )
 
     def upright_volume(pts: np.ndarray) -> float:
         # height x minimum-area footprint: what is left once the footprint is also squared (yaw-invariant)
@@ -318,11 +344,16 @@ def write_glb(mesh: trimesh.Trimesh, path: str | Path, material: MaterialHints) 
         "metallicFactor": float(metallic),
         "roughnessFactor": float(roughness),
     }
-    gl_material: dict = {"name": material.finish or "simreal", "pbrMetallicRoughness": pbr,
-                         "alphaMode": "OPAQUE"}
+    gl_material: dict = {
+        "name": material.finish or "simreal",
+        "pbrMetallicRoughness": pbr,
+        "alphaMode": "OPAQUE",
+    }
     if tex is not None:
         uv = np.asarray(mesh.visual.uv, dtype=np.float64)
-        attributes["TEXCOORD_0"] = glb.accessor(np.column_stack([uv[:, 0], 1.0 - uv[:, 1]]).astype(np.float32))
+        attributes["TEXCOORD_0"] = glb.accessor(
+            np.column_stack([uv[:, 0], 1.0 - uv[:, 1]]).astype(np.float32)
+        )
         pbr["baseColorTexture"] = {"index": glb.texture(_opaque(tex))}
         src = mesh.visual.material
         if isinstance(src, trimesh.visual.material.PBRMaterial):
@@ -334,21 +365,34 @@ def write_glb(mesh: trimesh.Trimesh, path: str | Path, material: MaterialHints) 
                 gl_material["occlusionTexture"] = {"index": glb.texture(src.occlusionTexture)}
             if src.emissiveTexture is not None:
                 gl_material["emissiveTexture"] = {"index": glb.texture(src.emissiveTexture)}
-                gl_material["emissiveFactor"] = [float(x) for x in _rgba01(
-                    src.emissiveFactor if src.emissiveFactor is not None else [1.0, 1.0, 1.0])[:3]]
+                gl_material["emissiveFactor"] = [
+                    float(x)
+                    for x in _rgba01(
+                        src.emissiveFactor if src.emissiveFactor is not None else [1.0, 1.0, 1.0]
+                    )[:3]
+                ]
     elif _has_vertex_colors(mesh):
         rgba = np.asarray(mesh.visual.vertex_colors, dtype=np.float64) / 255.0
         rgba[:, :3] = srgb_to_linear(rgba[:, :3])
         # 16-bit: linear 8-bit would lose ~6 sRGB levels near black
         attributes["COLOR_0"] = glb.accessor(np.round(rgba * 65535).astype(np.uint16), normalized=True)
     faces = np.asarray(mesh.faces, dtype=np.uint32).reshape(-1)
-    primitive = {"attributes": attributes, "indices": glb.accessor(faces, indices=True),
-                 "material": 0, "mode": 4}
+    primitive = {
+        "attributes": attributes,
+        "indices": glb.accessor(faces, indices=True),
+        "material": 0,
+        "mode": 4,
+    }
     name = str(mesh.metadata.get("name") or "mesh")
-    glb.tree.update({
-        "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"name": name, "mesh": 0}],
-        "meshes": [{"name": name, "primitives": [primitive]}], "materials": [gl_material],
-    })
+    glb.tree.update(
+        {
+            "scene": 0,
+            "scenes": [{"nodes": [0]}],
+            "nodes": [{"name": name, "mesh": 0}],
+            "meshes": [{"name": name, "primitives": [primitive]}],
+            "materials": [gl_material],
+        }
+    )
     atomic_write_bytes(path, glb.to_bytes())
 
 
@@ -358,13 +402,20 @@ SOURCE_FILE_INFO = "simreal_source_file"  # PIL image.info key: the file the unm
 class _GlbBuilder:
     """Accumulates one binary buffer (4-byte aligned views) and the JSON tree of a glTF 2.0 asset."""
 
-    _COMPONENT = {np.dtype(np.float32): 5126, np.dtype(np.uint32): 5125, np.dtype(np.uint16): 5123,
-                  np.dtype(np.uint8): 5121}
+    _COMPONENT = {
+        np.dtype(np.float32): 5126,
+        np.dtype(np.uint32): 5125,
+        np.dtype(np.uint16): 5123,
+        np.dtype(np.uint8): 5121,
+    }
     _TYPE = {1: "SCALAR", 2: "VEC2", 3: "VEC3", 4: "VEC4"}
 
     def __init__(self):
-        self.tree: dict = {"asset": {"version": "2.0", "generator": "simreal"}, "bufferViews": [],
-                           "accessors": []}
+        self.tree: dict = {
+            "asset": {"version": "2.0", "generator": "simreal"},
+            "bufferViews": [],
+            "accessors": [],
+        }
         self._chunks: list[bytes] = []
         self._length = 0
 
@@ -381,13 +432,15 @@ class _GlbBuilder:
         self.tree["bufferViews"].append(view)
         return len(self.tree["bufferViews"]) - 1
 
-    def accessor(self, array: np.ndarray, with_bounds: bool = False, normalized: bool = False,
-                 indices: bool = False) -> int:
+    def accessor(
+        self, array: np.ndarray, with_bounds: bool = False, normalized: bool = False, indices: bool = False
+    ) -> int:
         array = np.ascontiguousarray(array)
         width = 1 if array.ndim == 1 else array.shape[1]
         acc = {
             "bufferView": self.view(array.tobytes(), 34963 if indices else 34962),
-            "componentType": self._COMPONENT[array.dtype], "count": int(len(array) if width > 1 else array.size),
+            "componentType": self._COMPONENT[array.dtype],
+            "count": int(len(array) if width > 1 else array.size),
             "type": self._TYPE[width],
         }
         if normalized:
@@ -402,8 +455,9 @@ class _GlbBuilder:
         data, mime = _encoded_image(img)
         images = self.tree.setdefault("images", [])
         images.append({"bufferView": self.view(data), "mimeType": mime})
-        samplers = self.tree.setdefault("samplers", [{"magFilter": 9729, "minFilter": 9987,
-                                                      "wrapS": 10497, "wrapT": 10497}])
+        samplers = self.tree.setdefault(
+            "samplers", [{"magFilter": 9729, "minFilter": 9987, "wrapS": 10497, "wrapT": 10497}]
+        )
         textures = self.tree.setdefault("textures", [])
         textures.append({"sampler": len(samplers) - 1, "source": len(images) - 1})
         return len(textures) - 1
@@ -415,11 +469,15 @@ class _GlbBuilder:
         text = json.dumps(self.tree, separators=(",", ":")).encode("utf-8")
         text += b" " * ((-len(text)) % 4)
         total = 12 + 8 + len(text) + 8 + len(binary)
-        return b"".join([
-            struct.pack("<4sII", b"glTF", 2, total),
-            struct.pack("<II", len(text), 0x4E4F534A), text,
-            struct.pack("<II", len(binary), 0x004E4942), binary,
-        ])
+        return b"".join(
+            [
+                struct.pack("<4sII", b"glTF", 2, total),
+                struct.pack("<II", len(text), 0x4E4F534A),
+                text,
+                struct.pack("<II", len(binary), 0x004E4942),
+                binary,
+            ]
+        )
 
 
 def _encoded_image(img: Image.Image) -> tuple[bytes, str]:
@@ -468,8 +526,11 @@ def _vertex_colors_from_gltf(mesh: trimesh.Trimesh) -> None:
     """trimesh keeps COLOR_0 of a primitive that also has a material as a bare vertex attribute on a
     texture-less TextureVisuals; turn it back into sRGB vertex colours."""
     v = mesh.visual
-    colors = getattr(v, "vertex_attributes", {}).get("color") if isinstance(v, trimesh.visual.TextureVisuals) \
+    colors = (
+        getattr(v, "vertex_attributes", {}).get("color")
+        if isinstance(v, trimesh.visual.TextureVisuals)
         else None
+    )
     if colors is None or v.uv is not None or len(colors) != len(mesh.vertices):
         return
     colors = np.asarray(colors)
@@ -478,7 +539,9 @@ def _vertex_colors_from_gltf(mesh: trimesh.Trimesh) -> None:
     if rgba.shape[1] == 3:
         rgba = np.column_stack([rgba, np.ones(len(rgba))])
     rgba[:, :3] = linear_to_srgb(rgba[:, :3])
-    mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=np.round(np.clip(rgba, 0, 1) * 255).astype(np.uint8))
+    mesh.visual = trimesh.visual.ColorVisuals(
+        mesh, vertex_colors=np.round(np.clip(rgba, 0, 1) * 255).astype(np.uint8)
+    )
 
 
 def srgb_to_linear(c: np.ndarray) -> np.ndarray:
@@ -534,10 +597,12 @@ def bake_atlas(parts: list[trimesh.Trimesh]) -> tuple[trimesh.Trimesh, list[str]
     pad = ATLAS_PADDING
     for cell in cells:
         h, w = cell.color.shape[:2]
-        color[cell.y:cell.y + h + 2 * pad, cell.x:cell.x + w + 2 * pad] = np.pad(
-            cell.color, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        metal_rough[cell.y:cell.y + h + 2 * pad, cell.x:cell.x + w + 2 * pad] = np.pad(
-            cell.metal_rough, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+        color[cell.y : cell.y + h + 2 * pad, cell.x : cell.x + w + 2 * pad] = np.pad(
+            cell.color, ((pad, pad), (pad, pad), (0, 0)), mode="edge"
+        )
+        metal_rough[cell.y : cell.y + h + 2 * pad, cell.x : cell.x + w + 2 * pad] = np.pad(
+            cell.metal_rough, ((pad, pad), (pad, pad), (0, 0)), mode="edge"
+        )
         u = (cell.x + pad + cell.uv[:, 0] * w) / width
         v = 1.0 - (cell.y + pad + (1.0 - cell.uv[:, 1]) * h) / height
         uvs.append(np.column_stack([u, v]))
@@ -546,11 +611,17 @@ def bake_atlas(parts: list[trimesh.Trimesh]) -> tuple[trimesh.Trimesh, list[str]
     if uniform:  # every part has the same metal and roughness: factors say it, no second texture
         _, rough, metal = next(iter(mr_values))
         material = trimesh.visual.material.PBRMaterial(
-            baseColorTexture=Image.fromarray(color), metallicFactor=metal / 255.0, roughnessFactor=rough / 255.0)
+            baseColorTexture=Image.fromarray(color),
+            metallicFactor=metal / 255.0,
+            roughnessFactor=rough / 255.0,
+        )
     else:
         material = trimesh.visual.material.PBRMaterial(
-            baseColorTexture=Image.fromarray(color), metallicRoughnessTexture=Image.fromarray(metal_rough),
-            metallicFactor=1.0, roughnessFactor=1.0)
+            baseColorTexture=Image.fromarray(color),
+            metallicRoughnessTexture=Image.fromarray(metal_rough),
+            metallicFactor=1.0,
+            roughnessFactor=1.0,
+        )
     offsets = np.cumsum([0] + [len(p.vertices) for p in parts])[:-1]
     mesh = trimesh.Trimesh(
         vertices=np.vstack([p.vertices for p in parts]),
@@ -571,7 +642,9 @@ def _atlas_cell(part: trimesh.Trimesh, notes: list[str]) -> _Cell:
         mat = trimesh.visual.material.PBRMaterial(
             baseColorTexture=mat.image if base_color_texture(part) is not None else None,
             baseColorFactor=None if base_color_texture(part) is not None else mat.diffuse,
-            metallicFactor=0.0, roughnessFactor=MaterialHints().roughness)
+            metallicFactor=0.0,
+            roughnessFactor=MaterialHints().roughness,
+        )
     if isinstance(mat, trimesh.visual.material.PBRMaterial):
         factor = np.asarray(_rgba01(mat.baseColorFactor) if mat.baseColorFactor is not None else (1, 1, 1, 1))
         metal = 1.0 if mat.metallicFactor is None else float(mat.metallicFactor)
@@ -588,7 +661,9 @@ def _atlas_cell(part: trimesh.Trimesh, notes: list[str]) -> _Cell:
             uv = np.asarray(visual.uv, dtype=np.float64)
             if (uv < -1e-3).any() or (uv > 1 + 1e-3).any():
                 if "UVs outside 0..1 wrapped per vertex" not in notes:
-                    notes.append("UVs outside 0..1 wrapped per vertex (a tiled texture can smear at tile seams)")
+                    notes.append(
+                        "UVs outside 0..1 wrapped per vertex (a tiled texture can smear at tile seams)"
+                    )
                 uv = np.where((uv < 0) | (uv > 1), np.mod(uv, 1.0), uv)
             h, w = color.shape[:2]
             half = 0.5 / np.array([w, h])
@@ -596,19 +671,28 @@ def _atlas_cell(part: trimesh.Trimesh, notes: list[str]) -> _Cell:
             mr = _metal_rough_cell(mat.metallicRoughnessTexture, (w, h), metal, rough)
             return _Cell(color, mr, uv)
         swatch = np.round(linear_to_srgb(factor[:3]) * 255).astype(np.uint8)
-        return _Cell(np.tile(swatch, (SWATCH, SWATCH, 1)), _metal_rough_cell(None, (SWATCH, SWATCH), metal, rough),
-                     np.full((n, 2), 0.5))
+        return _Cell(
+            np.tile(swatch, (SWATCH, SWATCH, 1)),
+            _metal_rough_cell(None, (SWATCH, SWATCH), metal, rough),
+            np.full((n, 2), 0.5),
+        )
     if isinstance(visual, trimesh.visual.ColorVisuals) and visual.kind in ("vertex", "face"):
         # per-vertex colours become texels (trimesh's colour-to-UV mapping: one texel per colour)
         cmat, uv = trimesh.visual.color.color_to_uv(vertex_colors=visual.vertex_colors)
         color = np.asarray(cmat.image.convert("RGB"))
         w, h = cmat.image.size
-        return _Cell(color, _metal_rough_cell(None, (w, h), 0.0, MaterialHints().roughness),
-                     np.asarray(uv, dtype=np.float64))
+        return _Cell(
+            color,
+            _metal_rough_cell(None, (w, h), 0.0, MaterialHints().roughness),
+            np.asarray(uv, dtype=np.float64),
+        )
     d = MaterialHints()
     swatch = np.round(linear_to_srgb(np.asarray(d.base_color[:3])) * 255).astype(np.uint8)
-    return _Cell(np.tile(swatch, (SWATCH, SWATCH, 1)), _metal_rough_cell(None, (SWATCH, SWATCH), d.metallic,
-                                                                         d.roughness), np.full((n, 2), 0.5))
+    return _Cell(
+        np.tile(swatch, (SWATCH, SWATCH, 1)),
+        _metal_rough_cell(None, (SWATCH, SWATCH), d.metallic, d.roughness),
+        np.full((n, 2), 0.5),
+    )
 
 
 def _metal_rough_cell(texture, size: tuple[int, int], metal: float, rough: float) -> np.ndarray:
@@ -652,8 +736,11 @@ def _shelf_pack(cells: list[_Cell]) -> tuple[int, int]:
 Y_UP_TO_Z_UP = trimesh.transformations.rotation_matrix(math.pi / 2, [1, 0, 0])
 _FORMAT_NAME = {".glb": "glTF", ".gltf": "glTF", ".obj": "OBJ", ".ply": "PLY", ".stl": "STL"}
 _UP_REASON = {
-    ".glb": "glTF is +Y up by spec", ".gltf": "glTF is +Y up by spec",
-    ".stl": "CAD convention", ".ply": "scanner/CAD convention", ".obj": "OBJ has no convention; assumed CAD +Z",
+    ".glb": "glTF is +Y up by spec",
+    ".gltf": "glTF is +Y up by spec",
+    ".stl": "CAD convention",
+    ".ply": "scanner/CAD convention",
+    ".obj": "OBJ has no convention; assumed CAD +Z",
 }
 
 
@@ -665,8 +752,10 @@ def _check_file(path: Path) -> str:
         raise AssetError(path, "not a file")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise AssetError(path, f"unsupported format '{path.suffix or '(none)'}' "
-                               f"(supported: {' '.join(SUPPORTED_SUFFIXES)})")
+        raise AssetError(
+            path,
+            f"unsupported format '{path.suffix or '(none)'}' (supported: {' '.join(SUPPORTED_SUFFIXES)})",
+        )
     try:
         size = path.stat().st_size
         with path.open("rb"):
@@ -725,21 +814,24 @@ def _inspect_obj(path: Path) -> _ObjReferences:
     if not libs:
         return refs
     if len(libs) > 1:
-        raise AssetError(path, f"{len(libs)} mtllib lines; only one material library is supported "
-                               f"(merge them into one .mtl)")
+        raise AssetError(
+            path,
+            f"{len(libs)} mtllib lines; only one material library is supported (merge them into one .mtl)",
+        )
     refs.mtl_ref = libs[0]
     used = set(_obj_lines(path, "usemtl"))
     refs.mtl = _resolve_reference([path.parent], libs[0])
     if refs.mtl is None:
-        candidates = [m for m in sorted(path.parent.glob("*.mtl"))
-                      if used <= set(_obj_lines(m, "newmtl"))]
+        candidates = [m for m in sorted(path.parent.glob("*.mtl")) if used <= set(_obj_lines(m, "newmtl"))]
         stem = [m for m in candidates if m.stem == path.stem]
         pick = stem or (candidates if len(candidates) == 1 else [])
         if not pick:
             raise AssetError(path, f"material library '{libs[0]}' (mtllib) not found next to the OBJ")
         refs.mtl = pick[0]
-        refs.note = (f"mtllib '{libs[0]}' not found; using {refs.mtl.name} beside the OBJ, which defines "
-                     f"the materials it uses")
+        refs.note = (
+            f"mtllib '{libs[0]}' not found; using {refs.mtl.name} beside the OBJ, which defines "
+            f"the materials it uses"
+        )
     name = None
     with refs.mtl.open("r", encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -749,8 +841,9 @@ def _inspect_obj(path: Path) -> _ObjReferences:
             elif len(parts) == 2 and parts[0].lower() == "map_kd" and name is not None:
                 tex = _resolve_reference(refs.bases(path), parts[1])
                 if tex is None:
-                    raise AssetError(refs.mtl, f"texture '{parts[1].split()[-1]}' (map_Kd of material "
-                                               f"'{name}') is missing")
+                    raise AssetError(
+                        refs.mtl, f"texture '{parts[1].split()[-1]}' (map_Kd of material '{name}') is missing"
+                    )
                 _check_image(tex, f"texture referenced by {refs.mtl.name}")
                 refs.textures[name] = tex
     return refs
@@ -789,10 +882,19 @@ def _tag_unmodified_images(parts: list[trimesh.Trimesh], files: list[Path | None
     """Mark textures whose pixels equal one of the referenced image files, so ``write_glb`` can embed
     that file's bytes (glTF loaders do not say which file an image came from). ``files`` are the image
     files the glTF's textures use, ``None`` among them standing for an embedded image."""
-    slots = ("baseColorTexture", "metallicRoughnessTexture", "normalTexture", "occlusionTexture",
-             "emissiveTexture")
-    images = {id(img): img for part in parts for slot in slots
-              if (img := getattr(getattr(part.visual, "material", None), slot, None)) is not None}
+    slots = (
+        "baseColorTexture",
+        "metallicRoughnessTexture",
+        "normalTexture",
+        "occlusionTexture",
+        "emissiveTexture",
+    )
+    images = {
+        id(img): img
+        for part in parts
+        for slot in slots
+        if (img := getattr(getattr(part.visual, "material", None), slot, None)) is not None
+    }
     if len(images) == 1 and len(files) == 1 and files[0] is not None:
         # one texture, one image file: it was decoded from that file (the common case; saves a decode)
         img = next(iter(images.values()))
@@ -837,7 +939,7 @@ def _gltf_json(path: Path, suffix: str) -> dict:
             raise AssetError(path, f"glTF version {version} is not supported (need 2.0)")
         if chunk_type != 0x4E4F534A or 20 + chunk_len > len(data):
             raise AssetError(path, "truncated or malformed GLB (first chunk is not JSON)")
-        raw = data[20:20 + chunk_len]
+        raw = data[20 : 20 + chunk_len]
     else:
         raw = data
     try:
@@ -886,8 +988,13 @@ def _unquote(uri: str) -> str:
 
 
 # ---- reading -------------------------------------------------------------------------------------------
-def _read_single_mesh(path: Path, suffix: str, notes: list[str], obj_refs: _ObjReferences | None = None,
-                      image_files: list[Path | None] | None = None) -> trimesh.Trimesh:
+def _read_single_mesh(
+    path: Path,
+    suffix: str,
+    notes: list[str],
+    obj_refs: _ObjReferences | None = None,
+    image_files: list[Path | None] | None = None,
+) -> trimesh.Trimesh:
     """Parse the file and bake it into one mesh: node transforms applied, parts concatenated, materials
     packed into one atlas when they differ."""
     kwargs = {"resolver": _ObjResolver(path, obj_refs)} if obj_refs is not None else {}
@@ -925,16 +1032,19 @@ def _read_single_mesh(path: Path, suffix: str, notes: list[str], obj_refs: _ObjR
         try:
             if textured and len(materials) > 1:
                 mesh, atlas_notes = bake_atlas(meshes)
-                notes.append(f"{len(meshes)} parts with {len(materials)} different materials baked into one "
-                             f"texture atlas" + "".join(f"; {n}" for n in atlas_notes))
+                notes.append(
+                    f"{len(meshes)} parts with {len(materials)} different materials baked into one "
+                    f"texture atlas" + "".join(f"; {n}" for n in atlas_notes)
+                )
             else:
                 mesh = trimesh.util.concatenate(meshes)
                 notes.append(f"{len(meshes)} parts concatenated into one mesh")
         except AssetError:
             raise
         except Exception as e:  # noqa: BLE001 - exotic materials can break merging
-            raise AssetError(path, f"could not merge its {len(meshes)} parts into one mesh "
-                                   f"({_first_line(e)})") from None
+            raise AssetError(
+                path, f"could not merge its {len(meshes)} parts into one mesh ({_first_line(e)})"
+            ) from None
     mesh.metadata["source"] = str(path)
     return mesh
 
@@ -1004,7 +1114,11 @@ def _material_from_visual(mesh: trimesh.Trimesh) -> MaterialHints:
     material; white for textures and vertex colours (OBJ: ``Kd`` is ignored when ``map_Kd`` is present);
     ``Kd`` for a plain OBJ material; the catalog defaults otherwise."""
     textured = base_color_texture(mesh) is not None
-    mat = getattr(mesh.visual, "material", None) if isinstance(mesh.visual, trimesh.visual.TextureVisuals) else None
+    mat = (
+        getattr(mesh.visual, "material", None)
+        if isinstance(mesh.visual, trimesh.visual.TextureVisuals)
+        else None
+    )
     if isinstance(mat, trimesh.visual.material.PBRMaterial):
         color, metallic, roughness = stored_factors(mesh, MaterialHints())
         return MaterialHints(base_color=color, metallic=metallic, roughness=roughness, textured=textured)
@@ -1020,7 +1134,11 @@ def stored_factors(mesh: trimesh.Trimesh, hints: MaterialHints) -> tuple[tuple[f
     factors where it has one (absent factors are glTF's default 1.0 -- a baked atlas relies on that), the
     catalog hints otherwise (plain STL/PLY geometry, vertex colours, OBJ materials, which have no PBR
     factors). So a procedural label keeps its texture untinted while ``hints.base_color`` describes it."""
-    mat = getattr(mesh.visual, "material", None) if isinstance(mesh.visual, trimesh.visual.TextureVisuals) else None
+    mat = (
+        getattr(mesh.visual, "material", None)
+        if isinstance(mesh.visual, trimesh.visual.TextureVisuals)
+        else None
+    )
     if isinstance(mat, trimesh.visual.material.PBRMaterial):
         color = _rgba01(mat.baseColorFactor) if mat.baseColorFactor is not None else (1.0, 1.0, 1.0, 1.0)
         metallic = 1.0 if mat.metallicFactor is None else _clip01(float(mat.metallicFactor))
@@ -1034,7 +1152,11 @@ def stored_factors(mesh: trimesh.Trimesh, hints: MaterialHints) -> tuple[tuple[f
 def with_factors(mesh: trimesh.Trimesh, hints: MaterialHints) -> trimesh.Trimesh:
     """A copy of ``mesh`` whose own PBR material (if any) carries ``hints``' factors: how a user's explicit
     material for an import reaches the stored GLB."""
-    mat = getattr(mesh.visual, "material", None) if isinstance(mesh.visual, trimesh.visual.TextureVisuals) else None
+    mat = (
+        getattr(mesh.visual, "material", None)
+        if isinstance(mesh.visual, trimesh.visual.TextureVisuals)
+        else None
+    )
     if not isinstance(mat, trimesh.visual.material.PBRMaterial):
         return mesh
     out = mesh.copy()
@@ -1088,16 +1210,23 @@ def _check_size(mesh: trimesh.Trimesh, path: Path, units: Units) -> None:
     largest = float(ext.max())
     lo, hi = ACCEPTED_LARGEST_M
     if largest > hi or largest < lo:
-        raise AssetError(path, f"absurd size {_human_length(largest)} after units={units} "
-                               f"(extents {mm}; expected {PLAUSIBLE_LARGEST_M[0] * 1000:g} mm .. "
-                               f"{PLAUSIBLE_LARGEST_M[1]:g} m); pass the right units")
+        raise AssetError(
+            path,
+            f"absurd size {_human_length(largest)} after units={units} "
+            f"(extents {mm}; expected {PLAUSIBLE_LARGEST_M[0] * 1000:g} mm .. "
+            f"{PLAUSIBLE_LARGEST_M[1]:g} m); pass the right units",
+        )
     if float(ext.min()) < MIN_THICKNESS_M:
-        raise AssetError(path, f"degenerate: flat or zero-volume (extents {mm}; the thinnest side is below "
-                               f"{MIN_THICKNESS_M * 1000:g} mm)")
+        raise AssetError(
+            path,
+            f"degenerate: flat or zero-volume (extents {mm}; the thinnest side is below "
+            f"{MIN_THICKNESS_M * 1000:g} mm)",
+        )
 
 
 def size_label(size_m, unit: bool = True) -> str:
     """'71.8 x 164 x 213 mm': extents (x, y, z) to three significant digits, never in e-notation."""
+
     def mm(v: float) -> str:
         v *= 1000.0
         return f"{v:.0f}" if v >= 1000 else f"{v:.3g}"

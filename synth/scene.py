@@ -127,8 +127,16 @@ class Camera(_Strict):
     @classmethod
     def from_fov(cls, width: int, height: int, yfov_deg: float, pose=None, **kw) -> Camera:
         fy = 0.5 * height / math.tan(math.radians(yfov_deg) / 2)
-        return cls(width=width, height=height, fx=fy, fy=fy, cx=width / 2, cy=height / 2,
-                   pose=pose if pose is not None else identity(), **kw)
+        return cls(
+            width=width,
+            height=height,
+            fx=fy,
+            fy=fy,
+            cx=width / 2,
+            cy=height / 2,
+            pose=pose if pose is not None else identity(),
+            **kw,
+        )
 
     @property
     def yfov(self) -> float:
@@ -145,7 +153,9 @@ class Light(_Strict):
     intensity: float = Field(gt=0)  # watts for point/spot/area, W/m^2 (irradiance) for directional
     spot_angle: float = Field(math.radians(45), gt=0, lt=math.pi)  # full cone angle (spot)
     spot_blend: float = Field(0.15, ge=0, le=1)
-    size: float = Field(0.5, gt=0)  # side of an area light, or bulb diameter of a point/spot (soft shadows), m
+    size: float = Field(
+        0.5, gt=0
+    )  # side of an area light, or bulb diameter of a point/spot (soft shadows), m
 
 
 class Environment(_Strict):

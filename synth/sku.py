@@ -72,10 +72,17 @@ def add_mesh(
     mesh = with_factors(imported.mesh, hints) if material is not None else imported.mesh
     record = _make_record(
         path,
-        id=sku_id, name=name, category=category, supercategory=supercategory,
-        size_m=_micrometres(imported.size_m), material=hints, symmetry=symmetry, symmetry_order=symmetry_order,
-        source=Source(kind="import", path=str(path.resolve()), original_units=imported.original_units,
-                      license=license),
+        id=sku_id,
+        name=name,
+        category=category,
+        supercategory=supercategory,
+        size_m=_micrometres(imported.size_m),
+        material=hints,
+        symmetry=symmetry,
+        symmetry_order=symmetry_order,
+        source=Source(
+            kind="import", path=str(path.resolve()), original_units=imported.original_units, license=license
+        ),
     )
     return write_entry(catalog, record, mesh, thumbnail=thumbnail, replace=replace, echo=echo)
 
@@ -103,11 +110,20 @@ def add_asset(
     _check_free(catalog, sku_id, replace, where)
     mesh = _checked_mesh(mesh, where).copy()
     mesh.apply_translation(-mesh.bounds.mean(axis=0))
-    hints = (material or MaterialHints()).model_copy(update={"textured": base_color_texture(mesh) is not None})
+    hints = (material or MaterialHints()).model_copy(
+        update={"textured": base_color_texture(mesh) is not None}
+    )
     record = _make_record(
-        where, id=sku_id, name=name, category=category, supercategory=supercategory,
-        size_m=_micrometres(mesh.extents), material=hints, symmetry=symmetry,
-        symmetry_order=symmetry_order, source=source,
+        where,
+        id=sku_id,
+        name=name,
+        category=category,
+        supercategory=supercategory,
+        size_m=_micrometres(mesh.extents),
+        material=hints,
+        symmetry=symmetry,
+        symmetry_order=symmetry_order,
+        source=source,
     )
     return write_entry(catalog, record, mesh, thumbnail=thumbnail, replace=replace, echo=echo)
 
@@ -132,12 +148,20 @@ def write_entry(
     mesh = _checked_mesh(mesh, where).copy()
     extents = np.asarray(mesh.extents, dtype=np.float64)
     if not np.allclose(extents, record.size_m, rtol=SIZE_TOLERANCE, atol=1e-7):
-        raise AssetError(where, f"size_m {tuple(round(s, 6) for s in record.size_m)} does not match the "
-                                f"mesh extents {tuple(round(float(e), 6) for e in extents)} (metres)")
+        raise AssetError(
+            where,
+            f"size_m {tuple(round(s, 6) for s in record.size_m)} does not match the "
+            f"mesh extents {tuple(round(float(e), 6) for e in extents)} (metres)",
+        )
     mesh.apply_translation(-mesh.bounds.mean(axis=0))
     if record.material.textured != (base_color_texture(mesh) is not None):
-        record = record.model_copy(update={"material": record.material.model_copy(
-            update={"textured": base_color_texture(mesh) is not None})})
+        record = record.model_copy(
+            update={
+                "material": record.material.model_copy(
+                    update={"textured": base_color_texture(mesh) is not None}
+                )
+            }
+        )
 
     def write_files(tmp: Path) -> None:
         write_glb(mesh, tmp / record.mesh, record.material)
@@ -149,8 +173,9 @@ def write_entry(
                 # rendered from the file just written, so the preview shows exactly what is stored
                 save_thumbnail(read_glb(tmp / record.mesh), tmp / record.thumbnail, record.material, renderer)
 
-    stored = catalog.add(record if thumbnail else record.model_copy(update={"thumbnail": None}),
-                         write_files, replace=replace)
+    stored = catalog.add(
+        record if thumbnail else record.model_copy(update={"thumbnail": None}), write_files, replace=replace
+    )
     _say(echo, f"added '{stored.id}' ({stored.category}, {size_label(stored.size_m)}) to {catalog.root}")
     return stored
 
@@ -159,8 +184,9 @@ def list_records(catalog: Catalog) -> str:
     """A plain-text table of the catalog (``simreal sku list``); unreadable entries are listed, not fatal."""
     ids = catalog.ids()
     if not ids:
-        return (f"catalog {catalog.root}: no entries "
-                f"(add one with `simreal sku add` or `simreal sku generate`)")
+        return (
+            f"catalog {catalog.root}: no entries (add one with `simreal sku add` or `simreal sku generate`)"
+        )
     header = ("ID", "NAME", "CATEGORY", "SUPER", "SIZE x*y*z (mm)", "MATERIAL", "SOURCE")
     rows: list[tuple[str, ...]] = []
     broken = 0
@@ -173,10 +199,21 @@ def list_records(catalog: Catalog) -> str:
             rows.append((sku_id, "!! unreadable record", "", "", "", "", e.problem))
             continue
         categories.add(r.category)
-        rows.append((r.id, r.name, r.category, r.supercategory, size_label(r.size_m, unit=False),
-                     _material_label(r.material), _source_label(r.source)))
+        rows.append(
+            (
+                r.id,
+                r.name,
+                r.category,
+                r.supercategory,
+                size_label(r.size_m, unit=False),
+                _material_label(r.material),
+                _source_label(r.source),
+            )
+        )
     widths = [min(max(len(row[i]) for row in [header, *rows]), 40) for i in range(len(header))]
-    lines = ["  ".join(_cell(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    lines = [
+        "  ".join(_cell(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
+    ]
     summary = f"{len(ids)} entries, {len(categories)} categories in {catalog.root}"
     if broken:
         summary += f"; {broken} unreadable"
@@ -235,7 +272,10 @@ def _renderer_or_none(echo: Echo | None):
 
         return shared_renderer()
     except Exception as e:  # noqa: BLE001 - missing EGL/GL libraries surface as many exception types
-        _say(echo, f"warning: no thumbnail (cannot create an offscreen OpenGL context: {str(e).splitlines()[0]})")
+        _say(
+            echo,
+            f"warning: no thumbnail (cannot create an offscreen OpenGL context: {str(e).splitlines()[0]})",
+        )
         return None
 
 

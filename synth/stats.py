@@ -55,13 +55,18 @@ def compute_stats(coco: dict) -> dict:
             "mean": round(float(counts.mean()), 4) if counts.size else 0.0,
             "median": float(np.median(counts)) if counts.size else 0.0,
             "max": int(counts.max()) if counts.size else 0,
-            "histogram": {str(k): int(v) for k, v in zip(*np.unique(counts, return_counts=True), strict=True)},
+            "histogram": {
+                str(k): int(v) for k, v in zip(*np.unique(counts, return_counts=True), strict=True)
+            },
         },
         "box_size_px": {
             "sqrt_area_bins": list(SIZE_BINS),
             "histogram": [int(v) for v in hist],
-            "coco_small_medium_large": [int((side < 32).sum()), int(((side >= 32) & (side < 96)).sum()),
-                                        int((side >= 96).sum())],
+            "coco_small_medium_large": [
+                int((side < 32).sum()),
+                int(((side >= 32) & (side < 96)).sum()),
+                int((side >= 96).sum()),
+            ],
             "median_width": float(np.median(wh[:, 0])) if len(wh) else 0.0,
             "median_height": float(np.median(wh[:, 1])) if len(wh) else 0.0,
             "median_area_fraction": float(np.median(rel)) if rel.size else 0.0,
@@ -70,8 +75,12 @@ def compute_stats(coco: dict) -> dict:
     vis = np.array([a["visibility"] for a in anns if "visibility" in a], dtype=np.float64)
     if vis.size:
         vh, edges = np.histogram(vis, bins=10, range=(0.0, 1.0))
-        out["visibility"] = {"mean": round(float(vis.mean()), 4), "median": round(float(np.median(vis)), 4),
-                             "bins": [round(float(e), 2) for e in edges], "histogram": [int(v) for v in vh]}
+        out["visibility"] = {
+            "mean": round(float(vis.mean()), 4),
+            "median": round(float(np.median(vis)), 4),
+            "bins": [round(float(e), 2) for e in edges],
+            "histogram": [int(v) for v in vh],
+        }
     return out
 
 

@@ -137,9 +137,10 @@ def _value_noise(size: int, cells: int, rng: np.random.Generator, octaves: int =
         cell = -(-size // n)
         padded = np.pad(lattice, 2, mode="wrap").astype(np.float32)
         big = cv2.resize(padded, ((n + 4) * cell,) * 2, interpolation=cv2.INTER_CUBIC)
-        inner = big[2 * cell:(n + 2) * cell, 2 * cell:(n + 2) * cell]
-        layer = inner if inner.shape[0] == size else cv2.resize(inner, (size, size),
-                                                                interpolation=cv2.INTER_AREA)
+        inner = big[2 * cell : (n + 2) * cell, 2 * cell : (n + 2) * cell]
+        layer = (
+            inner if inner.shape[0] == size else cv2.resize(inner, (size, size), interpolation=cv2.INTER_AREA)
+        )
         total += amp * layer
         norm += amp
         amp *= 0.5
@@ -163,7 +164,7 @@ def _noise(spec: TextureSpec, rng: np.random.Generator) -> np.ndarray:
 def _checker(spec: TextureSpec, rng: np.random.Generator) -> np.ndarray:
     colors = _palette(spec, rng, max(2, len(spec.colors)))
     n = max(1, round(8 * spec.scale))
-    idx = (np.arange(spec.size) * n // spec.size)
+    idx = np.arange(spec.size) * n // spec.size
     cell = (idx[:, None] + idx[None, :]) % len(colors)
     return np.round(colors * 255.0).astype(np.uint8)[cell]
 
@@ -223,11 +224,13 @@ def _brushed(spec: TextureSpec, rng: np.random.Generator) -> np.ndarray:
 def _flying(spec: TextureSpec, rng: np.random.Generator) -> np.ndarray:
     """A random base pattern in random colours with random shapes on top: maximal DR variety."""
     base_kind = rng.choice(["noise", "checker", "stripes", "gradient"])
-    base_spec = spec.model_copy(update={
-        "procedural": str(base_kind),
-        "colors": [tuple(c) for c in rng.random((int(rng.integers(2, 5)), 3)).tolist()],
-        "scale": spec.scale * float(rng.uniform(0.5, 2.0)),
-    })
+    base_spec = spec.model_copy(
+        update={
+            "procedural": str(base_kind),
+            "colors": [tuple(c) for c in rng.random((int(rng.integers(2, 5)), 3)).tolist()],
+            "scale": spec.scale * float(rng.uniform(0.5, 2.0)),
+        }
+    )
     img = np.array(_GENERATORS[str(base_kind)](base_spec, rng))  # writable copy
     size = spec.size
     n_shapes = int(rng.integers(8, 30))

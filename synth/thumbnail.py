@@ -45,7 +45,9 @@ THUMBNAIL_VIEW = (35.0, 25.0)  # (azimuth, elevation) degrees: a front-right 3/4
 SHEET_AZIMUTHS = tuple(range(0, 360, 45))  # 8 views, 0 = front (camera on -Y looking +Y)
 SHEET_ELEVATION = 20.0
 SHEET_COLUMNS = 4
-MAX_PREVIEW_TEXTURE = 512  # textures are downsampled to this for previews (faster upload, same look at 256 px)
+MAX_PREVIEW_TEXTURE = (
+    512  # textures are downsampled to this for previews (faster upload, same look at 256 px)
+)
 
 # (azimuth offset, elevation, intensity) of each light relative to the camera: key, fill, rim, top. At most
 # four: pyrender's shader takes four directional lights and silently drops others in set order, which
@@ -65,13 +67,22 @@ class ThumbnailRenderer:
         self._gl = pyrender.OffscreenRenderer(side, side)
 
     # ---- public ------------------------------------------------------------------------------------
-    def render(self, mesh: trimesh.Trimesh, material: MaterialHints | None = None,
-               azimuth_deg: float = THUMBNAIL_VIEW[0], elevation_deg: float = THUMBNAIL_VIEW[1]) -> np.ndarray:
+    def render(
+        self,
+        mesh: trimesh.Trimesh,
+        material: MaterialHints | None = None,
+        azimuth_deg: float = THUMBNAIL_VIEW[0],
+        elevation_deg: float = THUMBNAIL_VIEW[1],
+    ) -> np.ndarray:
         """One view as an (size, size, 3) uint8 sRGB image."""
         return self.render_views(mesh, [(azimuth_deg, elevation_deg)], material)[0]
 
-    def render_views(self, mesh: trimesh.Trimesh, views: Sequence[tuple[float, float]],
-                     material: MaterialHints | None = None) -> list[np.ndarray]:
+    def render_views(
+        self,
+        mesh: trimesh.Trimesh,
+        views: Sequence[tuple[float, float]],
+        material: MaterialHints | None = None,
+    ) -> list[np.ndarray]:
         """Several (azimuth, elevation) views at one common camera distance, so sizes compare across views."""
         self._check_thread()
         primitive_mesh = pyrender.Mesh([_primitive(mesh, material)])
@@ -79,9 +90,11 @@ class ThumbnailRenderer:
         poses = [_look_at(az, el) for az, el in views]
         distance = max(_fit_distance(points, pose[:3, :3]) for pose in poses)
         radius = float(np.linalg.norm(points, axis=1).max())
-        camera = pyrender.PerspectiveCamera(yfov=math.radians(YFOV_DEG),
-                                            znear=max(distance - radius * 1.5, distance * 1e-3),
-                                            zfar=distance + radius * 1.5)
+        camera = pyrender.PerspectiveCamera(
+            yfov=math.radians(YFOV_DEG),
+            znear=max(distance - radius * 1.5, distance * 1e-3),
+            zfar=distance + radius * 1.5,
+        )
         images = []
         for pose in poses:
             cam_pose = pose.copy()
@@ -110,8 +123,10 @@ class ThumbnailRenderer:
         if self._gl is None:
             raise RuntimeError("this ThumbnailRenderer was closed")
         if threading.get_ident() != self._thread:
-            raise RuntimeError("a ThumbnailRenderer must be used from the thread that created it "
-                               "(pyrender/EGL contexts are per thread; render in worker processes instead)")
+            raise RuntimeError(
+                "a ThumbnailRenderer must be used from the thread that created it "
+                "(pyrender/EGL contexts are per thread; render in worker processes instead)"
+            )
 
 
 _shared: ThumbnailRenderer | None = None
@@ -138,22 +153,31 @@ def _close_shared() -> None:
     _shared = None
 
 
-def thumbnail_image(mesh: trimesh.Trimesh, material: MaterialHints | None = None,
-                    renderer: ThumbnailRenderer | None = None) -> Image.Image:
+def thumbnail_image(
+    mesh: trimesh.Trimesh, material: MaterialHints | None = None, renderer: ThumbnailRenderer | None = None
+) -> Image.Image:
     return Image.fromarray((renderer or shared_renderer()).render(mesh, material))
 
 
-def save_thumbnail(mesh: trimesh.Trimesh, out_png: str | Path, material: MaterialHints | None = None,
-                   renderer: ThumbnailRenderer | None = None) -> Path:
+def save_thumbnail(
+    mesh: trimesh.Trimesh,
+    out_png: str | Path,
+    material: MaterialHints | None = None,
+    renderer: ThumbnailRenderer | None = None,
+) -> Path:
     """Render the 3/4 view and write it as PNG (atomic)."""
     out_png = Path(out_png)
     atomic_write_bytes(out_png, _png(thumbnail_image(mesh, material, renderer)))
     return out_png
 
 
-def contact_sheet_image(mesh: trimesh.Trimesh, title: str, subtitle: str = "",
-                        material: MaterialHints | None = None,
-                        renderer: ThumbnailRenderer | None = None) -> Image.Image:
+def contact_sheet_image(
+    mesh: trimesh.Trimesh,
+    title: str,
+    subtitle: str = "",
+    material: MaterialHints | None = None,
+    renderer: ThumbnailRenderer | None = None,
+) -> Image.Image:
     """Eight azimuths in a 4x2 grid under a title band."""
     renderer = renderer or shared_renderer()
     views = [(float(az), SHEET_ELEVATION) for az in SHEET_AZIMUTHS]
@@ -168,8 +192,9 @@ def contact_sheet_image(mesh: trimesh.Trimesh, title: str, subtitle: str = "",
     draw.rectangle([0, 0, width, band - 1], fill=(46, 52, 64))
     draw.text((14, 8), _fit_text(draw, title, _font(24), width - 28), font=_font(24), fill=(255, 255, 255))
     if subtitle:
-        draw.text((14, 38), _fit_text(draw, subtitle, _font(15), width - 28), font=_font(15),
-                  fill=(216, 222, 233))
+        draw.text(
+            (14, 38), _fit_text(draw, subtitle, _font(15), width - 28), font=_font(15), fill=(216, 222, 233)
+        )
     small = _font(12)
     for i, (img, (az, _)) in enumerate(zip(tiles, views, strict=True)):
         x = (i % SHEET_COLUMNS) * (tile + gap)
@@ -179,9 +204,14 @@ def contact_sheet_image(mesh: trimesh.Trimesh, title: str, subtitle: str = "",
     return sheet
 
 
-def save_contact_sheet(mesh: trimesh.Trimesh, out_png: str | Path, title: str, subtitle: str = "",
-                       material: MaterialHints | None = None,
-                       renderer: ThumbnailRenderer | None = None) -> Path:
+def save_contact_sheet(
+    mesh: trimesh.Trimesh,
+    out_png: str | Path,
+    title: str,
+    subtitle: str = "",
+    material: MaterialHints | None = None,
+    renderer: ThumbnailRenderer | None = None,
+) -> Path:
     out_png = Path(out_png)
     atomic_write_bytes(out_png, _png(contact_sheet_image(mesh, title, subtitle, material, renderer)))
     return out_png
@@ -200,7 +230,9 @@ def _primitive(mesh: trimesh.Trimesh, hints: MaterialHints | None) -> pyrender.P
     metal_rough = None
     img = base_color_texture(mesh)
     if img is not None:
-        texture = pyrender.Texture(source=np.asarray(_preview_size(img).convert("RGB")), source_channels="RGB")
+        texture = pyrender.Texture(
+            source=np.asarray(_preview_size(img).convert("RGB")), source_channels="RGB"
+        )
         texcoord = np.asarray(mesh.visual.uv, dtype=np.float32)
         mr = getattr(mesh.visual.material, "metallicRoughnessTexture", None)
         if mr is not None:  # a baked atlas: per-part metal and roughness (pyrender takes glTF's G, B itself)
@@ -213,15 +245,21 @@ def _primitive(mesh: trimesh.Trimesh, hints: MaterialHints | None) -> pyrender.P
         rgba[:, :3] = srgb_to_linear(rgba[:, :3])
         color_0 = rgba.astype(np.float32)
     material = pyrender.MetallicRoughnessMaterial(
-        baseColorFactor=base, metallicFactor=float(metallic), roughnessFactor=float(roughness),
-        baseColorTexture=texture, metallicRoughnessTexture=metal_rough,
+        baseColorFactor=base,
+        metallicFactor=float(metallic),
+        roughnessFactor=float(roughness),
+        baseColorTexture=texture,
+        metallicRoughnessTexture=metal_rough,
         alphaMode="OPAQUE",  # single-sided: back-face culling halves llvmpipe's time
     )
     return pyrender.Primitive(
         positions=np.asarray(mesh.vertices, dtype=np.float32),
         normals=np.asarray(mesh.vertex_normals, dtype=np.float32),
-        texcoord_0=texcoord, color_0=color_0,
-        indices=np.asarray(mesh.faces, dtype=np.uint32), material=material, mode=4,
+        texcoord_0=texcoord,
+        color_0=color_0,
+        indices=np.asarray(mesh.faces, dtype=np.uint32),
+        material=material,
+        mode=4,
     )
 
 

@@ -40,8 +40,9 @@ def _decode(seg, height: int, width: int) -> np.ndarray | None:
     return None
 
 
-def draw_annotations(image_bgr: np.ndarray, anns: list[dict], names: dict[int, str],
-                     width: int | None = None) -> np.ndarray:
+def draw_annotations(
+    image_bgr: np.ndarray, anns: list[dict], names: dict[int, str], width: int | None = None
+) -> np.ndarray:
     """The image (resized to ``width``) with masks, amodal outlines, boxes and labels drawn on, BGR.
 
     Masks are resized with nearest neighbour, so every drawn mask pixel is a labelled pixel."""
@@ -64,8 +65,9 @@ def draw_annotations(image_bgr: np.ndarray, anns: list[dict], names: dict[int, s
         col = _colour(k)
         am = _decode(a.get("amodal_segmentation"), h, w)
         if am is not None:
-            contours, _ = cv2.findContours(scaled(am).astype(np.uint8), cv2.RETR_EXTERNAL,
-                                           cv2.CHAIN_APPROX_SIMPLE)
+            contours, _ = cv2.findContours(
+                scaled(am).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+            )
             cv2.drawContours(out, contours, -1, col, 1, cv2.LINE_AA)
         x, y, bw, bh = (int(round(v * s)) for v in a["bbox"])
         cv2.rectangle(out, (x, y), (x + bw - 1, y + bh - 1), col, 1)
@@ -78,9 +80,15 @@ def draw_annotations(image_bgr: np.ndarray, anns: list[dict], names: dict[int, s
     return out
 
 
-def contact_sheets(dataset: str | Path, out_dir: str | Path | None = None, per_sheet: int = 16,
-                   columns: int = 4, max_sheets: int = 4, annotations: str = "annotations.json",
-                   tile_width: int = TILE_WIDTH) -> list[Path]:
+def contact_sheets(
+    dataset: str | Path,
+    out_dir: str | Path | None = None,
+    per_sheet: int = 16,
+    columns: int = 4,
+    max_sheets: int = 4,
+    annotations: str = "annotations.json",
+    tile_width: int = TILE_WIDTH,
+) -> list[Path]:
     """Write ``DIR/viz/sheet-000.png`` ... (or into ``out_dir``); returns the paths.
 
     Images are taken in id order, ``per_sheet`` per sheet, at most ``max_sheets`` sheets."""
@@ -102,13 +110,14 @@ def contact_sheets(dataset: str | Path, out_dir: str | Path | None = None, per_s
     paths = []
     for s in range(0, len(images), per_sheet):
         tiles = []
-        for im in images[s:s + per_sheet]:
+        for im in images[s : s + per_sheet]:
             img = cv2.imread(str(root / im["file_name"]), cv2.IMREAD_COLOR)
             if img is None:
                 raise AssetError(root / im["file_name"], "cannot read image")
             tile = draw_annotations(img, by_image.get(im["id"], []), names, tile_width)
-            cv2.putText(tile, f"#{im['id']}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
-                        cv2.LINE_AA)
+            cv2.putText(
+                tile, f"#{im['id']}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA
+            )
             tiles.append(tile)
         tile_h = max(t.shape[0] for t in tiles)
         cols = min(columns, len(tiles))
@@ -117,7 +126,7 @@ def contact_sheets(dataset: str | Path, out_dir: str | Path | None = None, per_s
         for k, t in enumerate(tiles):
             r, c = divmod(k, cols)
             y, x = 4 + r * (tile_h + 4), 4 + c * (tile_width + 4)
-            sheet[y:y + t.shape[0], x:x + t.shape[1]] = t
+            sheet[y : y + t.shape[0], x : x + t.shape[1]] = t
         ok, png = cv2.imencode(".png", sheet)
         path = out_dir / f"sheet-{s // per_sheet:03d}.png"
         atomic_write_bytes(path, png.tobytes())

@@ -62,8 +62,17 @@ SHARD_TIMINGS = "timings.json"
 ANNOTATIONS_FILE = "annotations.json"
 MANIFEST_FILE = "manifest.json"
 STAGES = ("scene", "render", "annotate", "encode", "write")
-VERSIONED_PACKAGES = ("simreal", "numpy", "pyrender", "PyOpenGL", "trimesh", "pycocotools", "opencv-python-headless",
-                      "pydantic", "bpy")
+VERSIONED_PACKAGES = (
+    "simreal",
+    "numpy",
+    "pyrender",
+    "PyOpenGL",
+    "trimesh",
+    "pycocotools",
+    "opencv-python-headless",
+    "pydantic",
+    "bpy",
+)
 
 SceneBuilder = Callable[[Any, Catalog, int, int], Scene]
 CategoryLister = Callable[[Any, Catalog], Sequence[str]]
@@ -124,7 +133,9 @@ class RunPlan:
         if not isinstance(scene, Scene):
             raise ConfigError("scene builder", f"returned {type(scene).__name__}, not a Scene")
         if (scene.seed, scene.index, scene.config_hash) != (self.seed, index, self.config_hash):
-            scene = scene.model_copy(update={"seed": self.seed, "index": index, "config_hash": self.config_hash})
+            scene = scene.model_copy(
+                update={"seed": self.seed, "index": index, "config_hash": self.config_hash}
+            )
         return scene
 
 
@@ -149,9 +160,15 @@ def load_config(config_path_or_cfg) -> Any:
     return cfg
 
 
-def make_plan(config_path_or_cfg, n: int, seed: int, backend: str = "pyrender", backend_opts: dict | None = None,
-              scene_builder: SceneBuilder | None = None,
-              categories: Sequence[str] | CategoryLister | None = None) -> RunPlan:
+def make_plan(
+    config_path_or_cfg,
+    n: int,
+    seed: int,
+    backend: str = "pyrender",
+    backend_opts: dict | None = None,
+    scene_builder: SceneBuilder | None = None,
+    categories: Sequence[str] | CategoryLister | None = None,
+) -> RunPlan:
     cfg = load_config(config_path_or_cfg)
     for name, value, low in (("n", n, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -159,7 +176,9 @@ def make_plan(config_path_or_cfg, n: int, seed: int, backend: str = "pyrender", 
     from synth.render import BACKENDS
 
     if backend not in BACKENDS:
-        raise ConfigError("backend", f"unknown backend '{backend}' (choose from {', '.join(sorted(BACKENDS))})")
+        raise ConfigError(
+            "backend", f"unknown backend '{backend}' (choose from {', '.join(sorted(BACKENDS))})"
+        )
     catalog = Catalog(cfg.catalog.root)
     if categories is None:
         if scene_builder is not None:
@@ -199,8 +218,11 @@ def render_image(plan: RunPlan, backend, catalog: Catalog, index: int, shard_dir
     scene = plan.build(catalog, index)
     cam = scene.camera
     if (cam.width, cam.height) != (plan.cfg.image.width, plan.cfg.image.height):
-        raise ConfigError("scene builder", f"image {index} is {cam.width}x{cam.height}, the config says "
-                                           f"{plan.cfg.image.width}x{plan.cfg.image.height}")
+        raise ConfigError(
+            "scene builder",
+            f"image {index} is {cam.width}x{cam.height}, the config says "
+            f"{plan.cfg.image.width}x{plan.cfg.image.height}",
+        )
     t1, c1 = time.perf_counter(), time.process_time()
     frame = backend.render(scene)
     t2, c2 = time.perf_counter(), time.process_time()
@@ -229,16 +251,29 @@ def render_image(plan: RunPlan, backend, catalog: Catalog, index: int, shard_dir
         _write_file(shard_dir / name, data)
     t5, c5 = time.perf_counter(), time.process_time()
 
-    image = {"id": index + 1, "file_name": f"{rel.as_posix()}/images/{stem}.{out_cfg.image_format}",
-             "width": cam.width, "height": cam.height}
+    image = {
+        "id": index + 1,
+        "file_name": f"{rel.as_posix()}/images/{stem}.{out_cfg.image_format}",
+        "width": cam.width,
+        "height": cam.height,
+    }
     if out_cfg.write_depth:
         image["depth_file"] = f"{rel.as_posix()}/depth/{stem}.png"
     image["scene_file"] = f"{rel.as_posix()}/scenes/{stem}.json"
     # wall seconds per stage, and CPU seconds of the worker process (all its threads, e.g. llvmpipe's):
     # on a shared machine the CPU figures say what the work costs, the wall figures what it took
-    timings = {"scene": t1 - t0, "render": t2 - t1, "annotate": t3 - t2, "encode": t4 - t3, "write": t5 - t4,
-               "cpu.scene": c1 - c0, "cpu.render": c2 - c1, "cpu.annotate": c3 - c2, "cpu.encode": c4 - c3,
-               "cpu.write": c5 - c4}
+    timings = {
+        "scene": t1 - t0,
+        "render": t2 - t1,
+        "annotate": t3 - t2,
+        "encode": t4 - t3,
+        "write": t5 - t4,
+        "cpu.scene": c1 - c0,
+        "cpu.render": c2 - c1,
+        "cpu.annotate": c3 - c2,
+        "cpu.encode": c4 - c3,
+        "cpu.write": c5 - c4,
+    }
     for k, v in frame.timings.items():
         timings[f"backend.{k}"] = v
     return ImageResult(index, image, result.annotations, result.dropped, timings)
@@ -261,8 +296,14 @@ def _shard_coco(plan: RunPlan, shard: int, results: list[ImageResult]) -> dict:
             annotations.append({"id": len(annotations) + 1, "image_id": r.index + 1, **a})
     dropped = [{"image_id": r.index + 1, **d} for r in results for d in r.dropped]
     return {
-        "info": {"description": "simreal synthetic shard", "config_hash": plan.config_hash, "seed": plan.seed,
-                 "shard": shard, "first_index": plan.shard_indices(shard).start, "count": len(results)},
+        "info": {
+            "description": "simreal synthetic shard",
+            "config_hash": plan.config_hash,
+            "seed": plan.seed,
+            "shard": shard,
+            "first_index": plan.shard_indices(shard).start,
+            "count": len(results),
+        },
         "images": [r.image for r in results],
         "annotations": annotations,
         "categories": _categories(plan.categories),
@@ -312,11 +353,19 @@ def _new_shard_dir(out_dir: Path, shard: int) -> Path:
     return d
 
 
-def render_shard(config_path_or_cfg, shard_index: int, n: int, out_dir: str | Path, seed: int,
-                 backend: str = "pyrender", backend_opts: dict | None = None, *,
-                 scene_builder: SceneBuilder | None = None,
-                 categories: Sequence[str] | CategoryLister | None = None,
-                 backend_instance=None) -> Path:
+def render_shard(
+    config_path_or_cfg,
+    shard_index: int,
+    n: int,
+    out_dir: str | Path,
+    seed: int,
+    backend: str = "pyrender",
+    backend_opts: dict | None = None,
+    *,
+    scene_builder: SceneBuilder | None = None,
+    categories: Sequence[str] | CategoryLister | None = None,
+    backend_instance=None,
+) -> Path:
     """Render shard ``shard_index`` of the dataset (config, n, seed) in THIS process; returns its directory.
 
     Idempotent: a finished shard (its coco.json exists, same config hash) is left alone. Uses this
@@ -332,7 +381,9 @@ def render_shard(config_path_or_cfg, shard_index: int, n: int, out_dir: str | Pa
         return out_dir / SHARDS_DIR / shard_name(shard_index)
     shard_dir = _new_shard_dir(out_dir, shard_index)
     catalog = Catalog(plan.cfg.catalog.root)
-    be = backend_instance if backend_instance is not None else process_backend(plan.backend, plan.backend_opts)
+    be = (
+        backend_instance if backend_instance is not None else process_backend(plan.backend, plan.backend_opts)
+    )
     results = [render_image(plan, be, catalog, i, shard_dir) for i in plan.shard_indices(shard_index)]
     _finish_shard(plan, shard_index, shard_dir, results)
     return shard_dir
@@ -366,8 +417,11 @@ def prepare_output(plan: RunPlan, out_dir: Path) -> None:
             raise ConfigError(run_file, "unreadable; delete the output directory to start over") from None
         for key in ("format_version", "config_hash", "seed", "n", "backend", "backend_opts", "categories"):
             if have.get(key) != want[key]:
-                raise ConfigError(out_dir, f"holds a dataset with a different {key} ({have.get(key)!r}, now "
-                                           f"{want[key]!r}); use another --out or delete it")
+                raise ConfigError(
+                    out_dir,
+                    f"holds a dataset with a different {key} ({have.get(key)!r}, now "
+                    f"{want[key]!r}); use another --out or delete it",
+                )
         return
     if any(out_dir.iterdir()):
         raise ConfigError(out_dir, "exists, is not empty and is not a simreal dataset; use another --out")
@@ -383,8 +437,11 @@ def _shard_done(plan: RunPlan, out_dir: Path, shard: int) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     if info.get("config_hash") != plan.config_hash or info.get("seed") != plan.seed:
-        raise ConfigError(coco, f"was rendered with config hash {info.get('config_hash')} / seed "
-                                f"{info.get('seed')}, not {plan.config_hash} / {plan.seed}")
+        raise ConfigError(
+            coco,
+            f"was rendered with config hash {info.get('config_hash')} / seed "
+            f"{info.get('seed')}, not {plan.config_hash} / {plan.seed}",
+        )
     return info.get("count") == len(plan.shard_indices(shard))
 
 
@@ -455,11 +512,19 @@ def _raise_worker_error(err: dict) -> None:
     raise cls(err["where"], f"{err['problem']} (image {err['index']})")
 
 
-def render_dataset(config_path_or_cfg, n: int, out_dir: str | Path, seed: int = 0, workers: int = 1,
-                   backend: str = "pyrender", backend_opts: dict | None = None, *,
-                   scene_builder: SceneBuilder | None = None,
-                   categories: Sequence[str] | CategoryLister | None = None,
-                   progress: bool = True) -> Path:
+def render_dataset(
+    config_path_or_cfg,
+    n: int,
+    out_dir: str | Path,
+    seed: int = 0,
+    workers: int = 1,
+    backend: str = "pyrender",
+    backend_opts: dict | None = None,
+    *,
+    scene_builder: SceneBuilder | None = None,
+    categories: Sequence[str] | CategoryLister | None = None,
+    progress: bool = True,
+) -> Path:
     """Render ``n`` images of a config into ``out_dir`` with ``workers`` processes; resume if interrupted.
 
     Returns the path of the merged ``annotations.json``."""
@@ -470,17 +535,21 @@ def render_dataset(config_path_or_cfg, n: int, out_dir: str | Path, seed: int = 
     out_dir = Path(out_dir)
     prepare_output(plan, out_dir)
     todo = clean_partial(plan, out_dir)
-    run_info = {"workers": workers, "shards_rendered": len(todo), "shards_reused": plan.num_shards - len(todo),
-                "images_rendered": sum(len(plan.shard_indices(s)) for s in todo)}
+    run_info = {
+        "workers": workers,
+        "shards_rendered": len(todo),
+        "shards_reused": plan.num_shards - len(todo),
+        "images_rendered": sum(len(plan.shard_indices(s)) for s in todo),
+    }
     if todo:
         run_info.update(_render_shards(plan, out_dir, todo, workers, progress))
     path = merge_shards(out_dir)
     run_info["wall_s"] = round(time.perf_counter() - t_start, 3)
-    run_info["images_per_s"] = (round(run_info["images_rendered"] / run_info["wall_s"], 3)
-                                if run_info["images_rendered"] else None)
+    run_info["images_per_s"] = (
+        round(run_info["images_rendered"] / run_info["wall_s"], 3) if run_info["images_rendered"] else None
+    )
     add_run_info(out_dir, run_info)
     return path
-
 
 
 def _render_shards(plan: RunPlan, out_dir: Path, todo: list[int], workers: int, progress: bool) -> dict:
@@ -501,14 +570,15 @@ def _render_shards(plan: RunPlan, out_dir: Path, todo: list[int], workers: int, 
     tasks = []
     for s in todo:
         idx = list(plan.shard_indices(s))
-        tasks += [(s, idx[k:k + chunk]) for k in range(0, len(idx), chunk)]
+        tasks += [(s, idx[k : k + chunk]) for k in range(0, len(idx), chunk)]
 
     ctx = multiprocessing.get_context("spawn")
     bar = tqdm(total=n_images, desc="render", unit="img", disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                                 initargs=(plan, workers)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(plan, workers)
+        ) as pool:
             futures = {pool.submit(_worker_task, s, idx, str(shard_dirs[s])): (s, idx) for s, idx in tasks}
             first_done = None
             first_images = 0
@@ -534,14 +604,18 @@ def _render_shards(plan: RunPlan, out_dir: Path, todo: list[int], workers: int, 
                     fut.cancel()
                 raise
     except BrokenProcessPool:
-        raise SimrealError(out_dir, "a render worker died (crash or out of memory); re-run the same command "
-                                    "to resume") from None
+        raise SimrealError(
+            out_dir, "a render worker died (crash or out of memory); re-run the same command to resume"
+        ) from None
     finally:
         bar.close()
     elapsed = time.perf_counter() - t0
     steady = (n_images - first_images) / (elapsed - first_done) if n_images > first_images else None
-    return {"render_s": round(elapsed, 3), "first_results_s": round(first_done or 0.0, 3),
-            "steady_images_per_s": round(steady, 3) if steady else None}
+    return {
+        "render_s": round(elapsed, 3),
+        "first_results_s": round(first_done or 0.0, 3),
+        "steady_images_per_s": round(steady, 3) if steady else None,
+    }
 
 
 # ---- merge ----------------------------------------------------------------------------------------------
@@ -580,8 +654,13 @@ def merge_shards(out_dir: str | Path) -> Path:
 
     categories = _categories(run["categories"])
     coco = {
-        "info": {"description": "simreal synthetic dataset", "version": str(FORMAT_VERSION),
-                 "config_hash": run["config_hash"], "seed": run["seed"], "backend": run["backend"]},
+        "info": {
+            "description": "simreal synthetic dataset",
+            "version": str(FORMAT_VERSION),
+            "config_hash": run["config_hash"],
+            "seed": run["seed"],
+            "backend": run["backend"],
+        },
         "licenses": [],
         "images": images,
         "annotations": annotations,
@@ -589,8 +668,12 @@ def merge_shards(out_dir: str | Path) -> Path:
     }
     ann_path = out_dir / ANNOTATIONS_FILE
     atomic_write_json(ann_path, coco, indent=None)
-    atomic_write_json(out_dir / MANIFEST_FILE, _manifest(run, images, annotations, dropped, categories,
-                                                         timing_sum, timed, _previous_run_info(out_dir)))
+    atomic_write_json(
+        out_dir / MANIFEST_FILE,
+        _manifest(
+            run, images, annotations, dropped, categories, timing_sum, timed, _previous_run_info(out_dir)
+        ),
+    )
     return ann_path
 
 
@@ -644,19 +727,29 @@ def _manifest(run: dict, images, annotations, dropped, categories, timing_sum, t
             "images": len(images),
             "annotations": len(annotations),
             "per_category": per_class,
-            "objects_per_image": {"mean": round(float(per_image.mean()), 4) if len(images) else 0.0,
-                                  "max": int(per_image.max()) if len(images) else 0,
-                                  "images_without_objects": int((per_image == 0).sum())},
+            "objects_per_image": {
+                "mean": round(float(per_image.mean()), 4) if len(images) else 0.0,
+                "max": int(per_image.max()) if len(images) else 0,
+                "images_without_objects": int((per_image == 0).sum()),
+            },
         },
-        "dropped": {"total": len(dropped), "by_reason": dict(sorted(by_reason.items())),
-                    "by_category": dict(sorted(by_class.items())), "objects": dropped},
+        "dropped": {
+            "total": len(dropped),
+            "by_reason": dict(sorted(by_reason.items())),
+            "by_category": dict(sorted(by_class.items())),
+            "objects": dropped,
+        },
         # measurements (not part of the reproducible dataset): mean milliseconds per image and stage,
         # over the images of every shard, from whichever run rendered that shard
-        "timings": {"images_timed": timed, "ms_per_image": stage_ms,
-                    "ms_per_image_total": round(per_image_total, 3),
-                    "annotate_fraction": round(stage_ms.get("annotate", 0.0) / per_image_total, 4)
-                    if per_image_total else None,
-                    "last_run": last_run},
+        "timings": {
+            "images_timed": timed,
+            "ms_per_image": stage_ms,
+            "ms_per_image_total": round(per_image_total, 3),
+            "annotate_fraction": round(stage_ms.get("annotate", 0.0) / per_image_total, 4)
+            if per_image_total
+            else None,
+            "last_run": last_run,
+        },
     }
 
 
@@ -732,8 +825,10 @@ def validate_coco(path: str | Path, check_files: bool = True) -> dict:
             im = images[a["image_id"]]
             if list(seg.get("size", [])) != [im["height"], im["width"]]:
                 fail(f"annotation {aid}: RLE size {seg.get('size')} is not the image size")
-            rle = {"size": seg["size"], "counts": seg["counts"].encode() if isinstance(seg["counts"], str)
-                   else seg["counts"]}
+            rle = {
+                "size": seg["size"],
+                "counts": seg["counts"].encode() if isinstance(seg["counts"], str) else seg["counts"],
+            }
             if isinstance(seg["counts"], list):
                 rle = mask_utils.frPyObjects(seg, *seg["size"])
             area = int(mask_utils.area(rle))

@@ -41,9 +41,11 @@ def make_bracket_glb(path: Path) -> Path:
     from PIL import Image
 
     parts = []
-    for extents, offset in (((0.12, 0.04, 0.03), (0.0, 0.0, 0.0)),
-                            ((0.04, 0.08, 0.03), (-0.04, 0.06, 0.0)),
-                            ((0.03, 0.03, 0.07), (0.045, 0.0, 0.05))):
+    for extents, offset in (
+        ((0.12, 0.04, 0.03), (0.0, 0.0, 0.0)),
+        ((0.04, 0.08, 0.03), (-0.04, 0.06, 0.0)),
+        ((0.03, 0.03, 0.07), (0.045, 0.0, 0.05)),
+    ):
         b = trimesh.creation.box(extents=extents)
         b.apply_translation(offset)
         parts.append(b)
@@ -67,15 +69,32 @@ def random_scene(seed: int, meshes: str | Path | list, size=SMALL) -> Scene:
     rng = np.random.default_rng(seed)
     w, h = size
     fx = rng.uniform(0.9, 1.2) * w
-    az, el, dist = rng.uniform(0, 2 * math.pi), rng.uniform(math.radians(25), math.radians(65)), rng.uniform(0.55, 0.9)
+    az, el, dist = (
+        rng.uniform(0, 2 * math.pi),
+        rng.uniform(math.radians(25), math.radians(65)),
+        rng.uniform(0.55, 0.9),
+    )
     eye = (dist * math.cos(el) * math.cos(az), dist * math.cos(el) * math.sin(az), dist * math.sin(el))
-    camera = Camera(width=w, height=h, fx=fx, fy=fx * rng.uniform(0.97, 1.03),
-                    cx=w / 2 + rng.uniform(-5, 5), cy=h / 2 + rng.uniform(-5, 5),
-                    pose=look_at(eye, (rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03), 0.03)))
-    objects = [SceneObject(instance_id=1, role="support", geometry=Geometry(plane=(1.5, 1.5)),
-                           material=Material(base_color=(0.6, 0.6, 0.55, 1.0),
-                                             texture=TextureSpec(procedural="wood", seed=seed, size=128,
-                                                                 repeat=2.0)))]
+    camera = Camera(
+        width=w,
+        height=h,
+        fx=fx,
+        fy=fx * rng.uniform(0.97, 1.03),
+        cx=w / 2 + rng.uniform(-5, 5),
+        cy=h / 2 + rng.uniform(-5, 5),
+        pose=look_at(eye, (rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03), 0.03)),
+    )
+    objects = [
+        SceneObject(
+            instance_id=1,
+            role="support",
+            geometry=Geometry(plane=(1.5, 1.5)),
+            material=Material(
+                base_color=(0.6, 0.6, 0.55, 1.0),
+                texture=TextureSpec(procedural="wood", seed=seed, size=128, repeat=2.0),
+            ),
+        )
+    ]
     for k in range(int(rng.integers(4, 7))):
         kind = ("box", "cylinder", "mesh")[k % 3]
         yaw = rng.uniform(0, 2 * math.pi)
@@ -91,16 +110,31 @@ def random_scene(seed: int, meshes: str | Path | list, size=SMALL) -> Scene:
             geom, z = Geometry(mesh=str(meshes[(seed + k // 3) % len(meshes)])), 0.015
         pose[:3, 3] = (rng.uniform(-0.15, 0.15), rng.uniform(-0.15, 0.15), z)
         iid = k + 2
-        material = None if kind == "mesh" and rng.random() < 0.5 else Material(
-            base_color=(*rng.uniform(0.1, 0.9, 3), 1.0), roughness=rng.uniform(0.2, 0.9),
-            metallic=float(rng.random() < 0.3),
-            texture=TextureSpec(procedural="checker", seed=iid, size=64) if rng.random() < 0.3 else None)
-        objects.append(SceneObject(instance_id=iid, category=kind, geometry=geom, pose=pose.tolist(),
-                                   material=material))
-    lights = [Light(kind="point", pose=look_at((0.4, -0.3, 1.2), (0, 0, 0)), intensity=60.0),
-              Light(kind="area", pose=look_at((-0.5, 0.4, 1.0), (0, 0, 0)), intensity=40.0, size=0.4)]
-    return Scene(seed=seed, index=0, camera=camera, objects=objects, lights=lights,
-                 environment=Environment(ambient_intensity=0.3))
+        material = (
+            None
+            if kind == "mesh" and rng.random() < 0.5
+            else Material(
+                base_color=(*rng.uniform(0.1, 0.9, 3), 1.0),
+                roughness=rng.uniform(0.2, 0.9),
+                metallic=float(rng.random() < 0.3),
+                texture=TextureSpec(procedural="checker", seed=iid, size=64) if rng.random() < 0.3 else None,
+            )
+        )
+        objects.append(
+            SceneObject(instance_id=iid, category=kind, geometry=geom, pose=pose.tolist(), material=material)
+        )
+    lights = [
+        Light(kind="point", pose=look_at((0.4, -0.3, 1.2), (0, 0, 0)), intensity=60.0),
+        Light(kind="area", pose=look_at((-0.5, 0.4, 1.0), (0, 0, 0)), intensity=40.0, size=0.4),
+    ]
+    return Scene(
+        seed=seed,
+        index=0,
+        camera=camera,
+        objects=objects,
+        lights=lights,
+        environment=Environment(ambient_intensity=0.3),
+    )
 
 
 # ---- running work in a fresh process -------------------------------------------------------------------
@@ -128,8 +162,16 @@ def w_render(backend: str, scene_jsons: list[str], options: dict | None = None) 
             scene = Scene.from_json(sj)
             t = time.perf_counter()
             f = b.render(scene)
-            out.append({"rgb": f.rgb, "depth": f.depth, "ids": f.instance_ids, "timings": f.timings,
-                        "seconds": time.perf_counter() - t, "device": getattr(b, "device", None)})
+            out.append(
+                {
+                    "rgb": f.rgb,
+                    "depth": f.depth,
+                    "ids": f.instance_ids,
+                    "timings": f.timings,
+                    "seconds": time.perf_counter() - t,
+                    "device": getattr(b, "device", None),
+                }
+            )
     return out
 
 
@@ -144,9 +186,15 @@ def w_cycles_bookkeeping(scene_jsons: list[str], options: dict) -> dict:
     with CyclesBackend(samples=1, denoiser="none", **options) as b:
         for sj in scene_jsons:
             b.render(Scene.from_json(sj))
-            counts.append({"objects": len(bpy.data.objects), "lights": len(bpy.data.lights),
-                           "materials": len(bpy.data.materials), "meshes": len(bpy.data.meshes),
-                           "images": len(bpy.data.images)})
+            counts.append(
+                {
+                    "objects": len(bpy.data.objects),
+                    "lights": len(bpy.data.lights),
+                    "materials": len(bpy.data.materials),
+                    "meshes": len(bpy.data.meshes),
+                    "images": len(bpy.data.images),
+                }
+            )
     return {"counts": counts}
 
 
@@ -179,8 +227,17 @@ def w_cycles_errors(scene_json: str, hdri_root: str) -> dict:
         results["second_backend"] = outcome(lambda: CyclesBackend())
         missing_hdri = scene.model_copy(update={"environment": Environment(hdri="does-not-exist.hdr")})
         results["missing_hdri"] = outcome(lambda: b.render(missing_hdri))
-        missing_mesh = scene.model_copy(update={"objects": [SceneObject(
-            instance_id=1, category="x", geometry=Geometry(mesh=os.path.join(hdri_root, "nope.glb")))]})
+        missing_mesh = scene.model_copy(
+            update={
+                "objects": [
+                    SceneObject(
+                        instance_id=1,
+                        category="x",
+                        geometry=Geometry(mesh=os.path.join(hdri_root, "nope.glb")),
+                    )
+                ]
+            }
+        )
         results["missing_mesh"] = outcome(lambda: b.render(missing_mesh))
         results["after_errors"] = outcome(lambda: b.render(scene))  # the backend is still usable
     results["closed"] = outcome(lambda: b.render(scene))

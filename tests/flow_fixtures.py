@@ -16,17 +16,42 @@ def tiny_render(tmp_path: Path, name: str = "data", n: int = 6, seed: int = 0, *
     catalog = tmp_path / "catalog"
     if not catalog.exists():
         make_catalog(catalog, RETAIL)
-    overrides = {"catalog.root": str(catalog), "image.width": 96, "image.height": 72, "output.shard_size": 2,
-                 "objects.count": [2, 4], "distractors.count": [0, 1]}
-    return RenderParams(config=str(REPO / "configs" / "retail_table.yaml"), overrides=overrides, n=n, seed=seed,
-                        out=str(tmp_path / name), workers=2, **kw)
+    overrides = {
+        "catalog.root": str(catalog),
+        "image.width": 96,
+        "image.height": 72,
+        "output.shard_size": 2,
+        "objects.count": [2, 4],
+        "distractors.count": [0, 1],
+    }
+    return RenderParams(
+        config=str(REPO / "configs" / "retail_table.yaml"),
+        overrides=overrides,
+        n=n,
+        seed=seed,
+        out=str(tmp_path / name),
+        workers=2,
+        **kw,
+    )
 
 
 def tiny_train(tmp_path: Path) -> TrainParams:
-    return TrainParams(model="maskrcnn_mobilenet", steps=3, batch_size=2, image_size=96, class_agnostic="product",
-                       out=str(tmp_path / "train"),
-                       overrides={"workers": 0, "threads": 1, "warmup_steps": 1, "val_fraction": 0.0,
-                                  "checkpoint_every": 3, "log_every": 1})
+    return TrainParams(
+        model="maskrcnn_mobilenet",
+        steps=3,
+        batch_size=2,
+        image_size=96,
+        class_agnostic="product",
+        out=str(tmp_path / "train"),
+        overrides={
+            "workers": 0,
+            "threads": 1,
+            "warmup_steps": 1,
+            "val_fraction": 0.0,
+            "checkpoint_every": 3,
+            "log_every": 1,
+        },
+    )
 
 
 def tiny_pipeline(tmp_path: Path) -> PipelineParams:

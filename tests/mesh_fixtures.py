@@ -17,8 +17,10 @@ def gradient_image(width: int, height: int, seed: int = 0) -> Image.Image:
     """A texture whose every texel differs, so a wrong UV mapping or a resized image is detectable."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width]
-    img = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
-                    rng.integers(0, 256, (height, width))], axis=-1).astype(np.uint8)
+    img = np.stack(
+        [x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1), rng.integers(0, 256, (height, width))],
+        axis=-1,
+    ).astype(np.uint8)
     return Image.fromarray(img)
 
 
@@ -37,9 +39,14 @@ def box_obj_text(extents, uv_seed: int = 0, mtllib: str | None = "box.mtl", mate
     return "\n".join(lines) + "\n"
 
 
-def write_textured_obj(folder: Path, extents=(6.0, 4.0, 12.0), texture_size=(40, 30),
-                       map_line: str = "map_Kd texture.png", write_texture: bool = True,
-                       name: str = "box") -> Path:
+def write_textured_obj(
+    folder: Path,
+    extents=(6.0, 4.0, 12.0),
+    texture_size=(40, 30),
+    map_line: str = "map_Kd texture.png",
+    write_texture: bool = True,
+    name: str = "box",
+) -> Path:
     """box.obj + box.mtl + texture.png (extents in the file's units: centimetres by default)."""
     folder.mkdir(parents=True, exist_ok=True)
     obj = folder / f"{name}.obj"
@@ -75,14 +82,18 @@ def colored_sphere(radius: float = 0.04, seed: int = 0) -> trimesh.Trimesh:
     return mesh
 
 
-def textured_part(extents, color, texture_size, seed: int = 0, roughness: float = 0.8,
-                  metallic: float = 0.0) -> trimesh.Trimesh:
+def textured_part(
+    extents, color, texture_size, seed: int = 0, roughness: float = 0.8, metallic: float = 0.0
+) -> trimesh.Trimesh:
     """A box with its own single-colour texture, to check atlas baking keeps each part's colour."""
     box = trimesh.creation.box(extents=extents)
     box.unmerge_vertices()
     uv = np.random.default_rng(seed).uniform(0.1, 0.9, (len(box.vertices), 2))
     material = trimesh.visual.material.PBRMaterial(
-        baseColorTexture=Image.new("RGB", texture_size, color), roughnessFactor=roughness, metallicFactor=metallic)
+        baseColorTexture=Image.new("RGB", texture_size, color),
+        roughnessFactor=roughness,
+        metallicFactor=metallic,
+    )
     box.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
     return box
 

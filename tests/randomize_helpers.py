@@ -53,10 +53,18 @@ def make_catalog(root: Path, entries=RETAIL + INDUSTRIAL) -> Catalog:
         mesh.apply_translation(-mesh.bounds.mean(axis=0))
         size = tuple(float(s) for s in mesh.extents)
         colour = tuple(float(c) for c in np.random.default_rng(i).uniform(0.2, 0.9, 3))
-        record = SkuRecord(id=sku_id, name=sku_id.replace("-", " "), category=category, supercategory=supercat,
-                           size_m=size, thumbnail=None, source=Source(kind="procedural", generator=kind, seed=i),
-                           material=MaterialHints(base_color=(*colour, 1.0), roughness=0.5,
-                                                  metallic=0.8 if supercat == "industrial" else 0.0))
+        record = SkuRecord(
+            id=sku_id,
+            name=sku_id.replace("-", " "),
+            category=category,
+            supercategory=supercat,
+            size_m=size,
+            thumbnail=None,
+            source=Source(kind="procedural", generator=kind, seed=i),
+            material=MaterialHints(
+                base_color=(*colour, 1.0), roughness=0.5, metallic=0.8 if supercat == "industrial" else 0.0
+            ),
+        )
 
         def write(tmp: Path, mesh=mesh) -> None:
             mesh.export(tmp / "mesh.glb")

@@ -52,8 +52,17 @@ def top_down_camera(width=128, height=96, height_m=2.0, fx=200.0, fy=None, cx=No
     """Looking straight down -Z from (0, 0, height_m); image +x = world +x, image up = world +y."""
     pose = np.eye(4)
     pose[2, 3] = height_m
-    return Camera(width=width, height=height, fx=fx, fy=fy or fx, cx=width / 2 if cx is None else cx,
-                  cy=height / 2 if cy is None else cy, znear=0.05, zfar=10.0, pose=pose.tolist())
+    return Camera(
+        width=width,
+        height=height,
+        fx=fx,
+        fy=fy or fx,
+        cx=width / 2 if cx is None else cx,
+        cy=height / 2 if cy is None else cy,
+        znear=0.05,
+        zfar=10.0,
+        pose=pose.tolist(),
+    )
 
 
 class TinyRenderConfig(BaseModel):
@@ -76,9 +85,17 @@ def build_tiny_scene(cfg: TinyRenderConfig, catalog: Catalog, seed: int, index: 
     w, h = cfg.image.width, cfg.image.height
     eye = (rng.uniform(-0.2, 0.2), -0.55 + rng.uniform(-0.05, 0.05), 0.55)
     cam = Camera.from_fov(w, h, 45.0, pose=look_at(eye, (0.0, 0.0, 0.05)), znear=0.05, zfar=10.0)
-    objects = [SceneObject(instance_id=1, role="support", geometry=Geometry(plane=(3.0, 3.0)),
-                           material=Material(base_color=(1, 1, 1, 1), texture=TextureSpec(
-                               procedural="wood", seed=int(rng.integers(100)), size=128, repeat=2.0)))]
+    objects = [
+        SceneObject(
+            instance_id=1,
+            role="support",
+            geometry=Geometry(plane=(3.0, 3.0)),
+            material=Material(
+                base_color=(1, 1, 1, 1),
+                texture=TextureSpec(procedural="wood", seed=int(rng.integers(100)), size=128, repeat=2.0),
+            ),
+        )
+    ]
     mesh_ids = catalog.ids() if catalog.root.is_dir() else []
     for k in range(cfg.objects):
         iid = k + 2
@@ -87,39 +104,70 @@ def build_tiny_scene(cfg: TinyRenderConfig, catalog: Catalog, seed: int, index: 
         if kind == 0:
             size = tuple(float(v) for v in rng.uniform(0.05, 0.15, 3))
             geom, z, cat = Geometry(box=size), size[2] / 2, "block"
-            mat = Material(base_color=(1, 1, 1, 1), texture=TextureSpec(
-                procedural=str(rng.choice(["flying", "checker", "stripes"])), seed=int(rng.integers(50)),
-                size=64))
+            mat = Material(
+                base_color=(1, 1, 1, 1),
+                texture=TextureSpec(
+                    procedural=str(rng.choice(["flying", "checker", "stripes"])),
+                    seed=int(rng.integers(50)),
+                    size=64,
+                ),
+            )
         elif kind == 1:
             r, hh = float(rng.uniform(0.03, 0.05)), float(rng.uniform(0.06, 0.14))
             geom, z, cat = Geometry(cylinder=(r, hh)), hh / 2, "can"
-            mat = Material(base_color=tuple(float(c) for c in rng.uniform(0.1, 0.9, 3)) + (1.0,), roughness=0.4)
+            mat = Material(
+                base_color=tuple(float(c) for c in rng.uniform(0.1, 0.9, 3)) + (1.0,), roughness=0.4
+            )
         else:
             if mesh_ids:
                 rec = catalog.get(mesh_ids[int(rng.integers(len(mesh_ids)))])
-                geom, z, cat = Geometry(mesh=str(catalog.mesh_path(rec).resolve())), rec.size_m[2] / 2, "widget"
+                geom, z, cat = (
+                    Geometry(mesh=str(catalog.mesh_path(rec).resolve())),
+                    rec.size_m[2] / 2,
+                    "widget",
+                )
             else:
                 geom, z, cat = Geometry(box=(0.08, 0.08, 0.08)), 0.04, "widget"
             mat = None
-        objects.append(SceneObject(instance_id=iid, category=cat, sku_id=f"sku-{cat}", geometry=geom,
-                                   pose=translation(float(x), float(y), z, float(rng.uniform(0, math.pi))),
-                                   material=mat))
-    lights = [Light(kind="point", pose=translation(0.4, -0.4, 1.5), intensity=float(rng.uniform(60, 120))),
-              Light(kind="directional", pose=look_at((1, 1, 2), (0, 0, 0)), intensity=1.5)]
-    env = Environment(background_color=tuple(float(c) for c in rng.uniform(0.2, 0.6, 3)), ambient_intensity=0.3)
+        objects.append(
+            SceneObject(
+                instance_id=iid,
+                category=cat,
+                sku_id=f"sku-{cat}",
+                geometry=geom,
+                pose=translation(float(x), float(y), z, float(rng.uniform(0, math.pi))),
+                material=mat,
+            )
+        )
+    lights = [
+        Light(kind="point", pose=translation(0.4, -0.4, 1.5), intensity=float(rng.uniform(60, 120))),
+        Light(kind="directional", pose=look_at((1, 1, 2), (0, 0, 0)), intensity=1.5),
+    ]
+    env = Environment(
+        background_color=tuple(float(c) for c in rng.uniform(0.2, 0.6, 3)), ambient_intensity=0.3
+    )
     return Scene(seed=seed, index=index, camera=cam, lights=lights, objects=objects, environment=env)
 
 
 def make_tiny_catalog(root: Path) -> Catalog:
     """Two catalog entries with real GLB meshes: a bevelled-looking box (12 tris) and a capsule."""
     catalog = Catalog(root)
-    meshes = {"widget-box": trimesh.creation.box((0.07, 0.05, 0.09)),
-              "widget-capsule": trimesh.creation.capsule(height=0.06, radius=0.03, count=(12, 12))}
+    meshes = {
+        "widget-box": trimesh.creation.box((0.07, 0.05, 0.09)),
+        "widget-capsule": trimesh.creation.capsule(height=0.06, radius=0.03, count=(12, 12)),
+    }
     for sku_id, mesh in meshes.items():
         mesh.apply_translation(-mesh.bounds.mean(axis=0))
         size = tuple(float(v) for v in mesh.extents)
-        record = SkuRecord(id=sku_id, name=sku_id, category="widget", supercategory="industrial", size_m=size,
-                           thumbnail=None, source=Source(kind="procedural", generator="test"))
+        record = SkuRecord(
+            id=sku_id,
+            name=sku_id,
+            category="widget",
+            supercategory="industrial",
+            size_m=size,
+            thumbnail=None,
+            source=Source(kind="procedural", generator="test"),
+        )
 
         def write(tmp: Path, mesh=mesh) -> None:
             mesh.export(tmp / "mesh.glb")
@@ -128,8 +176,17 @@ def make_tiny_catalog(root: Path) -> Catalog:
     return catalog
 
 
-__all__ = ["CATEGORIES", "RenderService", "TinyRenderConfig", "build_tiny_scene", "identity", "look_at", "make_tiny_catalog",
-           "top_down_camera", "translation"]
+__all__ = [
+    "CATEGORIES",
+    "RenderService",
+    "TinyRenderConfig",
+    "build_tiny_scene",
+    "identity",
+    "look_at",
+    "make_tiny_catalog",
+    "top_down_camera",
+    "translation",
+]
 
 
 # ---- rendering in a spawned process ---------------------------------------------------------------------

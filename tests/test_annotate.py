@@ -41,8 +41,12 @@ def service():
 
 
 def plate(iid, x0, x1, y0, y1, z_top, category="plate", thickness=0.001) -> SceneObject:
-    return SceneObject(instance_id=iid, category=category, geometry=Geometry(box=(x1 - x0, y1 - y0, thickness)),
-                       pose=translation((x0 + x1) / 2, (y0 + y1) / 2, z_top - thickness / 2))
+    return SceneObject(
+        instance_id=iid,
+        category=category,
+        geometry=Geometry(box=(x1 - x0, y1 - y0, thickness)),
+        pose=translation((x0 + x1) / 2, (y0 + y1) / 2, z_top - thickness / 2),
+    )
 
 
 def analytic_rect(cam, x0, x1, y0, y1, z) -> np.ndarray:
@@ -76,8 +80,12 @@ def test_masks_match_the_analytic_projection(service):
     a = (-0.25, 0.05, -0.15, 0.1, 0.02)  # lower plate
     b = (-0.05, 0.2, -0.05, 0.2, 0.05)  # upper plate, covers a's top-right corner
     c = (0.1, 0.2, -0.2, -0.1, 0.01)  # alone
-    objs = [SceneObject(instance_id=1, role="support", geometry=Geometry(plane=(3.0, 3.0))),
-            plate(2, *a), plate(3, *b), plate(4, *c)]
+    objs = [
+        SceneObject(instance_id=1, role="support", geometry=Geometry(plane=(3.0, 3.0))),
+        plate(2, *a),
+        plate(3, *b),
+        plate(4, *c),
+    ]
     scene = Scene(camera=cam, environment=ENV, objects=objs)
     frame = service.render(scene, antialias="msaa")
     out = annotate(frame, scene, CFG, ["plate"])
@@ -98,7 +106,12 @@ def test_masks_match_the_analytic_projection(service):
         assert rec["iscrowd"] == 0 and rec["category_id"] == 1
         x, y, w, h = rec["bbox"]
         rows, cols = np.nonzero(modal)
-        assert [x, y, w, h] == [cols.min(), rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1]
+        assert [x, y, w, h] == [
+            cols.min(),
+            rows.min(),
+            cols.max() - cols.min() + 1,
+            rows.max() - rows.min() + 1,
+        ]
     va = (ra & ~rb).sum() / ra.sum()
     assert by_id[2]["visibility"] == pytest.approx(va, abs=0.05) and 0.3 < by_id[2]["visibility"] < 0.95
     assert by_id[3]["visibility"] == 1.0 and by_id[4]["visibility"] == 1.0
@@ -110,25 +123,36 @@ def test_masks_match_the_analytic_projection(service):
 
 def test_fully_hidden_object_has_visibility_zero_and_no_annotation(service):
     cam = top_down_camera()
-    scene = Scene(camera=cam, environment=ENV, objects=[
-        plate(2, -0.05, 0.05, -0.05, 0.05, 0.01, category="hidden"),
-        plate(3, -0.2, 0.2, -0.15, 0.15, 0.05, category="cover")])
+    scene = Scene(
+        camera=cam,
+        environment=ENV,
+        objects=[
+            plate(2, -0.05, 0.05, -0.05, 0.05, 0.01, category="hidden"),
+            plate(3, -0.2, 0.2, -0.15, 0.15, 0.05, category="cover"),
+        ],
+    )
     frame = service.render(scene, antialias="none")
     assert not np.any(frame.instance_ids == 2)
     out = annotate(frame, scene, CFG, ["cover", "hidden"])
     assert [r["instance_id"] for r in out.annotations] == [3]
     assert out.annotations[0]["category_id"] == 1
-    assert out.dropped == [{"instance_id": 2, "category": "hidden", "reason": "hidden", "visibility": 0.0,
-                            "area": 0}]
+    assert out.dropped == [
+        {"instance_id": 2, "category": "hidden", "reason": "hidden", "visibility": 0.0, "area": 0}
+    ]
 
 
 def test_thresholds_drop_and_say_why(service):
     cam = top_down_camera()
-    scene = Scene(camera=cam, environment=ENV, objects=[
-        plate(2, -0.2, 0.0, -0.1, 0.1, 0.01),  # mostly covered by 3
-        plate(3, -0.18, 0.1, -0.12, 0.12, 0.05),
-        plate(4, 0.15, 0.16, 0.15, 0.16, 0.01),  # about one pixel
-        plate(5, 5.0, 5.1, 0.0, 0.1, 0.01)])  # outside the image
+    scene = Scene(
+        camera=cam,
+        environment=ENV,
+        objects=[
+            plate(2, -0.2, 0.0, -0.1, 0.1, 0.01),  # mostly covered by 3
+            plate(3, -0.18, 0.1, -0.12, 0.12, 0.05),
+            plate(4, 0.15, 0.16, 0.15, 0.16, 0.01),  # about one pixel
+            plate(5, 5.0, 5.1, 0.0, 0.1, 0.01),
+        ],
+    )  # outside the image
     frame = service.render(scene, antialias="none")
     out = annotate(frame, scene, AnnotationConfig(min_visibility=0.25, min_area_px=16), ["plate"])
     reasons = {d["instance_id"]: d["reason"] for d in out.dropped}
@@ -144,9 +168,12 @@ def test_rendered_silhouettes_equal_geometry_silhouettes(service, tmp_path):
     catalog = make_tiny_catalog(tmp_path / "catalog")
     cam = Camera.from_fov(160, 120, 50.0, pose=look_at((0.2, -0.35, 0.3), (0, 0, 0.02)), znear=0.05)
     rng = np.random.default_rng(4)
-    geoms = [Geometry(box=(0.08, 0.05, 0.03)), Geometry(cylinder=(0.03, 0.08)),
-             Geometry(mesh=str(catalog.mesh_path(catalog.get("widget-capsule")))),
-             Geometry(mesh=str(catalog.mesh_path(catalog.get("widget-box"))))]
+    geoms = [
+        Geometry(box=(0.08, 0.05, 0.03)),
+        Geometry(cylinder=(0.03, 0.08)),
+        Geometry(mesh=str(catalog.mesh_path(catalog.get("widget-capsule")))),
+        Geometry(mesh=str(catalog.mesh_path(catalog.get("widget-box")))),
+    ]
     for k, g in enumerate(geoms):
         pose = np.eye(4)
         pose[:3, :3] = Rotation.random(random_state=k).as_matrix()
@@ -170,8 +197,12 @@ def _reference_silhouette(obj, cam) -> np.ndarray:
 
 def _silhouette_meshes(tmp_path) -> list[Geometry]:
     catalog = make_tiny_catalog(tmp_path / "catalog")
-    geoms = [Geometry(box=(0.1, 0.06, 0.04)), Geometry(cylinder=(0.04, 0.1)), Geometry(plane=(0.1, 0.08)),
-             Geometry(mesh=str(catalog.mesh_path(catalog.get("widget-capsule"))))]
+    geoms = [
+        Geometry(box=(0.1, 0.06, 0.04)),
+        Geometry(cylinder=(0.04, 0.1)),
+        Geometry(plane=(0.1, 0.08)),
+        Geometry(mesh=str(catalog.mesh_path(catalog.get("widget-capsule")))),
+    ]
     ycb = sorted(glob.glob(str(SHARED / "meshes" / "ycb" / "*.gltf")))
     return geoms + [Geometry(mesh=p) for p in ycb[:3]]  # closed and open / non-manifold scans
 
@@ -192,14 +223,19 @@ def test_outline_fill_equals_triangle_rasterisation(tmp_path):
 def test_object_crossing_the_near_plane_is_clipped_not_wrapped():
     cam = Camera.from_fov(128, 96, 60.0, pose=look_at((0, -0.3, 0.1), (0, 0, 0.1)), znear=0.05)
     # a long box from in front of the camera to behind it
-    obj = SceneObject(instance_id=1, category="x", geometry=Geometry(box=(0.3, 1.0, 0.05)),
-                      pose=translation(0.0, -0.3, 0.05))
+    obj = SceneObject(
+        instance_id=1,
+        category="x",
+        geometry=Geometry(box=(0.3, 1.0, 0.05)),
+        pose=translation(0.0, -0.3, 0.05),
+    )
     sil = object_silhouette(obj, cam)
     full = sil.to_full(96, 128)
     # the box lies below the eye: it fills the lower part of the image, never the top rows
     assert full[-1].sum() > 60 and full[:20].sum() == 0
-    behind = SceneObject(instance_id=2, category="x", geometry=Geometry(box=(0.1, 0.1, 0.1)),
-                         pose=translation(0.0, -0.8, 0.1))
+    behind = SceneObject(
+        instance_id=2, category="x", geometry=Geometry(box=(0.1, 0.1, 0.1)), pose=translation(0.0, -0.8, 0.1)
+    )
     assert object_silhouette(behind, cam) is None
 
 
@@ -209,10 +245,15 @@ def test_backend_amodal_masks_are_used_and_ored_with_modal():
     ids[5:10, 5:12] = 3
     amodal = np.zeros((24, 32), bool)
     amodal[4:12, 6:14] = True  # deliberately not a superset of the modal mask
-    obj = SceneObject(instance_id=3, category="a", geometry=Geometry(box=(0.01, 0.01, 0.01)),
-                      pose=translation(5, 5, 0))  # far outside: geometry would give no silhouette
-    frame = Frame(rgb=np.zeros((24, 32, 3), np.uint8), depth=np.zeros((24, 32), np.float32),
-                  instance_ids=ids, amodal={3: amodal})
+    obj = SceneObject(
+        instance_id=3, category="a", geometry=Geometry(box=(0.01, 0.01, 0.01)), pose=translation(5, 5, 0)
+    )  # far outside: geometry would give no silhouette
+    frame = Frame(
+        rgb=np.zeros((24, 32, 3), np.uint8),
+        depth=np.zeros((24, 32), np.float32),
+        instance_ids=ids,
+        amodal={3: amodal},
+    )
     out = annotate(frame, Scene(camera=cam, objects=[obj]), CFG, ["a"])
     rec = out.annotations[0]
     assert np.array_equal(decode(rec["amodal_segmentation"]), amodal | (ids == 3))
@@ -231,7 +272,9 @@ def test_crop_rle_equals_pycocotools_full_image_rle(shape):
         if not full.any():
             continue
         rows, cols = np.nonzero(full)
-        crop = CropMask(full[rows.min():rows.max() + 1, cols.min():cols.max() + 1], int(rows.min()), int(cols.min()))
+        crop = CropMask(
+            full[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1], int(rows.min()), int(cols.min())
+        )
         ours = rle_from_crop(crop, h, w)
         ref = mask_utils.encode(np.asfortranarray(full.astype(np.uint8)))
         assert isinstance(ours["counts"], str)
@@ -245,8 +288,11 @@ def test_categories_start_at_one_and_unknown_ones_fail():
     with pytest.raises(ConfigError, match="unique"):
         category_ids(["a", "a"])
     cam = top_down_camera(width=16, height=16)
-    frame = Frame(rgb=np.zeros((16, 16, 3), np.uint8), depth=np.zeros((16, 16), np.float32),
-                  instance_ids=np.zeros((16, 16), np.uint16))
+    frame = Frame(
+        rgb=np.zeros((16, 16, 3), np.uint8),
+        depth=np.zeros((16, 16), np.float32),
+        instance_ids=np.zeros((16, 16), np.uint16),
+    )
     scene = Scene(camera=cam, objects=[plate(1, 0, 0.1, 0, 0.1, 0.01, category="mystery")])
     with pytest.raises(ConfigError, match="'mystery' is not in the category list"):
         annotate(frame, scene, CFG, ["plate"])

@@ -44,7 +44,9 @@ def compare(scene: Scene, pyr: dict, cyc: dict) -> list[dict]:
         from synth.scene import Frame
 
         frame = Frame(rgb=f["rgb"], depth=f["depth"], instance_ids=f["ids"])
-        records[name] = {a["instance_id"]: a for a in annotate(frame, scene, KEEP_ALL, categories).annotations}
+        records[name] = {
+            a["instance_id"]: a for a in annotate(frame, scene, KEEP_ALL, categories).annotations
+        }
     rows = []
     for obj in scene.targets():
         iid = obj.instance_id
@@ -57,8 +59,15 @@ def compare(scene: Scene, pyr: dict, cyc: dict) -> list[dict]:
         xa, ya, wa, ha = a["bbox"]
         xb, yb, wb, hb = b["bbox"]
         box = max(abs(xa - xb), abs(ya - yb), abs(xa + wa - xb - wb), abs(ya + ha - yb - hb))
-        rows.append({"id": iid, "iou": iou, "box": box, "visibility": abs(a["visibility"] - b["visibility"]),
-                     "area": int(ma.sum())})
+        rows.append(
+            {
+                "id": iid,
+                "iou": iou,
+                "box": box,
+                "visibility": abs(a["visibility"] - b["visibility"]),
+                "area": int(ma.sum()),
+            }
+        )
     return rows
 
 
@@ -89,8 +98,14 @@ def scanned_mesh_scenes(meshes: list[Path]) -> list[Scene]:
     rng = np.random.default_rng(7)
     scenes = []
     for k in range(3):
-        objects = [SceneObject(instance_id=1, role="support", geometry=Geometry(plane=(2.0, 2.0)),
-                               material=Material(base_color=(0.4, 0.4, 0.4, 1.0)))]
+        objects = [
+            SceneObject(
+                instance_id=1,
+                role="support",
+                geometry=Geometry(plane=(2.0, 2.0)),
+                material=Material(base_color=(0.4, 0.4, 0.4, 1.0)),
+            )
+        ]
         for i, mesh in enumerate(meshes):
             pose = np.eye(4)
             a, b = rng.uniform(0, 2 * np.pi, 2)
@@ -98,12 +113,30 @@ def scanned_mesh_scenes(meshes: list[Path]) -> list[Scene]:
             rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
             pose[:3, :3] = rz @ rx
             pose[:3, 3] = ((i % 3 - 1) * 0.16 + rng.uniform(-0.02, 0.02), (i // 3 - 0.5) * 0.2, 0.1)
-            objects.append(SceneObject(instance_id=i + 2, category=mesh.stem, geometry=Geometry(mesh=str(mesh)),
-                                       pose=pose.tolist()))
-        cam = Camera(width=200, height=150, fx=190.0, fy=192.0, cx=97.0, cy=78.0,
-                     pose=look_at((0.5 * np.cos(k * 2.1), 0.5 * np.sin(k * 2.1) - 0.1, 0.55), (0, 0, 0.05)))
-        scenes.append(Scene(camera=cam, objects=objects,
-                            lights=[Light(kind="point", pose=look_at((0.3, -0.3, 1.0), (0, 0, 0)), intensity=30.0)]))
+            objects.append(
+                SceneObject(
+                    instance_id=i + 2,
+                    category=mesh.stem,
+                    geometry=Geometry(mesh=str(mesh)),
+                    pose=pose.tolist(),
+                )
+            )
+        cam = Camera(
+            width=200,
+            height=150,
+            fx=190.0,
+            fy=192.0,
+            cx=97.0,
+            cy=78.0,
+            pose=look_at((0.5 * np.cos(k * 2.1), 0.5 * np.sin(k * 2.1) - 0.1, 0.55), (0, 0, 0.05)),
+        )
+        scenes.append(
+            Scene(
+                camera=cam,
+                objects=objects,
+                lights=[Light(kind="point", pose=look_at((0.3, -0.3, 1.0), (0, 0, 0)), intensity=30.0)],
+            )
+        )
     return scenes
 
 

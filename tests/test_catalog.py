@@ -10,8 +10,14 @@ from synth.errors import AssetError
 
 
 def _record(**kw) -> SkuRecord:
-    base = dict(id="test-box", name="Test box", category="box", supercategory="retail",
-                size_m=(0.1, 0.05, 0.2), source=Source(kind="procedural", generator="box", seed=1))
+    base = dict(
+        id="test-box",
+        name="Test box",
+        category="box",
+        supercategory="retail",
+        size_m=(0.1, 0.05, 0.2),
+        source=Source(kind="procedural", generator="box", seed=1),
+    )
     base.update(kw)
     return SkuRecord(**base)
 

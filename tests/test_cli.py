@@ -9,17 +9,37 @@ import sys
 import pytest
 
 SUBCOMMANDS = [
-    ["sku"], ["sku", "add"], ["sku", "list"], ["sku", "show"], ["sku", "generate"], ["sku", "remove"],
-    ["render"], ["viz"], ["stats"], ["train"], ["evaluate"], ["report"], ["run"],
-    ["bench"], ["bench", "render"], ["bench", "train"], ["bench", "sim2real"],
+    ["sku"],
+    ["sku", "add"],
+    ["sku", "list"],
+    ["sku", "show"],
+    ["sku", "generate"],
+    ["sku", "remove"],
+    ["render"],
+    ["viz"],
+    ["stats"],
+    ["train"],
+    ["evaluate"],
+    ["report"],
+    ["run"],
+    ["bench"],
+    ["bench", "render"],
+    ["bench", "train"],
+    ["bench", "sim2real"],
 ]
 
 
 def simreal(*args, cwd=None, env_extra=None, timeout=300):
     env = dict(os.environ)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "synth.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "synth.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def test_top_level_help_lists_stages():
@@ -38,8 +58,17 @@ def test_every_subcommand_help_has_an_example(cmd):
 
 
 def test_missing_mesh_is_one_line_error(tmp_path):
-    r = simreal("sku", "add", str(tmp_path / "nope.obj"), "--name", "X", "--category", "x",
-                "--catalog", str(tmp_path / "cat"))
+    r = simreal(
+        "sku",
+        "add",
+        str(tmp_path / "nope.obj"),
+        "--name",
+        "X",
+        "--category",
+        "x",
+        "--catalog",
+        str(tmp_path / "cat"),
+    )
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, r.stderr

@@ -40,7 +40,9 @@ def error_of(path: Path) -> str:
 
 # ---- the shipped configs -------------------------------------------------------------------------------
 def test_every_config_in_configs_is_covered():
-    render_configs = sorted(p.name for p in CONFIGS.glob("*.yaml") if "layout" in yaml.safe_load(p.read_text()))
+    render_configs = sorted(
+        p.name for p in CONFIGS.glob("*.yaml") if "layout" in yaml.safe_load(p.read_text())
+    )
     assert set(SHIPPED) <= set(render_configs)
 
 
@@ -70,9 +72,11 @@ def test_shipped_configs_show_every_setting(name):
     for section, value in cfg:
         unused = set(OPTIONAL_IN_FILES.get(section, set()))
         if section == "lighting":  # keys of the other placement mode do nothing
-            unused |= {"box_min", "box_max"} if value.placement == "hemisphere" else {"distance",
-                                                                                    "elevation_deg",
-                                                                                    "azimuth_deg"}
+            unused |= (
+                {"box_min", "box_max"}
+                if value.placement == "hemisphere"
+                else {"distance", "elevation_deg", "azimuth_deg"}
+            )
         fields = set(type(value).model_fields) - unused
         missing = fields - set(data.get(section, {}))
         assert not missing, f"{name}: section {section} does not show {sorted(missing)}"
@@ -89,16 +93,18 @@ def test_config_hash_ignores_formatting_but_not_values(tmp_path):
 
 # ---- conveniences --------------------------------------------------------------------------------------
 def test_a_number_stands_for_a_fixed_range(tmp_path):
-    cfg = load_render_config(write(tmp_path, {"layout": {"kind": "shelf", "levels": 4},
-                                              "camera": {"roll_deg": 0}}))
+    cfg = load_render_config(
+        write(tmp_path, {"layout": {"kind": "shelf", "levels": 4}, "camera": {"roll_deg": 0}})
+    )
     assert cfg.layout.levels == (4, 4)
     assert cfg.camera.roll_deg == (0.0, 0.0)
 
 
 def test_layout_kind_picks_section_defaults_and_file_keys_win(tmp_path):
     shelf = load_render_config(write(tmp_path, {"layout": {"kind": "shelf"}}, "s.yaml"))
-    binned = load_render_config(write(tmp_path, {"layout": {"kind": "bin"}, "camera": {"roll_deg": [0, 0]}},
-                                      "b.yaml"))
+    binned = load_render_config(
+        write(tmp_path, {"layout": {"kind": "bin"}, "camera": {"roll_deg": [0, 0]}}, "b.yaml")
+    )
     assert shelf.lighting.placement == "box" and shelf.camera.elevation_deg[1] < 30
     assert binned.camera.elevation_deg == (55.0, 90.0)  # top-down-ish by default
     assert binned.camera.roll_deg == (0.0, 0.0)  # the file's key wins
@@ -112,29 +118,51 @@ def test_parsed_config_is_plain_data():
 
 
 # ---- errors --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("data,needle", [
-    ({"layout": {"kind": "shelf"}, "lightning": {}}, "key 'lightning': unknown key"),
-    ({"layout": {"kind": "shelf", "levles": [2, 3]}}, "key 'layout.levles': unknown key"),
-    ({"layout": {"kind": "table"}, "camera": {"yfov": 50}}, "key 'camera.yfov': unknown key"),
-    ({"layout": {"kind": "shelf", "levels": "many"}}, "key 'layout.levels"),
-    ({"layout": {"kind": "bin"}, "objects": {"count": [5, "x"]}}, "key 'objects.count.1'"),
-    ({"layout": {"kind": "shelf", "gap_probability": 1.5}}, "key 'layout.gap_probability': Input should be less"),
-    ({"layout": {"kind": "table"}, "camera": {"yfov_deg": [30, 170]}}, "key 'camera.yfov_deg.1'"),
-    ({"layout": {"kind": "bin"}, "lighting": {"temperature_k": [6500, 2700]}},
-     "key 'lighting.temperature_k': Value error, range [6500.0, 2700.0] has its minimum above its maximum"),
-    ({"layout": {"kind": "pyramid"}}, "key 'layout.kind': unknown layout kind 'pyramid' (expected one of"),
-    ({"layout": {"levels": 3}}, "key 'layout.kind': missing (expected one of: shelf, table, bin)"),
-    ({"image": {"width": 640}}, "key 'layout': Field required"),
-    ({"layout": {"kind": "bin", "container": {"bin": 0, "tray": 0}}}, "key 'layout': Value error, container"),
-    ({"layout": {"kind": "bin", "container": {"crate": 1}}}, "key 'layout.container.crate'"),
-    ({"layout": {"kind": "table"}, "materials": {"mode": "photoreal"}}, "key 'materials.mode': Input should be"),
-    ({"layout": {"kind": "table"}, "objects": {"weights": {"a": -1}}}, "key 'objects.weights.a'"),
-    ({"layout": {"kind": "table"}, "lighting": {"kinds": {"laser": 1}}}, "key 'lighting.kinds.laser': not an allowed key: Input should be 'point'"),
-    ({"layout": {"kind": "table"}, "output": {"jpeg_quality": 20}}, "key 'output.jpeg_quality'"),
-    ({"layout": {"kind": "table"}, "lighting": {"box_min": [0, 0, 2], "box_max": [1, 1, 1]}},
-     "key 'lighting': Value error, box_min must not exceed box_max"),
-    ({"layout": {"kind": "shelf", "yaw_jitter_deg": float("nan")}}, "key 'layout.yaw_jitter_deg'"),
-])
+@pytest.mark.parametrize(
+    "data,needle",
+    [
+        ({"layout": {"kind": "shelf"}, "lightning": {}}, "key 'lightning': unknown key"),
+        ({"layout": {"kind": "shelf", "levles": [2, 3]}}, "key 'layout.levles': unknown key"),
+        ({"layout": {"kind": "table"}, "camera": {"yfov": 50}}, "key 'camera.yfov': unknown key"),
+        ({"layout": {"kind": "shelf", "levels": "many"}}, "key 'layout.levels"),
+        ({"layout": {"kind": "bin"}, "objects": {"count": [5, "x"]}}, "key 'objects.count.1'"),
+        (
+            {"layout": {"kind": "shelf", "gap_probability": 1.5}},
+            "key 'layout.gap_probability': Input should be less",
+        ),
+        ({"layout": {"kind": "table"}, "camera": {"yfov_deg": [30, 170]}}, "key 'camera.yfov_deg.1'"),
+        (
+            {"layout": {"kind": "bin"}, "lighting": {"temperature_k": [6500, 2700]}},
+            "key 'lighting.temperature_k': Value error, range [6500.0, 2700.0] has its minimum above its maximum",
+        ),
+        (
+            {"layout": {"kind": "pyramid"}},
+            "key 'layout.kind': unknown layout kind 'pyramid' (expected one of",
+        ),
+        ({"layout": {"levels": 3}}, "key 'layout.kind': missing (expected one of: shelf, table, bin)"),
+        ({"image": {"width": 640}}, "key 'layout': Field required"),
+        (
+            {"layout": {"kind": "bin", "container": {"bin": 0, "tray": 0}}},
+            "key 'layout': Value error, container",
+        ),
+        ({"layout": {"kind": "bin", "container": {"crate": 1}}}, "key 'layout.container.crate'"),
+        (
+            {"layout": {"kind": "table"}, "materials": {"mode": "photoreal"}},
+            "key 'materials.mode': Input should be",
+        ),
+        ({"layout": {"kind": "table"}, "objects": {"weights": {"a": -1}}}, "key 'objects.weights.a'"),
+        (
+            {"layout": {"kind": "table"}, "lighting": {"kinds": {"laser": 1}}},
+            "key 'lighting.kinds.laser': not an allowed key: Input should be 'point'",
+        ),
+        ({"layout": {"kind": "table"}, "output": {"jpeg_quality": 20}}, "key 'output.jpeg_quality'"),
+        (
+            {"layout": {"kind": "table"}, "lighting": {"box_min": [0, 0, 2], "box_max": [1, 1, 1]}},
+            "key 'lighting': Value error, box_min must not exceed box_max",
+        ),
+        ({"layout": {"kind": "shelf", "yaw_jitter_deg": float("nan")}}, "key 'layout.yaw_jitter_deg'"),
+    ],
+)
 def test_bad_values_are_one_line_errors_naming_file_and_key(tmp_path, data, needle):
     message = error_of(write(tmp_path, data))
     assert needle in message, message
@@ -142,7 +170,9 @@ def test_bad_values_are_one_line_errors_naming_file_and_key(tmp_path, data, need
 
 def test_unreadable_files(tmp_path):
     assert error_of(tmp_path / "missing.yaml").endswith("config file not found")
-    assert "not valid YAML at line 3: expected ',' or ']'" in error_of(write(tmp_path, "layout:\n  kind: [shelf\n", "bad.yaml"))
+    assert "not valid YAML at line 3: expected ',' or ']'" in error_of(
+        write(tmp_path, "layout:\n  kind: [shelf\n", "bad.yaml")
+    )
     assert "top level must be a mapping" in error_of(write(tmp_path, "- a\n- b\n", "list.yaml"))
     # no arbitrary object construction: python tags are rejected by the safe loader
     evil = "layout: !!python/object/apply:os.system ['echo pwned']\n"
@@ -155,18 +185,30 @@ def test_photos_dir_must_exist_and_hold_images(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("x")
-    message = error_of(write(tmp_path, {"layout": {"kind": "bin"}, "background": {"photos_dir": str(empty)}},
-                             "e.yaml"))
+    message = error_of(
+        write(tmp_path, {"layout": {"kind": "bin"}, "background": {"photos_dir": str(empty)}}, "e.yaml")
+    )
     assert "key 'background.photos_dir': no .jpg" in message
 
 
 def test_catalog_problems_surface_at_build_time_with_the_key(tmp_path, catalog):
-    cfg = load_render_config(write(tmp_path, {"layout": {"kind": "bin"}, "catalog": {"root": str(tmp_path / "x")}}))
+    cfg = load_render_config(
+        write(tmp_path, {"layout": {"kind": "bin"}, "catalog": {"root": str(tmp_path / "x")}})
+    )
     with pytest.raises(ConfigError, match=r"render.yaml: key 'catalog.root': catalog folder not found"):
         build_scene(cfg, catalog.__class__(tmp_path / "x"), 0, 0)
-    retail_only = make_catalog(tmp_path / "retail", entries=[("a-box", "box", "retail", "box", (0.1, 0.1, 0.1))])
-    cfg = load_render_config(write(tmp_path, {"layout": {"kind": "bin"},
-                                              "catalog": {"root": str(retail_only.root),
-                                                          "supercategory": "industrial"}}, "i.yaml"))
+    retail_only = make_catalog(
+        tmp_path / "retail", entries=[("a-box", "box", "retail", "box", (0.1, 0.1, 0.1))]
+    )
+    cfg = load_render_config(
+        write(
+            tmp_path,
+            {
+                "layout": {"kind": "bin"},
+                "catalog": {"root": str(retail_only.root), "supercategory": "industrial"},
+            },
+            "i.yaml",
+        )
+    )
     with pytest.raises(ConfigError, match=r"i.yaml: key 'catalog': no catalog entry matches the selection"):
         build_scene(cfg, retail_only, 0, 0)

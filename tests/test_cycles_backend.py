@@ -60,8 +60,14 @@ def test_camera_params_reproduce_intrinsics():
     for _ in range(200):
         w, h = int(rng.integers(16, 2000)), int(rng.integers(16, 2000))
         fx = rng.uniform(0.3, 3) * w
-        cam = Camera(width=w, height=h, fx=fx, fy=fx * rng.uniform(0.8, 1.25),
-                     cx=w / 2 + rng.uniform(-0.2, 0.2) * w, cy=h / 2 + rng.uniform(-0.2, 0.2) * h)
+        cam = Camera(
+            width=w,
+            height=h,
+            fx=fx,
+            fy=fx * rng.uniform(0.8, 1.25),
+            cx=w / 2 + rng.uniform(-0.2, 0.2) * w,
+            cy=h / 2 + rng.uniform(-0.2, 0.2) * h,
+        )
         p = blender_camera_params(cam)
         assert p.pixel_aspect_x >= 1 and p.pixel_aspect_y >= 1  # Blender's allowed range
         assert min(p.pixel_aspect_x, p.pixel_aspect_y) == 1.0
@@ -88,18 +94,27 @@ def test_silhouette_and_depth_match_the_pinhole_model_exactly(worker):
     pose = look_at((0.35, -0.7, 0.5), (0.0, 0.0, 0.05))
     cam = Camera(width=w, height=h, fx=150.0, fy=171.0, cx=70.3, cy=66.8, pose=pose)
     box_pose = np.eye(4)
-    box_pose[:3, :3] = np.array([[math.cos(0.4), -math.sin(0.4), 0], [math.sin(0.4), math.cos(0.4), 0], [0, 0, 1]])
+    box_pose[:3, :3] = np.array(
+        [[math.cos(0.4), -math.sin(0.4), 0], [math.sin(0.4), math.cos(0.4), 0], [0, 0, 1]]
+    )
     box_pose[:3, 3] = (0.03, 0.02, 0.06)
     dims = np.array([0.1, 0.15, 0.12])
     backdrop_distance = 1.6
-    backdrop = np.asarray(pose) @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, -backdrop_distance],
-                                            [0, 0, 0, 1]], dtype=float)
-    scene = Scene(camera=cam, lights=[Light(kind="point", pose=look_at((0.5, -0.5, 1.5), (0, 0, 0)),
-                                            intensity=100.0)],
-                  objects=[SceneObject(instance_id=7, category="box", geometry=Geometry(box=tuple(dims)),
-                                       pose=box_pose.tolist()),
-                           SceneObject(instance_id=9, role="support", geometry=Geometry(plane=(1.2, 0.9)),
-                                       pose=backdrop.tolist())])
+    backdrop = np.asarray(pose) @ np.array(
+        [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, -backdrop_distance], [0, 0, 0, 1]], dtype=float
+    )
+    scene = Scene(
+        camera=cam,
+        lights=[Light(kind="point", pose=look_at((0.5, -0.5, 1.5), (0, 0, 0)), intensity=100.0)],
+        objects=[
+            SceneObject(
+                instance_id=7, category="box", geometry=Geometry(box=tuple(dims)), pose=box_pose.tolist()
+            ),
+            SceneObject(
+                instance_id=9, role="support", geometry=Geometry(plane=(1.2, 0.9)), pose=backdrop.tolist()
+            ),
+        ],
+    )
     f = render_one(worker, scene)
     ids, depth = f["ids"], f["depth"]
     assert ids.shape == (h, w) and ids.dtype == np.uint16 and depth.dtype == np.float32
@@ -136,8 +151,9 @@ def test_instance_ids_are_exact_with_many_edges_and_large_ids(worker):
         pose[:3, 3] = ((k % 8 - 3.5) * 0.05, (k // 8 - 2) * 0.05, rng.uniform(0, 0.05))
         geom = Geometry(cylinder=(0.015, 0.04)) if k % 2 else Geometry(box=(0.03, 0.03, 0.03))
         objects.append(SceneObject(instance_id=iid, category="p", geometry=geom, pose=pose.tolist()))
-    scene = Scene(camera=Camera.from_fov(w, h, 50, pose=look_at((0.0, -0.35, 0.35), (0, 0, 0))),
-                  objects=objects)
+    scene = Scene(
+        camera=Camera.from_fov(w, h, 50, pose=look_at((0.0, -0.35, 0.35), (0, 0, 0))), objects=objects
+    )
     out = render_one(worker, scene)["ids"]
     present = set(np.unique(out).tolist())
     assert present <= {0, *ids}
@@ -155,18 +171,37 @@ def _coloured_scene(bracket) -> Scene:
     brk[:3, 3] = (0.0, -0.12, 0.015)
     return Scene(
         camera=Camera.from_fov(w, h, 45, pose=look_at((0.1, -0.6, 0.4), (0, -0.02, 0.04))),
-        lights=[Light(kind="area", pose=look_at((0.3, -0.4, 1.0), (0, 0, 0)), intensity=6.0, size=0.5),
-                Light(kind="directional", pose=look_at((-1, -0.5, 2), (0, 0, 0)), intensity=1.0)],
-        objects=[
-            SceneObject(instance_id=1, category="red", geometry=Geometry(box=(0.1, 0.1, 0.1)), pose=box.tolist(),
-                        material=Material(base_color=(0.8, 0.05, 0.05, 1.0), roughness=0.6)),
-            SceneObject(instance_id=2, category="blue", geometry=Geometry(cylinder=(0.04, 0.12)),
-                        pose=cyl.tolist(), material=Material(base_color=(0.05, 0.1, 0.8, 1.0), roughness=0.4)),
-            SceneObject(instance_id=3, category="bracket", geometry=Geometry(mesh=str(bracket)), pose=brk.tolist()),
-            SceneObject(instance_id=4, role="support", geometry=Geometry(plane=(2.0, 2.0)),
-                        material=Material(base_color=(0.5, 0.5, 0.5, 1.0), roughness=0.8)),
+        lights=[
+            Light(kind="area", pose=look_at((0.3, -0.4, 1.0), (0, 0, 0)), intensity=6.0, size=0.5),
+            Light(kind="directional", pose=look_at((-1, -0.5, 2), (0, 0, 0)), intensity=1.0),
         ],
-        environment=Environment(background_color=(0.3, 0.3, 0.3), ambient_intensity=0.3))
+        objects=[
+            SceneObject(
+                instance_id=1,
+                category="red",
+                geometry=Geometry(box=(0.1, 0.1, 0.1)),
+                pose=box.tolist(),
+                material=Material(base_color=(0.8, 0.05, 0.05, 1.0), roughness=0.6),
+            ),
+            SceneObject(
+                instance_id=2,
+                category="blue",
+                geometry=Geometry(cylinder=(0.04, 0.12)),
+                pose=cyl.tolist(),
+                material=Material(base_color=(0.05, 0.1, 0.8, 1.0), roughness=0.4),
+            ),
+            SceneObject(
+                instance_id=3, category="bracket", geometry=Geometry(mesh=str(bracket)), pose=brk.tolist()
+            ),
+            SceneObject(
+                instance_id=4,
+                role="support",
+                geometry=Geometry(plane=(2.0, 2.0)),
+                material=Material(base_color=(0.5, 0.5, 0.5, 1.0), roughness=0.8),
+            ),
+        ],
+        environment=Environment(background_color=(0.3, 0.3, 0.3), ambient_intensity=0.3),
+    )
 
 
 def test_image_is_lit_unsaturated_and_labels_line_up(worker, bracket, tmp_path):
@@ -194,8 +229,10 @@ def test_material_overrides_and_procedural_textures(worker, bracket):
     scene = _coloured_scene(bracket)
     objs = list(scene.objects)
     green = Material(base_color=(0.05, 0.7, 0.05, 1.0), use_mesh_texture=False)
-    checker = Material(base_color=(1, 1, 1, 1), texture=TextureSpec(procedural="checker", size=64,
-                                                                    colors=[(0, 0, 0), (1, 1, 1)]))
+    checker = Material(
+        base_color=(1, 1, 1, 1),
+        texture=TextureSpec(procedural="checker", size=64, colors=[(0, 0, 0), (1, 1, 1)]),
+    )
     objs[2] = objs[2].model_copy(update={"material": green})  # replaces the bracket's own label texture
     objs[3] = objs[3].model_copy(update={"material": checker})
     f = render_one(worker, scene.model_copy(update={"objects": objs}), samples=8)
@@ -217,13 +254,24 @@ def test_environments_sky_hdri_and_backdrop(worker, bracket, tmp_path):
     base = _coloured_scene(bracket)
     sun = [light for light in base.lights if light.kind == "directional"]
     backdrop = Environment(background_texture=TextureSpec(procedural="stripes", seed=2, size=128, repeat=2.0))
-    scenes = [base.model_copy(update={"environment": Environment(sky=True, ambient_intensity=1.0), "lights": sun}),
-              base.model_copy(update={"environment": Environment(hdri="studio.hdr", ambient_intensity=1.0),
-                                      "lights": []}),
-              base.model_copy(update={"environment": backdrop,
-                                      "camera": base.camera.model_copy(update={"cx": 75.0, "fy": 150.0})})]
-    cyc = worker.call(w_render, "cycles", [s.to_json() for s in scenes],
-                      {**FAST, "samples": 8, "hdri_root": str(tmp_path), "view_transform": "Standard"})
+    scenes = [
+        base.model_copy(update={"environment": Environment(sky=True, ambient_intensity=1.0), "lights": sun}),
+        base.model_copy(
+            update={"environment": Environment(hdri="studio.hdr", ambient_intensity=1.0), "lights": []}
+        ),
+        base.model_copy(
+            update={
+                "environment": backdrop,
+                "camera": base.camera.model_copy(update={"cx": 75.0, "fy": 150.0}),
+            }
+        ),
+    ]
+    cyc = worker.call(
+        w_render,
+        "cycles",
+        [s.to_json() for s in scenes],
+        {**FAST, "samples": 8, "hdri_root": str(tmp_path), "view_transform": "Standard"},
+    )
     for f in cyc[:2]:
         assert 25 < f["rgb"].mean() < 230
         obj = f["rgb"][f["ids"] == 1].mean(axis=0)

@@ -18,9 +18,14 @@ def _no_shared(tmp_path, monkeypatch):
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.suffix in {".jpg", ".png", ".json"} and p.name not in {"manifest.json", "timings.json"}
-            and "run.json" != p.name}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and p.suffix in {".jpg", ".png", ".json"}
+        and p.name not in {"manifest.json", "timings.json"}
+        and "run.json" != p.name
+    }
 
 
 def test_invalid_parameters_are_rejected_before_running():
@@ -57,10 +62,12 @@ def test_dask_cluster_renders_the_same_dataset(tmp_path):
     from synth.writer import render_dataset
 
     reference = tiny_render(tmp_path, name="reference")
-    render_dataset(reference.load_config(), reference.n, reference.out, seed=reference.seed, workers=1,
-                   progress=False)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      host="127.0.0.1") as cluster:
+    render_dataset(
+        reference.load_config(), reference.n, reference.out, seed=reference.seed, workers=1, progress=False
+    )
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    ) as cluster:
         params = tiny_render(tmp_path, name="dask", dask_address=cluster.scheduler_address)
         summary = run_render(params)
     assert summary["task_runner"] == "dask" and summary["shards_rendered"] == 3

@@ -51,32 +51,81 @@ def _stop(proc: subprocess.Popen) -> None:
 def test_served_deployment_runs_to_completion(tmp_path):
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_API_URL=api,
-               SIMREAL_SHARED=str(tmp_path / "no-shared"), PREFECT_LOGGING_LEVEL="INFO")
-    server = subprocess.Popen([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_API_URL=api,
+        SIMREAL_SHARED=str(tmp_path / "no-shared"),
+        PREFECT_LOGGING_LEVEL="INFO",
+    )
+    server = subprocess.Popen(
+        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     serve = None
     try:
         _wait(lambda: _healthy(api), 120, "prefect server", server)
         serve_log = (tmp_path / "serve.log").open("w")
-        serve = subprocess.Popen([sys.executable, "-m", "flows.serve", "--name", "local"], env=env, cwd=REPO,
-                                 stdout=serve_log, stderr=subprocess.STDOUT, start_new_session=True)
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "flows.serve", "--name", "local"],
+            env=env,
+            cwd=REPO,
+            stdout=serve_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
         def deployment_ready() -> bool:
-            return subprocess.run([*PREFECT, "deployment", "inspect", "render-then-train/local"], env=env,
-                                  capture_output=True).returncode == 0
+            return (
+                subprocess.run(
+                    [*PREFECT, "deployment", "inspect", "render-then-train/local"],
+                    env=env,
+                    capture_output=True,
+                ).returncode
+                == 0
+            )
 
         _wait(deployment_ready, 120, "served deployment", serve)
 
-        bad = subprocess.run([*PREFECT, "deployment", "run", "render-then-train/local", "--param",
-                              'params={"render": {"n": -1}}'], env=env, capture_output=True, text=True)
+        bad = subprocess.run(
+            [
+                *PREFECT,
+                "deployment",
+                "run",
+                "render-then-train/local",
+                "--param",
+                'params={"render": {"n": -1}}',
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert bad.returncode != 0, bad.stdout
         assert "n" in (bad.stdout + bad.stderr)
 
         params = {"params": tiny_pipeline(tmp_path).model_dump(mode="json")}
-        run = subprocess.run([*PREFECT, "deployment", "run", "render-then-train/local", "--params",
-                              json.dumps(params), "--watch"], env=env, capture_output=True, text=True, timeout=780)
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:] + (tmp_path / "serve.log").read_text()[-3000:]
+        run = subprocess.run(
+            [
+                *PREFECT,
+                "deployment",
+                "run",
+                "render-then-train/local",
+                "--params",
+                json.dumps(params),
+                "--watch",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=780,
+        )
+        assert run.returncode == 0, (
+            run.stdout[-3000:] + run.stderr[-3000:] + (tmp_path / "serve.log").read_text()[-3000:]
+        )
 
         from prefect.client.orchestration import PrefectClient
 
@@ -89,7 +138,9 @@ def test_served_deployment_runs_to_completion(tmp_path):
         runs, arts = asyncio.run(query())
         parents = [r for r in runs if r.deployment_id is not None]
         assert len(parents) == 1 and parents[0].state.is_completed()
-        assert {"render-progress", "train-progress", "evaluation-summary", "per-class-ap"} <= {a.key for a in arts}
+        assert {"render-progress", "train-progress", "evaluation-summary", "per-class-ap"} <= {
+            a.key for a in arts
+        }
         assert (tmp_path / "train" / "report.html").is_file()
         assert (tmp_path / "data" / "annotations.json").is_file()
     finally:

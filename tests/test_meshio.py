@@ -38,29 +38,32 @@ from synth.meshio import (
 def glb_json(path) -> dict:
     data = path.read_bytes()
     n = struct.unpack_from("<I", data, 12)[0]
-    return json.loads(data[20:20 + n])
+    return json.loads(data[20 : 20 + n])
 
 
 def glb_image_bytes(path, index: int = 0) -> bytes:
     data = path.read_bytes()
     n = struct.unpack_from("<I", data, 12)[0]
-    tree = json.loads(data[20:20 + n])
-    binary = data[20 + n + 8:]
+    tree = json.loads(data[20 : 20 + n])
+    binary = data[20 + n + 8 :]
     view = tree["bufferViews"][tree["images"][index]["bufferView"]]
-    return binary[view.get("byteOffset", 0): view.get("byteOffset", 0) + view["byteLength"]]
+    return binary[view.get("byteOffset", 0) : view.get("byteOffset", 0) + view["byteLength"]]
 
 
 # ---- units ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("largest, suffix, expected", [
-    (0.2134, ".gltf", "m"),     # glTF: metres by spec
-    (213.4, ".gltf", "mm"),     # a glTF exported in mm by mistake: implausible as metres -> size heuristic
-    (11.5, ".stl", "mm"),       # STL: millimetres by CAD habit (an M6 nut)
-    (0.03, ".stl", "m"),        # an STL in metres: 0.03 mm would be implausible
-    (35.5, ".obj", "mm"),       # > 20 -> mm
-    (19.0, ".obj", "cm"),       # 2 .. 20 -> cm (a HOPE milk carton)
-    (2.0, ".ply", "m"),         # <= 2 -> m
-    (0.15, ".ply", "m"),
-])
+@pytest.mark.parametrize(
+    "largest, suffix, expected",
+    [
+        (0.2134, ".gltf", "m"),  # glTF: metres by spec
+        (213.4, ".gltf", "mm"),  # a glTF exported in mm by mistake: implausible as metres -> size heuristic
+        (11.5, ".stl", "mm"),  # STL: millimetres by CAD habit (an M6 nut)
+        (0.03, ".stl", "m"),  # an STL in metres: 0.03 mm would be implausible
+        (35.5, ".obj", "mm"),  # > 20 -> mm
+        (19.0, ".obj", "cm"),  # 2 .. 20 -> cm (a HOPE milk carton)
+        (2.0, ".ply", "m"),  # <= 2 -> m
+        (0.15, ".ply", "m"),
+    ],
+)
 def test_units_auto(largest, suffix, expected):
     assert resolve_units(largest, suffix)[0] == expected
 
@@ -140,15 +143,21 @@ def test_levelling_stands_a_tilted_box_upright():
     box.apply_transform(trimesh.transformations.rotation_matrix(math.radians(3), [1, 0, 0]))
     rotation, tilt, gain = levelling_rotation(box.vertices)
     assert math.isclose(tilt, 3.0, abs_tol=1e-6) and gain > 0.01
-    assert np.allclose(np.sort(np.ptp(trimesh.transform_points(box.vertices, rotation), axis=0)),
-                       [0.05, 0.09, 0.18], atol=1e-9)
+    assert np.allclose(
+        np.sort(np.ptp(trimesh.transform_points(box.vertices, rotation), axis=0)),
+        [0.05, 0.09, 0.18],
+        atol=1e-9,
+    )
 
 
-@pytest.mark.parametrize("make", [
-    lambda: trimesh.creation.cylinder(radius=0.033, height=0.1, sections=64),  # a can: round footprint
-    lambda: hex_prism(10.0, 5.2),                                              # a nut: never turned
-    lambda: trimesh.creation.box(extents=[0.1, 0.05, 0.2]),                    # already square
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: trimesh.creation.cylinder(radius=0.033, height=0.1, sections=64),  # a can: round footprint
+        lambda: hex_prism(10.0, 5.2),  # a nut: never turned
+        lambda: trimesh.creation.box(extents=[0.1, 0.05, 0.2]),  # already square
+    ],
+)
 def test_no_rotation_without_a_reason(make):
     mesh = make()
     assert footprint_yaw(mesh.vertices) == (0.0, 0.0)
@@ -229,15 +238,22 @@ def test_stl_gets_material_hints_and_crisp_normals(tmp_path):
 @pytest.mark.parametrize("pin_first", [False, True])  # trimesh's own packer overflowed its atlas one way
 def test_gltf_parts_are_transformed_and_baked_into_one_atlas(tmp_path, pin_first):
     red = textured_part([0.1, 0.05, 0.02], (255, 0, 0), (64, 64))
-    blue = textured_part([0.02, 0.02, 0.08], (0, 0, 255), (32, 32), roughness=0.3, metallic=1.0)  # a metal pin
-    moved = trimesh.transformations.translation_matrix([0.1, 0, 0]) @ \
-        trimesh.transformations.rotation_matrix(math.pi / 2, [0, 0, 1])
+    blue = textured_part(
+        [0.02, 0.02, 0.08], (0, 0, 255), (32, 32), roughness=0.3, metallic=1.0
+    )  # a metal pin
+    moved = trimesh.transformations.translation_matrix([0.1, 0, 0]) @ trimesh.transformations.rotation_matrix(
+        math.pi / 2, [0, 0, 1]
+    )
     green = trimesh.creation.icosphere(radius=0.01)
     green.visual = trimesh.visual.TextureVisuals(
-        material=trimesh.visual.material.PBRMaterial(baseColorFactor=[0, 255, 0, 255]))
+        material=trimesh.visual.material.PBRMaterial(baseColorFactor=[0, 255, 0, 255])
+    )
     scene = trimesh.Scene()
-    parts = [("red", red, np.eye(4)), ("blue", blue, moved),
-             ("green", green, trimesh.transformations.translation_matrix([0, 0.1, 0]))]
+    parts = [
+        ("red", red, np.eye(4)),
+        ("blue", blue, moved),
+        ("green", green, trimesh.transformations.translation_matrix([0, 0.1, 0])),
+    ]
     for name, geom, transform in (parts[1:2] + parts[:1] + parts[2:]) if pin_first else parts:
         scene.add_geometry(geom, node_name=name, transform=transform)
     path = tmp_path / "assembly.glb"
@@ -262,7 +278,9 @@ def test_gltf_parts_are_transformed_and_baked_into_one_atlas(tmp_path, pin_first
     assert found == {(255, 0, 0): 12, (0, 0, 255): 12, (0, 255, 0): len(green.faces)}
     # each part keeps its metalness and roughness: factors 1.0 times a baked metallic-roughness texture
     pbr = glb_json(out)["materials"][0]["pbrMetallicRoughness"]
-    assert pbr["metallicFactor"] == 1.0 and pbr["roughnessFactor"] == 1.0 and "metallicRoughnessTexture" in pbr
+    assert (
+        pbr["metallicFactor"] == 1.0 and pbr["roughnessFactor"] == 1.0 and "metallicRoughnessTexture" in pbr
+    )
     mr = uv_to_color(centres, back.visual.material.metallicRoughnessTexture)
     blue_part, red_part = colors[:, 2] == 255, colors[:, 0] == 255
     assert np.all(mr[blue_part, 2] == 255) and np.allclose(mr[blue_part, 1], 0.3 * 255, atol=1)
@@ -279,8 +297,11 @@ def test_obj_with_two_textured_materials_gets_one_atlas(tmp_path):
     cap = box_obj_text((3.0, 3.0, 2.0), uv_seed=1, mtllib=None).splitlines()
     n = sum(line.startswith("v ") for line in body)
     cap_v = [line.replace("v ", "v ", 1) for line in cap if line.startswith(("v ", "vt "))]
-    cap_f = ["f " + " ".join(f"{int(a) + n}/{int(b) + n}" for a, b in (t.split("/") for t in line.split()[1:]))
-             for line in cap if line.startswith("f ")]
+    cap_f = [
+        "f " + " ".join(f"{int(a) + n}/{int(b) + n}" for a, b in (t.split("/") for t in line.split()[1:]))
+        for line in cap
+        if line.startswith("f ")
+    ]
     (folder / "bottle.obj").write_text("\n".join(body + cap_v + ["usemtl cap"] + cap_f) + "\n")
     imported = load_mesh(folder / "bottle.obj")
     assert any("2 different materials baked into one texture atlas" in n for n in imported.notes)
@@ -303,8 +324,10 @@ def test_unmodified_textures_are_matched_to_their_files_by_pixels(tmp_path):
     edited.putpixel((0, 0), (1, 2, 3))
     box.visual = trimesh.visual.TextureVisuals(
         uv=np.zeros((len(box.vertices), 2)),
-        material=trimesh.visual.material.PBRMaterial(baseColorTexture=Image.open(tmp_path / "base.png"),
-                                                     normalTexture=edited))
+        material=trimesh.visual.material.PBRMaterial(
+            baseColorTexture=Image.open(tmp_path / "base.png"), normalTexture=edited
+        ),
+    )
     _tag_unmodified_images([box], [tmp_path / "normal.png", None, tmp_path / "base.png"])
     mat = box.visual.material
     assert mat.baseColorTexture.info[SOURCE_FILE_INFO] == str(tmp_path / "base.png")
@@ -363,15 +386,19 @@ SHARED_REFERENCES = {
     "fasteners/spur_gear_m1_z20.stl": ("auto", 0.0050, (0.0220, 0.0220)),
 }
 
-needs_shared = pytest.mark.skipif(not SHARED_MESHES.is_dir(),
-                                  reason=f"shared meshes not found at {SHARED_MESHES} (set SIMREAL_SHARED)")
+needs_shared = pytest.mark.skipif(
+    not SHARED_MESHES.is_dir(), reason=f"shared meshes not found at {SHARED_MESHES} (set SIMREAL_SHARED)"
+)
 
 
 @needs_shared
 @pytest.mark.shared
 def test_every_shared_mesh_has_a_reference():
-    present = {str(p.relative_to(SHARED_MESHES)) for p in SHARED_MESHES.rglob("*")
-               if p.suffix.lower() in (".gltf", ".glb", ".obj", ".stl", ".ply")}
+    present = {
+        str(p.relative_to(SHARED_MESHES))
+        for p in SHARED_MESHES.rglob("*")
+        if p.suffix.lower() in (".gltf", ".glb", ".obj", ".stl", ".ply")
+    }
     assert present == set(SHARED_REFERENCES)
 
 
@@ -390,8 +417,9 @@ def test_shared_mesh_imports_at_real_size_with_its_texture(rel, tmp_path):
         assert not imported.textured
         return
     # textures survive: the stored GLB carries the source texture, same size, same bytes, UV per vertex
-    source_texture = next(p for p in src.parent.iterdir()
-                          if p.suffix == ".png" and (src.suffix == ".obj" or p.stem == src.stem))
+    source_texture = next(
+        p for p in src.parent.iterdir() if p.suffix == ".png" and (src.suffix == ".obj" or p.stem == src.stem)
+    )
     out = tmp_path / "mesh.glb"
     write_glb(imported.mesh, out, imported.material)
     tree = glb_json(out)

@@ -68,9 +68,15 @@ CATEGORIES = {
     "carton": {"milk", "juice"},
     "pouch": {"chips", "candy", "coffee", "rice", "flour", "nuts"},
     "tube": {"toothpaste"},
-    "hex_bolt": {"bolt"}, "hex_nut": {"nut"}, "washer": {"washer"}, "wood_screw": {"screw"},
-    "drywall_screw": {"screw"}, "socket_cap_screw": {"screw"}, "spur_gear": {"gear"},
-    "l_bracket": {"bracket"}, "pipe_fitting": {"fitting"},
+    "hex_bolt": {"bolt"},
+    "hex_nut": {"nut"},
+    "washer": {"washer"},
+    "wood_screw": {"screw"},
+    "drywall_screw": {"screw"},
+    "socket_cap_screw": {"screw"},
+    "spur_gear": {"gear"},
+    "l_bracket": {"bracket"},
+    "pipe_fitting": {"fitting"},
 }
 
 
@@ -134,8 +140,11 @@ def test_sizes_are_realistic_for_the_kind(kind):
 
 def test_standard_formats_have_their_real_dimensions():
     """A 330 ml drink can is 66 x 115 mm; an M6 nut is 10 mm across flats and 5 mm thick."""
+
     def first(kind, accept, n=1):
-        found = list(itertools.islice((a for a in map(lambda s: generate_asset(kind, s), range(80)) if accept(a)), n))
+        found = list(
+            itertools.islice((a for a in map(lambda s: generate_asset(kind, s), range(80)) if accept(a)), n)
+        )
         assert found, f"no matching {kind} in 80 seeds"
         return found
 
@@ -159,8 +168,11 @@ def test_standard_formats_have_their_real_dimensions():
 
 
 def test_bolt_thread_is_a_right_handed_helix_with_the_iso_pitch():
-    bolt = next(a for a in (generate_asset("hex_bolt", s) for s in range(60)) if a.name.startswith("M8x")
-                and "fully threaded" in a.name)
+    bolt = next(
+        a
+        for a in (generate_asset("hex_bolt", s) for s in range(60))
+        if a.name.startswith("M8x") and "fully threaded" in a.name
+    )
     pitch = 1.25e-3
     v = bolt.mesh.vertices
     z = v[:, 2] - v[:, 2].min()  # from the bolt's end face
@@ -230,8 +242,10 @@ def test_glb_round_trip_keeps_geometry_texture_and_material(kind):
     assert closed_solid(back).is_watertight
     mat = back.visual.material
     if kind in RETAIL_KINDS:
-        assert np.array_equal(np.asarray(mat.baseColorTexture.convert("RGB")),
-                              np.asarray(a.mesh.visual.material.baseColorTexture))
+        assert np.array_equal(
+            np.asarray(mat.baseColorTexture.convert("RGB")),
+            np.asarray(a.mesh.visual.material.baseColorTexture),
+        )
         assert mat.metallicRoughnessTexture is not None
         assert np.allclose(back.visual.uv, a.mesh.visual.uv, atol=1e-6)
     else:
@@ -263,8 +277,10 @@ def test_determinism_holds_across_processes():
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
-    here = [hashlib.sha256(generate_asset(k, 11).mesh.export(file_type="glb")).hexdigest()
-            for k in ("box", "tube", "hex_bolt", "l_bracket")]
+    here = [
+        hashlib.sha256(generate_asset(k, 11).mesh.export(file_type="glb")).hexdigest()
+        for k in ("box", "tube", "hex_bolt", "l_bracket")
+    ]
     assert out.stdout.split() == here
 
 
@@ -276,7 +292,9 @@ def test_different_seeds_differ(kind):
     if kind in RETAIL_KINDS:
         assert len({tuple(np.round(a.mesh.extents, 5)) for a in assets}) == len(SEEDS)
         assert len({a.label.brand for a in assets}) == len(SEEDS)
-        imgs = [np.asarray(a.mesh.visual.material.baseColorTexture.resize((64, 64))).astype(float) for a in assets]
+        imgs = [
+            np.asarray(a.mesh.visual.material.baseColorTexture.resize((64, 64))).astype(float) for a in assets
+        ]
         for i in range(len(imgs)):
             for j in range(i + 1, len(imgs)):
                 assert np.abs(imgs[i] - imgs[j]).mean() > 10, "labels of different seeds look alike"
@@ -288,9 +306,30 @@ def test_different_seeds_differ(kind):
 # ---- EAN-13 ------------------------------------------------------------------------------------------------
 
 KNOWN_EANS = ("4006381333931", "5901234123457", "9780306406157", "0012345678905", "8710398527233")
-_L = ("0001101", "0011001", "0010011", "0111101", "0100011", "0110001", "0101111", "0111011", "0110111", "0001011")
-_PARITY_BY_FIRST = ("LLLLLL", "LLGLGG", "LLGGLG", "LLGGGL", "LGLLGG", "LGGLLG", "LGGGLL", "LGLGLG", "LGLGGL",
-                    "LGGLGL")
+_L = (
+    "0001101",
+    "0011001",
+    "0010011",
+    "0111101",
+    "0100011",
+    "0110001",
+    "0101111",
+    "0111011",
+    "0110111",
+    "0001011",
+)
+_PARITY_BY_FIRST = (
+    "LLLLLL",
+    "LLGLGG",
+    "LLGGLG",
+    "LLGGGL",
+    "LGLLGG",
+    "LGGLLG",
+    "LGGGLL",
+    "LGLGLG",
+    "LGLGGL",
+    "LGGLGL",
+)
 
 
 def _decode_modules(bits: str) -> str:
@@ -299,7 +338,7 @@ def _decode_modules(bits: str) -> str:
     left, right = bits[3:45], bits[50:92]
     digits, parity = [], ""
     for i in range(6):
-        c = left[7 * i:7 * i + 7]
+        c = left[7 * i : 7 * i + 7]
         if c in _L:
             digits.append(_L.index(c))
             parity += "L"
@@ -308,7 +347,7 @@ def _decode_modules(bits: str) -> str:
             digits.append(_L.index(g))
             parity += "G"
     for i in range(6):
-        c = right[7 * i:7 * i + 7].translate(str.maketrans("01", "10"))
+        c = right[7 * i : 7 * i + 7].translate(str.maketrans("01", "10"))
         digits.append(_L.index(c))
     return str(_PARITY_BY_FIRST.index(parity)) + "".join(map(str, digits))
 
@@ -362,8 +401,13 @@ def test_drawn_barcodes_scan_with_an_independent_decoder():
 
 # ---- finishes, library, errors ---------------------------------------------------------------------------------
 
+
 def test_metal_finishes_have_their_characteristic_colour():
-    zinc, brass, black = METALS["zinc"].base_color, METALS["brass"].base_color, METALS["black_oxide"].base_color
+    zinc, brass, black = (
+        METALS["zinc"].base_color,
+        METALS["brass"].base_color,
+        METALS["black_oxide"].base_color,
+    )
     assert zinc[2] > zinc[0] + 0.05, "zinc plating is bluish silver"
     assert brass[0] > brass[2] + 0.3, "brass is yellow"
     assert max(black) < 0.1
@@ -437,8 +481,9 @@ def test_pyrender_shows_the_front_panel_upright_on_the_front_face():
     torchvision) looking along +Y, and compare with the front panel artwork."""
     pytest.importorskip("pyrender")
     env = dict(os.environ, PYOPENGL_PLATFORM="egl")
-    out = subprocess.run([sys.executable, "-c", _RENDER_SCRIPT, "3"], capture_output=True, text=True, env=env,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _RENDER_SCRIPT, "3"], capture_output=True, text=True, env=env, timeout=120
+    )
     if out.returncode != 0 and ("EGL" in out.stderr or "OpenGL" in out.stderr):
         pytest.skip(f"no EGL rendering here: {out.stderr.strip().splitlines()[-1]}")
     assert out.returncode == 0, out.stderr

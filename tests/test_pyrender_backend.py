@@ -25,13 +25,20 @@ def service():
 
 def flat_env(**kw) -> Environment:
     """No lights, white ambient: a surface shows exactly its base colour (gamma-encoded)."""
-    return Environment(background_color=(0.0, 0.0, 0.0), ambient_color=(1.0, 1.0, 1.0), ambient_intensity=1.0, **kw)
+    return Environment(
+        background_color=(0.0, 0.0, 0.0), ambient_color=(1.0, 1.0, 1.0), ambient_intensity=1.0, **kw
+    )
 
 
 def plate(iid, x0, x1, y0, y1, z_top, thickness=0.001, **kw) -> SceneObject:
     """An axis-aligned thin box whose top face spans [x0,x1] x [y0,y1] at height z_top."""
-    return SceneObject(instance_id=iid, category="plate", geometry=Geometry(box=(x1 - x0, y1 - y0, thickness)),
-                       pose=translation((x0 + x1) / 2, (y0 + y1) / 2, z_top - thickness / 2), **kw)
+    return SceneObject(
+        instance_id=iid,
+        category="plate",
+        geometry=Geometry(box=(x1 - x0, y1 - y0, thickness)),
+        pose=translation((x0 + x1) / 2, (y0 + y1) / 2, z_top - thickness / 2),
+        **kw,
+    )
 
 
 def analytic_rect(cam, x0, x1, y0, y1, z) -> np.ndarray:
@@ -70,9 +77,11 @@ def test_camera_intrinsics_follow_the_scene_convention(service, cx, cy):
 
 def test_ids_are_exact_never_blended_and_depth_matches(service):
     cam = top_down_camera()
-    objs = [SceneObject(instance_id=1, role="support", geometry=Geometry(plane=(2.0, 2.0))),
-            plate(255, -0.15, 0.05, -0.1, 0.05, 0.02, thickness=0.02),
-            plate(257, -0.05, 0.15, -0.05, 0.1, 0.05, thickness=0.02)]
+    objs = [
+        SceneObject(instance_id=1, role="support", geometry=Geometry(plane=(2.0, 2.0))),
+        plate(255, -0.15, 0.05, -0.1, 0.05, 0.02, thickness=0.02),
+        plate(257, -0.05, 0.15, -0.05, 0.1, 0.05, thickness=0.02),
+    ]
     frame = service.render(Scene(camera=cam, environment=flat_env(), objects=objs), antialias="msaa")
     ids = frame.instance_ids
     assert ids.dtype == np.uint16 and ids.shape == (96, 128)
@@ -96,7 +105,9 @@ def within_band(mask):
 
 def test_background_is_zero_depth_and_zero_id(service):
     cam = top_down_camera()
-    frame = service.render(Scene(camera=cam, environment=flat_env(), objects=[plate(3, 0, 0.1, 0, 0.1, 0.01)]))
+    frame = service.render(
+        Scene(camera=cam, environment=flat_env(), objects=[plate(3, 0, 0.1, 0, 0.1, 0.01)])
+    )
     assert np.all(frame.depth[frame.instance_ids == 0] == 0.0)
     assert np.all(frame.depth[frame.instance_ids != 0] > 0.0)
 
@@ -105,9 +116,19 @@ def test_background_is_zero_depth_and_zero_id(service):
 def test_antialiasing_softens_only_object_edges(service, mode, expect_soft_edges):
     cam = top_down_camera()
     white = Material(base_color=(1, 1, 1, 1))
-    scene = Scene(camera=cam, environment=flat_env(), objects=[
-        SceneObject(instance_id=2, category="x", geometry=Geometry(box=(0.2, 0.2, 0.01)),
-                    pose=translation(0.01, -0.02, 0.005, yaw=0.4), material=white)])
+    scene = Scene(
+        camera=cam,
+        environment=flat_env(),
+        objects=[
+            SceneObject(
+                instance_id=2,
+                category="x",
+                geometry=Geometry(box=(0.2, 0.2, 0.01)),
+                pose=translation(0.01, -0.02, 0.005, yaw=0.4),
+                material=white,
+            )
+        ],
+    )
     frame = service.render(scene, antialias=mode)
     grey = frame.rgb[..., 0]
     soft = (grey > 8) & (grey < 247)
@@ -126,9 +147,19 @@ def test_texture_spec_and_background_texture(service):
     cam = top_down_camera()
     tex = TextureSpec(procedural="checker", seed=0, size=64, colors=[(1, 0, 0), (0, 0, 1)], scale=0.5)
     bg = TextureSpec(procedural="noise", seed=3, size=128)
-    scene = Scene(camera=cam, environment=flat_env(background_texture=bg), objects=[
-        SceneObject(instance_id=4, category="x", geometry=Geometry(box=(0.3, 0.3, 0.01)),
-                    pose=translation(0, 0, 0.005), material=Material(base_color=(1, 1, 1, 1), texture=tex))])
+    scene = Scene(
+        camera=cam,
+        environment=flat_env(background_texture=bg),
+        objects=[
+            SceneObject(
+                instance_id=4,
+                category="x",
+                geometry=Geometry(box=(0.3, 0.3, 0.01)),
+                pose=translation(0, 0, 0.005),
+                material=Material(base_color=(1, 1, 1, 1), texture=tex),
+            )
+        ],
+    )
     frame = service.render(scene, antialias="none")
     box = frame.instance_ids == 4
     px = frame.rgb[box].astype(int)
@@ -146,8 +177,12 @@ def test_catalog_mesh_renders_at_its_metric_size(service, tmp_path):
     catalog = make_tiny_catalog(tmp_path / "catalog")
     rec = catalog.get("widget-box")  # 0.07 x 0.05 x 0.09 m
     cam = top_down_camera(fx=400.0, fy=400.0)
-    obj = SceneObject(instance_id=9, category="widget", geometry=Geometry(mesh=str(catalog.mesh_path(rec))),
-                      pose=translation(0, 0, rec.size_m[2] / 2))
+    obj = SceneObject(
+        instance_id=9,
+        category="widget",
+        geometry=Geometry(mesh=str(catalog.mesh_path(rec))),
+        pose=translation(0, 0, rec.size_m[2] / 2),
+    )
     frame = service.render(Scene(camera=cam, environment=flat_env(), objects=[obj]), antialias="none")
     rows, cols = np.nonzero(frame.instance_ids == 9)
     d = 2.0 - rec.size_m[2]
@@ -164,10 +199,16 @@ def test_rendering_does_not_depend_on_what_was_rendered_before(service, tmp_path
 
     def scene(n, seed):
         rng = np.random.default_rng(seed)
-        objs = [SceneObject(instance_id=k + 1, category="w", geometry=Geometry(mesh=mesh),
-                            pose=translation(*rng.uniform(-0.2, 0.2, 2), 0.03),
-                            material=Material(base_color=(*rng.uniform(0, 1, 3), 1.0)) if k % 2 else None)
-                for k in range(n)]
+        objs = [
+            SceneObject(
+                instance_id=k + 1,
+                category="w",
+                geometry=Geometry(mesh=mesh),
+                pose=translation(*rng.uniform(-0.2, 0.2, 2), 0.03),
+                material=Material(base_color=(*rng.uniform(0, 1, 3), 1.0)) if k % 2 else None,
+            )
+            for k in range(n)
+        ]
         return Scene(camera=cam, lights=[light], objects=objs)
 
     a, b = scene(3, 1), scene(6, 2)

@@ -41,8 +41,11 @@ def catalog(tmp_path_factory):
 
 def config(cat, kind: str, **sections):
     """A small config of ``kind`` on catalog ``cat``; ``layout`` and ``catalog`` sections are merged."""
-    data = {"catalog": {"root": str(cat.root), "supercategory": SUPERCATEGORY[kind]},
-            "layout": dict(SMALL[kind]), "image": {"width": 320, "height": 240}}
+    data = {
+        "catalog": {"root": str(cat.root), "supercategory": SUPERCATEGORY[kind]},
+        "layout": dict(SMALL[kind]),
+        "image": {"width": 320, "height": 240},
+    }
     for key, value in sections.items():
         if key in ("layout", "catalog"):
             data[key].update(value)
@@ -78,9 +81,15 @@ def physical_problems(scene: Scene, drop: float = 0.003) -> list[str]:
             continue
         centre = m.vertices.mean(axis=0)
         for j, other in meshes.items():
-            if j != i and other.is_convex and np.all(other.face_normals @ centre
-                                                     - np.einsum("ij,ij->i", other.face_normals,
-                                                                 other.triangles[:, 0]) < -1e-9):
+            if (
+                j != i
+                and other.is_convex
+                and np.all(
+                    other.face_normals @ centre
+                    - np.einsum("ij,ij->i", other.face_normals, other.triangles[:, 0])
+                    < -1e-9
+                )
+            ):
                 problems.append(f"{i} is inside {j}")
         manager.remove_object(str(i))
         lowered = m.copy()
@@ -110,13 +119,23 @@ def test_same_seed_and_index_give_identical_scene_json(catalog, kind):
 def test_scene_is_identical_in_a_fresh_process(catalog, tmp_path):
     """No hidden state: caches, import order or a warm process do not change a scene."""
     cfg_path = tmp_path / "bin.yaml"
-    cfg_path.write_text(json.dumps({"catalog": {"root": str(catalog.root), "supercategory": "industrial"},
-                                    "layout": {"kind": "bin"}}))
-    code = ("import sys; from synth.catalog import Catalog; from synth.randomize import load_render_config, "
-            "build_scene; print(build_scene(load_render_config(sys.argv[1]), Catalog(sys.argv[2]), 3, 11)"
-            ".digest())")
-    out = subprocess.run([sys.executable, "-c", code, str(cfg_path), str(catalog.root)], check=True,
-                         capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": "123"})
+    cfg_path.write_text(
+        json.dumps(
+            {"catalog": {"root": str(catalog.root), "supercategory": "industrial"}, "layout": {"kind": "bin"}}
+        )
+    )
+    code = (
+        "import sys; from synth.catalog import Catalog; from synth.randomize import load_render_config, "
+        "build_scene; print(build_scene(load_render_config(sys.argv[1]), Catalog(sys.argv[2]), 3, 11)"
+        ".digest())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(cfg_path), str(catalog.root)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    )
     from synth.randomize import load_render_config
 
     here = build_scene(load_render_config(cfg_path), catalog, 3, 11).digest()
@@ -186,7 +205,9 @@ def test_grazing_a_wall_is_not_resting_on_it():
     """An object that stops beside a wall's top edge (closer than the clearance) is not lying on the wall."""
     world = World()
     world.add(box_shape((1.0, 1.0, 0.1)), make_pose(np.eye(3), (0, 0, -0.05)), tag="support")
-    world.add(box_shape((0.01, 0.4, 0.1)), make_pose(np.eye(3), (0.105, 0, 0.05)), tag="support")  # x 0.1..0.11
+    world.add(
+        box_shape((0.01, 0.4, 0.1)), make_pose(np.eye(3), (0.105, 0, 0.05)), tag="support"
+    )  # x 0.1..0.11
     block = box_shape((0.04, 0.04, 0.02))
     pose = world.drop(block, np.eye(3), (0.1 - 0.02 - 0.0002, 0.0))  # 0.2 mm from the wall
     assert pose[2, 3] > 0.1  # stopped at the wall's edge, as the clearance demands ...
@@ -295,8 +316,7 @@ def test_sampling_weights_and_zero_weight(catalog):
 
 def test_selection_errors_name_the_key(catalog):
     with pytest.raises(ConfigError, match=r"test-table.yaml: key 'catalog.include': 'nope\*' matches no"):
-        build_scene(config(catalog, "table", catalog={"include": ["nope*"]}),
-                    catalog, 0, 0)
+        build_scene(config(catalog, "table", catalog={"include": ["nope*"]}), catalog, 0, 0)
     with pytest.raises(ConfigError, match=r"key 'objects.weights.zzz': matches no selected"):
         build_scene(config(catalog, "table", objects={"weights": {"zzz": 1.0}}), catalog, 0, 0)
     with pytest.raises(ConfigError, match="seed: must be a non-negative integer"):
@@ -310,8 +330,9 @@ def test_material_modes(catalog):
         assert o.material.use_mesh_texture and o.material.texture is None
         hints = catalog.get(o.sku_id).material
         assert abs(o.material.roughness - hints.roughness) <= 0.1 + 1e-9
-    randomized = build_scene(config(catalog, "table", materials={"mode": "randomized",
-                                                                 "texture_kinds": ["flying"]}), catalog, 3, 0)
+    randomized = build_scene(
+        config(catalog, "table", materials={"mode": "randomized", "texture_kinds": ["flying"]}), catalog, 3, 0
+    )
     for o in randomized.objects:
         assert not o.material.use_mesh_texture and o.material.texture.procedural == "flying"
     # the look is an independent stream: the arrangement does not change with it
@@ -334,8 +355,16 @@ def test_background_photos(catalog, tmp_path):
 
 
 def test_lights_follow_the_config(catalog):
-    cfg = config(catalog, "table", lighting={"count": [3, 3], "kinds": {"spot": 1.0},
-                                             "temperature_k": [2700, 2700], "irradiance": [2.0, 2.0]})
+    cfg = config(
+        catalog,
+        "table",
+        lighting={
+            "count": [3, 3],
+            "kinds": {"spot": 1.0},
+            "temperature_k": [2700, 2700],
+            "irradiance": [2.0, 2.0],
+        },
+    )
     scene = build_scene(cfg, catalog, 0, 0)
     assert [light.kind for light in scene.lights] == ["spot"] * 3
     for light in scene.lights:
@@ -345,15 +374,21 @@ def test_lights_follow_the_config(catalog):
         to_centre = centre - pose[:3, 3]
         assert -pose[:3, 2] @ to_centre / np.linalg.norm(to_centre) > 0.8  # shining at the scene
     # together the lights deliver the configured irradiance at the focus (within the aim offset)
-    total = sum(light.intensity / (4 * math.pi) / np.sum((np.asarray(light.pose)[:3, 3] - centre) ** 2)
-                for light in scene.lights)
+    total = sum(
+        light.intensity / (4 * math.pi) / np.sum((np.asarray(light.pose)[:3, 3] - centre) ** 2)
+        for light in scene.lights
+    )
     assert total == pytest.approx(2.0, rel=0.5)
 
 
 def test_blackbody_matches_the_planckian_locus():
     # CIE 1931 chromaticities of the Planckian locus (illuminant A is a 2856 K blackbody)
-    for kelvin, (x, y) in {2856: (0.4476, 0.4074), 4000: (0.3805, 0.3768), 6504: (0.3135, 0.3236),
-                           10000: (0.2807, 0.2883)}.items():
+    for kelvin, (x, y) in {
+        2856: (0.4476, 0.4074),
+        4000: (0.3805, 0.3768),
+        6504: (0.3135, 0.3236),
+        10000: (0.2807, 0.2883),
+    }.items():
         bx, by = blackbody_chromaticity(kelvin)
         assert abs(bx - x) < 0.003 and abs(by - y) < 0.003, kelvin
     warm, day, cold = kelvin_to_rgb(2700), kelvin_to_rgb(6500), kelvin_to_rgb(12000)

@@ -38,7 +38,10 @@ def _rename_as_copies(root: Path, copies: int = 3) -> Path:
 def test_photo_group_strips_export_copy_suffix():
     from train.splits import photo_group
 
-    assert photo_group("images/train_picture_10_jpg.rf.2bc399da37b2264dec1b8bf0f3d5a405.jpg") == "train_picture_10"
+    assert (
+        photo_group("images/train_picture_10_jpg.rf.2bc399da37b2264dec1b8bf0f3d5a405.jpg")
+        == "train_picture_10"
+    )
     assert photo_group("BEANS0001.jpg") == "BEANS0001"
     assert photo_group("a/b/scan.rf.notahash.png") == "scan.rf.notahash"
 
@@ -46,7 +49,9 @@ def test_photo_group_strips_export_copy_suffix():
 def test_split_keeps_every_copy_of_a_photo_on_one_side_and_is_deterministic(tmp_path):
     from train.splits import photo_group, split_by_photo
 
-    src = load_coco(_rename_as_copies(make_shapes_coco(tmp_path / "set", n_images=30, size=48, seed=3, side=(8, 20))))
+    src = load_coco(
+        _rename_as_copies(make_shapes_coco(tmp_path / "set", n_images=30, size=48, seed=3, side=(8, 20)))
+    )
     split = split_by_photo(src, 0.3, seed=7)
     assert split.groups == 10 and len(split.test_ids) == 9 and len(split.train_ids) == 21
     assert set(split.train_ids).isdisjoint(split.test_ids)
@@ -70,7 +75,9 @@ def test_subset_points_at_the_original_photos_from_anywhere(tmp_path):
     assert sorted(sub.images) == [2, 5]
     assert all(Path(img["file_name"]).is_absolute() for img in sub.images.values())
     assert {a["image_id"] for lst in sub.anns_by_image.values() for a in lst} <= {2, 5}
-    assert sum(len(v) for v in sub.anns_by_image.values()) == len(src.anns_by_image[2]) + len(src.anns_by_image[5])
+    assert sum(len(v) for v in sub.anns_by_image.values()) == len(src.anns_by_image[2]) + len(
+        src.anns_by_image[5]
+    )
     assert sub.categories == src.categories
     with pytest.raises(DataError, match="not in the set"):
         write_subset(src, [99], tmp_path / "bad.json")
@@ -111,7 +118,10 @@ def test_recipes_validate_and_the_plain_variant_only_changes_looks(task, tmp_pat
     plain = RenderParams(config=config, overrides=PLAIN_LOOKS).load_config()
     assert dr.materials.mode == "mix" and plain.materials.mode == "realistic"
     assert plain.lighting.count == (2, 2) and plain.lighting.kinds == {"area": 1.0}
-    assert plain.lighting.irradiance[1] - plain.lighting.irradiance[0] < dr.lighting.irradiance[1] - dr.lighting.irradiance[0]
+    assert (
+        plain.lighting.irradiance[1] - plain.lighting.irradiance[0]
+        < dr.lighting.irradiance[1] - dr.lighting.irradiance[0]
+    )
     # geometry, camera and annotation rules are shared: both sets show the same scenes at the same scale
     for section in ("layout", "camera", "objects", "distractors", "annotation", "image", "catalog"):
         assert getattr(plain, section) == getattr(dr, section), section
@@ -129,8 +139,13 @@ def test_parameters_budget_and_variant_planning():
     assert (s.steps, s.image_size, s.per_class) == (7, 128, True)
     assert s.batch_size == SCALES[("industrial", "smoke")].batch_size
     assert Sim2RealParams(task="retail").out_dir().parts[-2:] == ("sim2real", "retail-smoke")
-    for bad in ({"task": "garden"}, {"task": "retail", "variants": ["x"]}, {"task": "retail", "variants": []},
-                {"task": "retail", "test_fraction": 1.5}, {"task": "retail", "colour": "red"}):
+    for bad in (
+        {"task": "garden"},
+        {"task": "retail", "variants": ["x"]},
+        {"task": "retail", "variants": []},
+        {"task": "retail", "test_fraction": 1.5},
+        {"task": "retail", "colour": "red"},
+    ):
         with pytest.raises(ValidationError):
             Sim2RealParams(**bad)
 
@@ -142,8 +157,16 @@ def test_every_variant_gets_the_same_budget(tmp_path):
     s = params.settings()
     configs = {}
     for v in VARIANTS:
-        tp = train_params(v, params, s, run_dir=tmp_path / v.key, class_name="product", category_map=None,
-                          target_images=str(tmp_path / "real.json"), init_checkpoint="b.pt" if v.init_from else None)
+        tp = train_params(
+            v,
+            params,
+            s,
+            run_dir=tmp_path / v.key,
+            class_name="product",
+            category_map=None,
+            target_images=str(tmp_path / "real.json"),
+            init_checkpoint="b.pt" if v.init_from else None,
+        )
         configs[v.key] = tp.to_config(str(tmp_path / "data")).model_dump()
     shared = ("steps", "batch_size", "seed", "optimizer", "lr", "warmup_steps", "val_fraction")
     for key in shared:
@@ -162,8 +185,11 @@ def test_shared_classes_and_category_maps(tmp_path):
     classes = shared_classes(["cereal", "Tomato Sauce", "toothpaste"], ["beans", "cereal", "tomato_sauce"])
     assert classes == ["cereal", "tomato_sauce"]
     path = write_category_map(["Tomato Sauce", "toothpaste", "cereal"], classes, tmp_path / "m.yaml")
-    assert yaml.safe_load(Path(path).read_text()) == {"Tomato Sauce": "tomato_sauce", "cereal": "cereal",
-                                                       "toothpaste": None}
+    assert yaml.safe_load(Path(path).read_text()) == {
+        "Tomato Sauce": "tomato_sauce",
+        "cereal": "cereal",
+        "toothpaste": None,
+    }
 
 
 def test_transfer_summary_ratios_and_gains():
@@ -172,12 +198,21 @@ def test_transfer_summary_ratios_and_gains():
     def rec(ap50, ap):
         return {"bbox": {"AP50": ap50, "AP": ap}}
 
-    t = transfer_summary({"a": rec(0.2, 0.1), "b": rec(0.3, 0.15), "c": rec(0.36, 0.2), "d": rec(0.4, 0.25),
-                          "e": rec(0.5, 0.3)})
+    t = transfer_summary(
+        {
+            "a": rec(0.2, 0.1),
+            "b": rec(0.3, 0.15),
+            "c": rec(0.36, 0.2),
+            "d": rec(0.4, 0.25),
+            "e": rec(0.5, 0.3),
+        }
+    )
     assert t["AP50_relative_to_real_only"] == {"a": 0.5, "b": 0.75, "c": 0.9, "e": 1.25}
     assert t["dann_gain_AP50"] == pytest.approx(0.06) and t["finetune_gain_AP50"] == pytest.approx(0.1)
     assert t["randomization_gain_AP50"] == pytest.approx(0.1)
-    assert transfer_summary({"b": rec(0.3, 0.1), "d": rec(0.0, 0.0)})["AP50_relative_to_real_only"] == {"b": None}
+    assert transfer_summary({"b": rec(0.3, 0.1), "d": rec(0.0, 0.0)})["AP50_relative_to_real_only"] == {
+        "b": None
+    }
 
 
 def test_cli_parses_and_documents_examples(capsys):
@@ -185,10 +220,25 @@ def test_cli_parses_and_documents_examples(capsys):
 
     parser = argparse.ArgumentParser(prog="simreal bench")
     add_bench_sim2real_parser(parser.add_subparsers(dest="cmd"))
-    args = parser.parse_args(["sim2real", "--task", "industrial", "--variants", "b", "d", "--no-per-class",
-                              "--train-set", "augment.strength=0.3", "--render-set", "lighting.count=[1, 2]"])
+    args = parser.parse_args(
+        [
+            "sim2real",
+            "--task",
+            "industrial",
+            "--variants",
+            "b",
+            "d",
+            "--no-per-class",
+            "--train-set",
+            "augment.strength=0.3",
+            "--render-set",
+            "lighting.count=[1, 2]",
+        ]
+    )
     assert args.task == "industrial" and args.variants == ["b", "d"] and args.per_class is False
-    assert dict(args.train_set) == {"augment.strength": 0.3} and dict(args.render_set) == {"lighting.count": [1, 2]}
+    assert dict(args.train_set) == {"augment.strength": 0.3} and dict(args.render_set) == {
+        "lighting.count": [1, 2]
+    }
     with pytest.raises(SystemExit) as e:
         parser.parse_args(["sim2real", "--help"])
     assert e.value.code == 0
@@ -215,10 +265,14 @@ def test_box_statistics_are_measured_in_relative_and_detector_pixels(tmp_path):
     root = tmp_path / "one"
     (root / "images").mkdir(parents=True)
     Image.new("RGB", (200, 100)).save(root / "images" / "a.png")
-    coco = {"images": [{"id": 1, "file_name": "images/a.png", "width": 200, "height": 100}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 100, 50], "iscrowd": 0},
-                            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "iscrowd": 1}],
-            "categories": [{"id": 1, "name": "thing"}]}
+    coco = {
+        "images": [{"id": 1, "file_name": "images/a.png", "width": 200, "height": 100}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 100, 50], "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "iscrowd": 1},
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
     (root / "annotations.json").write_text(json.dumps(coco))
     s = box_statistics(root, detector_size=320)
     assert s["boxes"] == 1 and s["images"] == 1
@@ -227,7 +281,9 @@ def test_box_statistics_are_measured_in_relative_and_detector_pixels(tmp_path):
     assert s["log2_aspect"][50] == pytest.approx(-1.0)
 
 
-def _fake_variant(tmp_path: Path, key: str, test: Path, jitter: float, false_positives: int, seed: int) -> dict:
+def _fake_variant(
+    tmp_path: Path, key: str, test: Path, jitter: float, false_positives: int, seed: int
+) -> dict:
     """Real pycocotools metrics for predictions made from the ground truth: jittered boxes plus clutter."""
     from train.data import build_label_map
     from train.evaluate import coco_metrics, remapped_ground_truth
@@ -239,36 +295,68 @@ def _fake_variant(tmp_path: Path, key: str, test: Path, jitter: float, false_pos
     preds = []
     for a in gt["annotations"]:
         x, y, w, h = a["bbox"]
-        preds.append({"image_id": a["image_id"], "category_id": 1, "score": float(rng.uniform(0.5, 1.0)),
-                      "bbox": [x + rng.normal(0, jitter * w), y + rng.normal(0, jitter * h), w, h]})
+        preds.append(
+            {
+                "image_id": a["image_id"],
+                "category_id": 1,
+                "score": float(rng.uniform(0.5, 1.0)),
+                "bbox": [x + rng.normal(0, jitter * w), y + rng.normal(0, jitter * h), w, h],
+            }
+        )
     for _ in range(false_positives):
-        preds.append({"image_id": int(rng.choice(ids)), "category_id": 1, "score": float(rng.uniform(0, 0.9)),
-                      "bbox": [float(v) for v in rng.uniform(0, 30, 2)] + [10.0, 10.0]})
+        preds.append(
+            {
+                "image_id": int(rng.choice(ids)),
+                "category_id": 1,
+                "score": float(rng.uniform(0, 0.9)),
+                "bbox": [float(v) for v in rng.uniform(0, 30, 2)] + [10.0, 10.0],
+            }
+        )
     bbox = coco_metrics(gt, preds, "bbox")
     out = tmp_path / "variants" / key / "eval" / "real_test"
     out.mkdir(parents=True)
     (out / "metrics.json").write_text(json.dumps({"bbox": bbox, "categories": gt["categories"]}))
     (out / "predictions.json").write_text(json.dumps(preds))
-    return {"key": key, "name": f"variant-{key}", "title": f"({key}) variant", "synthetic_only": key in "abc",
-            "train_data": str(test), "train_images": 10, "train_objects": 20, "augment": key != "a",
-            "dann": key == "c", "init_from": "b" if key == "e" else None, "steps": 3, "batch_size": 2, "seed": 0,
-            "training": "trained", "train_s": 1.0, "target_images": 4 if key == "c" else None,
-            "metrics_file": str(out / "metrics.json"), "predictions_file": str(out / "predictions.json"),
-            "bbox": {k: bbox[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")},
-            "per_class": {c: v for c, v in bbox["per_class"].items()}}
+    return {
+        "key": key,
+        "name": f"variant-{key}",
+        "title": f"({key}) variant",
+        "synthetic_only": key in "abc",
+        "train_data": str(test),
+        "train_images": 10,
+        "train_objects": 20,
+        "augment": key != "a",
+        "dann": key == "c",
+        "init_from": "b" if key == "e" else None,
+        "steps": 3,
+        "batch_size": 2,
+        "seed": 0,
+        "training": "trained",
+        "train_s": 1.0,
+        "target_images": 4 if key == "c" else None,
+        "metrics_file": str(out / "metrics.json"),
+        "predictions_file": str(out / "predictions.json"),
+        "bbox": {k: bbox[k] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100")},
+        "per_class": {c: v for c, v in bbox["per_class"].items()},
+    }
 
 
 def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
     from flows.sim2real import transfer_summary
     from train.compare import bootstrap_transfer, write_comparison
 
-    sets = {"synthetic_plain": make_shapes_coco(tmp_path / "plain", n_images=6, size=64, seed=1),
-            "synthetic_dr": make_shapes_coco(tmp_path / "dr", n_images=6, size=64, seed=2, style="dark"),
-            "real_train": make_shapes_coco(tmp_path / "rtrain", n_images=6, size=64, seed=3, masks=False),
-            "real_test": make_shapes_coco(tmp_path / "rtest", n_images=6, size=64, seed=4, masks=False)}
-    variants = {k: _fake_variant(tmp_path, k, sets["real_test"], jitter, fps, seed)
-                for seed, (k, jitter, fps) in enumerate([("a", 0.4, 30), ("b", 0.3, 20), ("c", 0.25, 20),
-                                                         ("d", 0.05, 5), ("e", 0.02, 3)])}
+    sets = {
+        "synthetic_plain": make_shapes_coco(tmp_path / "plain", n_images=6, size=64, seed=1),
+        "synthetic_dr": make_shapes_coco(tmp_path / "dr", n_images=6, size=64, seed=2, style="dark"),
+        "real_train": make_shapes_coco(tmp_path / "rtrain", n_images=6, size=64, seed=3, masks=False),
+        "real_test": make_shapes_coco(tmp_path / "rtest", n_images=6, size=64, seed=4, masks=False),
+    }
+    variants = {
+        k: _fake_variant(tmp_path, k, sets["real_test"], jitter, fps, seed)
+        for seed, (k, jitter, fps) in enumerate(
+            [("a", 0.4, 30), ("b", 0.3, 20), ("c", 0.25, 20), ("d", 0.05, 5), ("e", 0.02, 3)]
+        )
+    }
     preds = {k: json.loads(Path(r["predictions_file"]).read_text()) for k, r in variants.items()}
     uncertainty = bootstrap_transfer(sets["real_test"], preds, samples=200, seed=1)
     for k, r in variants.items():  # the bootstrap's own AP50 is COCOeval's
@@ -279,18 +367,43 @@ def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
     assert set(uncertainty["differences"]) == {"dann (c - b)", "randomization (b - a)", "fine-tuning (e - d)"}
     assert bootstrap_transfer(sets["real_test"], preds, samples=200, seed=1) == uncertainty  # seeded
     summary = {
-        "task": "retail", "scale": "smoke", "class_name": "product", "variants": variants,
-        "transfer": transfer_summary(variants), "uncertainty": uncertainty,
-        "datasets": {k: {"path": str(v / "annotations.json"), "images": 6, "objects": 10, "config": "x.yaml",
-                         "look": k} for k, v in sets.items()},
-        "protocol": {"seed": 0, "weights_source": "random init (no weights file given)", "notes": ["same budget"],
-                     "same_budget": {"model": "ssdlite320_mobilenet_v3_large", "image_size": 128, "steps": 3,
-                                     "batch_size": 2},
-                     "split": {"how": "split by photo"}, "leak_check": {"same_files_count": 0},
-                     "model_selection": "none"},
+        "task": "retail",
+        "scale": "smoke",
+        "class_name": "product",
+        "variants": variants,
+        "transfer": transfer_summary(variants),
+        "uncertainty": uncertainty,
+        "datasets": {
+            k: {
+                "path": str(v / "annotations.json"),
+                "images": 6,
+                "objects": 10,
+                "config": "x.yaml",
+                "look": k,
+            }
+            for k, v in sets.items()
+        },
+        "protocol": {
+            "seed": 0,
+            "weights_source": "random init (no weights file given)",
+            "notes": ["same budget"],
+            "same_budget": {
+                "model": "ssdlite320_mobilenet_v3_large",
+                "image_size": 128,
+                "steps": 3,
+                "batch_size": 2,
+            },
+            "split": {"how": "split by photo"},
+            "leak_check": {"same_files_count": 0},
+            "model_selection": "none",
+        },
         "per_class": {"enabled": False, "classes": []},
-        "provenance": {"git": {"commit": "abc123", "dirty": True}, "device": {"device": "cpu", "cpu": "x86_64"},
-                       "packages": {"torch": "2"}, "command": "pytest"},
+        "provenance": {
+            "git": {"commit": "abc123", "dirty": True},
+            "device": {"device": "cpu", "cpu": "x86_64"},
+            "packages": {"torch": "2"},
+            "command": "pytest",
+        },
         "catalog": {"root": "cat", "entries": 3, "sources": ["procedural"]},
         "timings": {"wall_s": 12.0},
     }
@@ -314,7 +427,10 @@ def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
             assert im.width > 300 and im.height > 150
     stats = json.loads((tmp_path / "data_statistics.json").read_text())
     assert set(stats) == set(sets) and stats["real_test"]["boxes"]["boxes"] > 0
-    assert stats["synthetic_dr"]["appearance"]["mean_brightness"] < stats["synthetic_plain"]["appearance"]["mean_brightness"]
+    assert (
+        stats["synthetic_dr"]["appearance"]["mean_brightness"]
+        < stats["synthetic_plain"]["appearance"]["mean_brightness"]
+    )
     with pytest.raises(ConfigError, match="not a benchmark summary"):
         bad = tmp_path / "bad.json"
         bad.write_text("{}")
@@ -329,8 +445,15 @@ def _real_stand_in(tmp_path: Path) -> tuple[Path, str]:
 
         src = load_coco(FREIBURG)
         return write_subset(src, sorted(src.images)[::25], tmp_path / "freiburg_small.json"), "freiburg"
-    root = make_shapes_coco(tmp_path / "real", n_images=20, size=96, seed=9, masks=False,
-                            classes=("cereal", "soda"), image_format="jpg")
+    root = make_shapes_coco(
+        tmp_path / "real",
+        n_images=20,
+        size=96,
+        seed=9,
+        masks=False,
+        classes=("cereal", "soda"),
+        image_format="jpg",
+    )
     return root / "annotations.json", "stand-in"
 
 
@@ -345,9 +468,20 @@ def test_benchmark_end_to_end_at_toy_scale(tmp_path, monkeypatch):
     real, kind = _real_stand_in(tmp_path)
     make_catalog(tmp_path / "catalog", RETAIL)
     out = tmp_path / "bench"
-    kwargs = dict(real_train=str(real), catalog=str(tmp_path / "catalog"), images=4, render_size=64, steps=2,
-                  batch_size=2, image_size=96, per_class=True, workers=1, seed=3, device="cpu",
-                  train_overrides={"workers": 0, "threads": 2})
+    kwargs = dict(
+        real_train=str(real),
+        catalog=str(tmp_path / "catalog"),
+        images=4,
+        render_size=64,
+        steps=2,
+        batch_size=2,
+        image_size=96,
+        per_class=True,
+        workers=1,
+        seed=3,
+        device="cpu",
+        train_overrides={"workers": 0, "threads": 2},
+    )
     summary = run_benchmark("retail", "smoke", str(out), **kwargs)
 
     saved = json.loads((out / "sim2real.json").read_text())
@@ -355,10 +489,17 @@ def test_benchmark_end_to_end_at_toy_scale(tmp_path, monkeypatch):
     for name in ("report.html", "report.md", "data_statistics.json", "report_files/examples.png"):
         assert (out / name).is_file(), name
     # one budget: same steps, batch, seed and model for every variant, read back from each run's config
-    configs = {k: yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text()) for k, r in saved["variants"].items()}
-    assert {(c["steps"], c["batch_size"], c["seed"], c["model"]["name"], c["model"]["image_size"])
-            for c in configs.values()} == {(2, 2, 3, "ssdlite320_mobilenet_v3_large", 96)}
-    assert configs["e"]["model"]["weights"] == str(Path(saved["variants"]["b"]["run_dir"]) / "checkpoints" / "last.pt")
+    configs = {
+        k: yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text())
+        for k, r in saved["variants"].items()
+    }
+    assert {
+        (c["steps"], c["batch_size"], c["seed"], c["model"]["name"], c["model"]["image_size"])
+        for c in configs.values()
+    } == {(2, 2, 3, "ssdlite320_mobilenet_v3_large", 96)}
+    assert configs["e"]["model"]["weights"] == str(
+        Path(saved["variants"]["b"]["run_dir"]) / "checkpoints" / "last.pt"
+    )
     # no test photo in any training set or DANN target
     test_files = set(saved["real_split"]["test_files"])
     assert test_files and set(saved["real_split"]["train_files"]).isdisjoint(test_files)
@@ -381,7 +522,9 @@ def test_benchmark_end_to_end_at_toy_scale(tmp_path, monkeypatch):
     # a second run reuses the renders and the trained models and gives the same numbers
     again = run_benchmark("retail", "smoke", str(out), **kwargs)
     assert {r["training"] for r in again["variants"].values()} == {"reused"}
-    assert {k: r["bbox"] for k, r in again["variants"].items()} == {k: r["bbox"] for k, r in saved["variants"].items()}
+    assert {k: r["bbox"] for k, r in again["variants"].items()} == {
+        k: r["bbox"] for k, r in saved["variants"].items()
+    }
     with pytest.raises(ConfigError, match="other settings"):
         run_benchmark("retail", "smoke", str(out), **{**kwargs, "steps": 3, "variants": ["a"]})
 
@@ -391,6 +534,8 @@ def test_average_precision_matches_the_coco_101_point_rule():
 
     tp = np.array([1.0, 0.0, 1.0])
     assert average_precision(tp, np.ones(3), 2) == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)
-    assert average_precision(tp, np.array([0.0, 1.0, 1.0]), 1) == pytest.approx(0.5)  # first detection not drawn
+    assert average_precision(tp, np.array([0.0, 1.0, 1.0]), 1) == pytest.approx(
+        0.5
+    )  # first detection not drawn
     assert average_precision(np.zeros(2), np.ones(2), 3) == 0.0
     assert np.isnan(average_precision(tp, np.ones(3), 0))

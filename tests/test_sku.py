@@ -43,7 +43,7 @@ def glb_json(path) -> dict:
     import struct
 
     data = path.read_bytes()
-    return json.loads(data[20:20 + struct.unpack_from("<I", data, 12)[0]])
+    return json.loads(data[20 : 20 + struct.unpack_from("<I", data, 12)[0]])
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +106,9 @@ def _bad_inputs(tmp):
     (tmp / "bad_texture" / "texture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     cases.append(("unreadable texture", bad_tex, {}, "texture.png", "is not a readable image"))
     dup = write_textured_obj(tmp / "dup")
-    cases.append(("duplicate id", dup, {"name": "Existing box"}, "existing-box",
-                  "entry already exists (use --replace"))
+    cases.append(
+        ("duplicate id", dup, {"name": "Existing box"}, "existing-box", "entry already exists (use --replace")
+    )
     ok = write_textured_obj(tmp / "ok")
     cases.append(("empty name", ok, {"name": "   "}, "box.obj", "name must not be empty"))
     cases.append(("empty category", ok, {"category": ""}, "box.obj", "category must not be empty"))
@@ -118,9 +119,22 @@ def _bad_inputs(tmp):
 
 
 _CASE_IDS = [
-    "missing file", "unsupported extension", "empty file", "garbage bytes .glb", "garbage bytes .stl",
-    "garbage bytes .ply", "garbage bytes .obj", "zero faces", "NaN vertices", "absurd size",
-    "missing texture", "unreadable texture", "duplicate id", "empty name", "empty category", "degenerate flat",
+    "missing file",
+    "unsupported extension",
+    "empty file",
+    "garbage bytes .glb",
+    "garbage bytes .stl",
+    "garbage bytes .ply",
+    "garbage bytes .obj",
+    "zero faces",
+    "NaN vertices",
+    "absurd size",
+    "missing texture",
+    "unreadable texture",
+    "duplicate id",
+    "empty name",
+    "empty category",
+    "degenerate flat",
 ]
 
 
@@ -145,8 +159,12 @@ def test_bad_input_is_one_line_error_and_catalog_is_unchanged(case, catalog, tmp
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast")  # the random floats of `lucky`
 def test_garbage_messages_say_what_was_expected(tmp_path):
     cat = Catalog(tmp_path / "catalog")
-    expected = {".glb": "not a binary glTF", ".stl": "not a valid STL file", ".ply": "cannot be read as PLY",
-                ".obj": "not a valid OBJ file"}
+    expected = {
+        ".glb": "not a binary glTF",
+        ".stl": "not a valid STL file",
+        ".ply": "cannot be read as PLY",
+        ".obj": "not a valid OBJ file",
+    }
     for case, path, *_ in _bad_inputs(tmp_path / "bad"):
         if case.startswith("garbage"):
             with pytest.raises(AssetError, match=expected[path.suffix]):
@@ -166,8 +184,9 @@ def test_garbage_messages_say_what_was_expected(tmp_path):
 def test_add_obj_writes_entry_record_glb_and_thumbnail(tmp_path, render):
     cat = Catalog(tmp_path / "catalog")
     obj = write_textured_obj(tmp_path / "src", extents=(6.0, 4.0, 12.0), texture_size=(40, 30))
-    data, said = render.call(w_add_mesh, str(cat.root), str(obj), name="Tea box", category="tea",
-                             license="CC-BY-4.0")
+    data, said = render.call(
+        w_add_mesh, str(cat.root), str(obj), name="Tea box", category="tea", license="CC-BY-4.0"
+    )
     record = SkuRecord.model_validate(data)
     assert record.id == "tea-box" and cat.ids() == ["tea-box"]
     assert record.size_m == pytest.approx((0.06, 0.04, 0.12))
@@ -185,13 +204,16 @@ def test_add_obj_writes_entry_record_glb_and_thumbnail(tmp_path, render):
     assert abs((xs.min() + xs.max()) / 2 - 128) < 40 and abs((ys.min() + ys.max()) / 2 - 128) < 40
     assert len(np.unique(thumb[mask].reshape(-1, 3) // 32, axis=0)) > 20  # the gradient texture shows
 
+
 def test_thumbnail_of_a_texture_with_an_unaligned_width_keeps_its_colour(tmp_path, render):
     # 354 px * 3 bytes is not a multiple of OpenGL's 4-byte row alignment: uploaded as is it shears to grey
     folder = tmp_path / "src"
     obj = write_textured_obj(folder, write_texture=False)
     Image.new("RGB", (354, 230), (220, 30, 30)).save(folder / "texture.png")
     cat = Catalog(tmp_path / "catalog")
-    record = SkuRecord.model_validate(render.call(w_add_mesh, str(cat.root), str(obj), name="Red", category="red")[0])
+    record = SkuRecord.model_validate(
+        render.call(w_add_mesh, str(cat.root), str(obj), name="Red", category="red")[0]
+    )
     thumb = np.asarray(Image.open(cat.thumbnail_path(record))).astype(int)
     pixels = thumb[object_mask(thumb.astype(np.uint8))]
     assert (pixels[:, 0] > pixels[:, 1] + 60).mean() > 0.95
@@ -201,8 +223,17 @@ def test_add_stl_with_material_hints_renders_visible_metal(tmp_path, render):
     cat = Catalog(tmp_path / "catalog")
     stl = write_stl(tmp_path / "nut.stl", hex_prism(10.0, 5.2))
     hints = MaterialHints(base_color=(0.7, 0.7, 0.72, 1.0), metallic=1.0, roughness=0.35, finish="zinc")
-    data, _ = render.call(w_add_mesh, str(cat.root), str(stl), name="M6 nut", category="nut",
-                          supercategory="industrial", material=hints, symmetry="discrete", symmetry_order=6)
+    data, _ = render.call(
+        w_add_mesh,
+        str(cat.root),
+        str(stl),
+        name="M6 nut",
+        category="nut",
+        supercategory="industrial",
+        material=hints,
+        symmetry="discrete",
+        symmetry_order=6,
+    )
     record = SkuRecord.model_validate(data)
     assert record.material == hints and record.symmetry_order == 6
     assert record.size_m == pytest.approx((10 / math.cos(math.pi / 6) / 1000, 0.010, 0.0052), rel=1e-4)
@@ -211,16 +242,19 @@ def test_add_stl_with_material_hints_renders_visible_metal(tmp_path, render):
     assert len(metal) > 0.15 * 256 * 256
     assert metal.mean() > 60 and metal.std() > 10  # metal is lit, not black, and shaded (not flat)
 
+
 def test_add_ply_keeps_vertex_colours(tmp_path, render):
     cat = Catalog(tmp_path / "catalog")
     path = tmp_path / "scan.ply"
     path.write_bytes(colored_sphere(0.04).export(file_type="ply"))
-    record = SkuRecord.model_validate(render.call(w_add_mesh, str(cat.root), str(path), name="Ball",
-                                                  category="ball")[0])
+    record = SkuRecord.model_validate(
+        render.call(w_add_mesh, str(cat.root), str(path), name="Ball", category="ball")[0]
+    )
     assert not record.material.textured and record.material.base_color == (1.0, 1.0, 1.0, 1.0)
     assert read_glb(cat.mesh_path(record)).visual.kind == "vertex"
     thumb = np.asarray(Image.open(cat.thumbnail_path(record)))
     assert len(np.unique(thumb[object_mask(thumb)] // 64, axis=0)) > 10  # random colours, not one grey
+
 
 def test_replace_overwrites_atomically(tmp_path):
     cat = Catalog(tmp_path / "catalog")
@@ -237,20 +271,41 @@ def test_explicit_id_and_units(tmp_path):
     cat = Catalog(tmp_path / "catalog")
     obj = tmp_path / "plain.obj"
     obj.write_text(box_obj_text((2.0, 3.0, 4.0), mtllib=None))
-    record = add_mesh(cat, obj, name="Spacer", category="spacer", sku_id="spacer-2in", units="in",
-                      thumbnail=False, echo=quiet)
+    record = add_mesh(
+        cat,
+        obj,
+        name="Spacer",
+        category="spacer",
+        sku_id="spacer-2in",
+        units="in",
+        thumbnail=False,
+        echo=quiet,
+    )
     assert record.id == "spacer-2in" and record.source.original_units == "in"
     assert record.size_m == pytest.approx((0.0508, 0.0762, 0.1016))
     with pytest.raises(AssetError, match="id: .*lowercase"):
-        add_mesh(cat, obj, name="Spacer", category="spacer", sku_id="Bad ID", units="in",
-                 thumbnail=False, echo=quiet)
+        add_mesh(
+            cat,
+            obj,
+            name="Spacer",
+            category="spacer",
+            sku_id="Bad ID",
+            units="in",
+            thumbnail=False,
+            echo=quiet,
+        )
 
 
 # ---- the single writer ---------------------------------------------------------------------------------
 def _record(mesh, **kw) -> SkuRecord:
-    base = dict(id="gen-box-1", name="Generated box", category="box", supercategory="retail",
-                size_m=tuple(float(x) for x in mesh.extents),
-                source=Source(kind="procedural", generator="box", seed=1))
+    base = dict(
+        id="gen-box-1",
+        name="Generated box",
+        category="box",
+        supercategory="retail",
+        size_m=tuple(float(x) for x in mesh.extents),
+        source=Source(kind="procedural", generator="box", seed=1),
+    )
     base.update(kw)
     return SkuRecord(**base)
 
@@ -260,7 +315,8 @@ def _textured_box():
     box.unmerge_vertices()
     uv = np.random.default_rng(3).uniform(0, 1, (len(box.vertices), 2))
     box.visual = trimesh.visual.TextureVisuals(
-        uv=uv, material=trimesh.visual.material.PBRMaterial(baseColorTexture=gradient_image(64, 64)))
+        uv=uv, material=trimesh.visual.material.PBRMaterial(baseColorTexture=gradient_image(64, 64))
+    )
     return box
 
 
@@ -269,22 +325,33 @@ def test_write_entry_centres_and_stores_a_procedural_mesh(tmp_path, render):
     box = _textured_box()
     box.apply_translation([0.0, 0.0, 0.075])  # resting on z = 0, as generators like to build
     record = _record(box, material=MaterialHints(roughness=0.7))
-    stored = SkuRecord.model_validate(render.call(w_write_entry, str(cat.root), record.model_dump(mode="json"), box))
+    stored = SkuRecord.model_validate(
+        render.call(w_write_entry, str(cat.root), record.model_dump(mode="json"), box)
+    )
     assert stored.material.textured  # follows the mesh even if the record said otherwise
     glb = read_glb(cat.mesh_path(stored))
     assert np.allclose(glb.bounds.mean(axis=0), 0.0, atol=1e-7)
     assert cat.thumbnail_path(stored).is_file() and stored.thumbnail == "thumbnail.png"
+
 
 def test_a_mesh_keeps_its_own_material_and_hints_only_describe_it(tmp_path):
     # a procedural label: texture + metallic-roughness map with factors 1; the hints give its background
     box = _textured_box()
     mr = Image.new("RGB", (64, 64), (0, 80, 255))
     box.visual.material = trimesh.visual.material.PBRMaterial(
-        baseColorTexture=gradient_image(64, 64), metallicRoughnessTexture=mr, metallicFactor=1.0,
-        roughnessFactor=1.0)
+        baseColorTexture=gradient_image(64, 64),
+        metallicRoughnessTexture=mr,
+        metallicFactor=1.0,
+        roughnessFactor=1.0,
+    )
     cat = Catalog(tmp_path / "catalog")
-    hints = MaterialHints(base_color=(0.6, 0.1, 0.1, 1.0), metallic=0.75, roughness=0.3, textured=True,
-                          finish="printed_aluminium")
+    hints = MaterialHints(
+        base_color=(0.6, 0.1, 0.1, 1.0),
+        metallic=0.75,
+        roughness=0.3,
+        textured=True,
+        finish="printed_aluminium",
+    )
     stored = write_entry(cat, _record(box, material=hints), box, thumbnail=False)
     assert stored.material == hints
     tree = glb_json(cat.mesh_path(stored))
@@ -297,8 +364,15 @@ def test_material_given_for_a_textured_import_reaches_the_glb(tmp_path):
     path = tmp_path / "label.glb"
     path.write_bytes(_textured_box().export(file_type="glb"))
     hints = MaterialHints(metallic=0.0, roughness=0.25, finish="glossy_print")
-    record = add_mesh(Catalog(tmp_path / "catalog"), path, name="Glossy", category="box", material=hints,
-                      thumbnail=False, echo=quiet)
+    record = add_mesh(
+        Catalog(tmp_path / "catalog"),
+        path,
+        name="Glossy",
+        category="box",
+        material=hints,
+        thumbnail=False,
+        echo=quiet,
+    )
     assert record.material == hints.model_copy(update={"textured": True})
     pbr = glb_json(Catalog(tmp_path / "catalog").mesh_path(record))["materials"][0]["pbrMetallicRoughness"]
     assert pbr["baseColorFactor"] == pytest.approx(list(hints.base_color), abs=1 / 255)
@@ -324,23 +398,45 @@ def test_write_entry_without_thumbnail(tmp_path):
 def test_add_asset_builds_the_record(tmp_path):
     cat = Catalog(tmp_path / "catalog")
     mesh = trimesh.creation.cylinder(radius=0.033, height=0.12)
-    record = add_asset(cat, mesh, name="Soda can", category="can", supercategory="retail",
-                       source=Source(kind="procedural", generator="can", seed=4),
-                       material=MaterialHints(metallic=0.8, roughness=0.3),
-                       symmetry="cylindrical", thumbnail=False)
+    record = add_asset(
+        cat,
+        mesh,
+        name="Soda can",
+        category="can",
+        supercategory="retail",
+        source=Source(kind="procedural", generator="can", seed=4),
+        material=MaterialHints(metallic=0.8, roughness=0.3),
+        symmetry="cylindrical",
+        thumbnail=False,
+    )
     assert record.id == "soda-can" and record.symmetry == "cylindrical"
     assert record.size_m == pytest.approx((0.066, 0.066, 0.12), rel=1e-3)
     assert cat.get("soda-can").material.metallic == 0.8
     with pytest.raises(AssetError, match="entry already exists"):
-        add_asset(cat, mesh, name="Soda can", category="can", supercategory="retail",
-                  source=Source(kind="procedural", generator="can", seed=4), thumbnail=False)
+        add_asset(
+            cat,
+            mesh,
+            name="Soda can",
+            category="can",
+            supercategory="retail",
+            source=Source(kind="procedural", generator="can", seed=4),
+            thumbnail=False,
+        )
 
 
 # ---- list / show ---------------------------------------------------------------------------------------
 def test_list_records_table(catalog, tmp_path):
     stl = write_stl(tmp_path / "nut.stl", hex_prism())
-    add_mesh(catalog, stl, name="M6 nut", category="nut", supercategory="industrial", thumbnail=False,
-             material=MaterialHints(metallic=1.0, roughness=0.3, finish="zinc"), echo=quiet)
+    add_mesh(
+        catalog,
+        stl,
+        name="M6 nut",
+        category="nut",
+        supercategory="industrial",
+        thumbnail=False,
+        material=MaterialHints(metallic=1.0, roughness=0.3, finish="zinc"),
+        echo=quiet,
+    )
     table = list_records(catalog)
     lines = table.splitlines()
     assert lines[0].split()[:4] == ["ID", "NAME", "CATEGORY", "SUPER"]
@@ -365,7 +461,7 @@ def test_contact_sheet_of_every_side(catalog, tmp_path, render):
     sizes = []
     for i in range(8):
         x, y = (i % 4) * 258, 64 + (i // 4) * 258
-        tile = sheet[y:y + 256, x:x + 256]
+        tile = sheet[y : y + 256, x : x + 256]
         mask = object_mask(tile)
         mask[-22:, :120] = False  # the azimuth label
         assert mask.mean() > 0.05, f"view {i} is empty"
@@ -375,12 +471,18 @@ def test_contact_sheet_of_every_side(catalog, tmp_path, render):
     with pytest.raises(AssetError, match="no catalog entry 'nope'"):
         contact_sheet(catalog, "nope", tmp_path / "x.png")
 
+
 @pytest.mark.skipif(not SHARED_MESHES.is_dir(), reason=f"shared meshes not found at {SHARED_MESHES}")
 @pytest.mark.shared
 def test_shared_cracker_box_thumbnail_is_red_and_upright(tmp_path, render):
     cat = Catalog(tmp_path / "catalog")
-    data, _ = render.call(w_add_mesh, str(cat.root), str(SHARED_MESHES / "ycb" / "003_cracker_box_textured.gltf"),
-                          name="Cracker box", category="crackers")
+    data, _ = render.call(
+        w_add_mesh,
+        str(cat.root),
+        str(SHARED_MESHES / "ycb" / "003_cracker_box_textured.gltf"),
+        name="Cracker box",
+        category="crackers",
+    )
     record = SkuRecord.model_validate(data)
     assert record.size_m == pytest.approx((0.0718, 0.1640, 0.2134), rel=0.01)
     from test_meshio import glb_image_bytes
@@ -393,6 +495,7 @@ def test_shared_cracker_box_thumbnail_is_red_and_upright(tmp_path, render):
     assert (pixels[:, 0] > pixels[:, 1] + 40).mean() > 0.5  # mostly the red box print
     ys, xs = np.nonzero(mask)
     assert np.ptp(ys) > np.ptp(xs)  # standing: taller than wide
+
 
 # ---- renderer behaviour --------------------------------------------------------------------------------
 def test_renderer_is_created_once_and_reused(tmp_path, render):

@@ -31,7 +31,9 @@ def test_cache_returns_the_same_array_for_the_same_spec():
 
 
 def test_checker_uses_exactly_the_palette():
-    spec = TextureSpec(procedural="checker", seed=0, size=64, colors=[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)], scale=1.0)
+    spec = TextureSpec(
+        procedural="checker", seed=0, size=64, colors=[(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)], scale=1.0
+    )
     img = make_texture(spec)
     colours = {tuple(c) for c in img.reshape(-1, 3)}
     assert colours == {(255, 0, 0), (0, 0, 255)}
@@ -41,8 +43,9 @@ def test_checker_uses_exactly_the_palette():
 
 def test_scale_changes_the_frequency_of_stripes():
     def transitions(scale):
-        img = make_texture(TextureSpec(procedural="stripes", seed=3, size=128, scale=scale,
-                                       colors=[(0, 0, 0), (1, 1, 1)]))
+        img = make_texture(
+            TextureSpec(procedural="stripes", seed=3, size=128, scale=scale, colors=[(0, 0, 0), (1, 1, 1)])
+        )
         row = img[64, :, 0].astype(int)
         col = img[:, 64, 0].astype(int)
         return np.count_nonzero(np.diff(row)) + np.count_nonzero(np.diff(col))

@@ -27,15 +27,30 @@ MIN_MASK_AP = 0.06
 def test_tiny_maskrcnn_learns_boxes_and_masks(tmp_path):
     data = make_shapes_coco(tmp_path / "shapes", n_images=60, size=64, seed=0, objects=(1, 2), side=(12, 30))
     cfg = TrainConfig(
-        data=str(data), out=str(tmp_path / "run"), model=tiny_rcnn_model(64), steps=STEPS, batch_size=2,
-        optimizer="adamw", lr=0.002, warmup_steps=20, log_every=10, checkpoint_every=100, workers=0, threads=1,
-        val_fraction=0.25, seed=0, progress=False, augment={"strength": 0.5, "ops": ["flip", "color"]},
+        data=str(data),
+        out=str(tmp_path / "run"),
+        model=tiny_rcnn_model(64),
+        steps=STEPS,
+        batch_size=2,
+        optimizer="adamw",
+        lr=0.002,
+        warmup_steps=20,
+        log_every=10,
+        checkpoint_every=100,
+        workers=0,
+        threads=1,
+        val_fraction=0.25,
+        seed=0,
+        progress=False,
+        augment={"strength": 0.5, "ops": ["flip", "color"]},
     )
     run = train(cfg)
     metrics = json.loads((run / "eval" / "val" / "metrics.json").read_text())
     box, mask = metrics["bbox"]["AP"], metrics["segm"]["AP"]
-    print(f"held-out ({metrics['images']} images, {metrics['gt_instances']} objects): box AP {box:.3f} "
-          f"AP50 {metrics['bbox']['AP50']:.3f}, mask AP {mask:.3f} AP50 {metrics['segm']['AP50']:.3f}")
+    print(
+        f"held-out ({metrics['images']} images, {metrics['gt_instances']} objects): box AP {box:.3f} "
+        f"AP50 {metrics['bbox']['AP50']:.3f}, mask AP {mask:.3f} AP50 {metrics['segm']['AP50']:.3f}"
+    )
     assert box >= MIN_BOX_AP and mask >= MIN_MASK_AP
     losses = [float(r["loss"]) for r in read_log(run) if r["loss"]]
     assert sum(losses[-5:]) / 5 < 0.6 * losses[0]  # the loss really fell (measured: 3.01 -> 1.17)

@@ -19,11 +19,16 @@ def _batch(b: int = 4, size: int = 64):
         masks = torch.zeros((2, size, size), dtype=torch.uint8)
         boxes = []
         for k, (x, y, w, h) in enumerate([(6 + i, 8, 20, 12), (34, 30 + i, 14, 22)]):
-            masks[k, y:y + h, x:x + w] = 1
-            images[i, k, y:y + h, x:x + w] = 1.0  # object k painted in channel k
+            masks[k, y : y + h, x : x + w] = 1
+            images[i, k, y : y + h, x : x + w] = 1.0  # object k painted in channel k
             boxes.append([x, y, x + w, y + h])
-        targets.append({"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.tensor([1, 2]),
-                        "masks": masks})
+        targets.append(
+            {
+                "boxes": torch.tensor(boxes, dtype=torch.float32),
+                "labels": torch.tensor([1, 2]),
+                "masks": masks,
+            }
+        )
     return images, targets
 
 
@@ -70,8 +75,11 @@ def test_affine_and_perspective_keep_box_equal_to_mask_box(seed):
 def test_box_only_transform_matches_mask_box_for_scale_and_shift():
     """Without rotation a box's corners map exactly onto the warped mask's tight box (within a pixel)."""
     torch.manual_seed(3)
-    geo = K.AugmentationSequential(K.RandomAffine(degrees=0.0, translate=(0.1, 0.1), scale=(0.8, 1.2), p=1.0),
-                                   K.RandomHorizontalFlip(p=0.5), data_keys=["input", "mask"])
+    geo = K.AugmentationSequential(
+        K.RandomAffine(degrees=0.0, translate=(0.1, 0.1), scale=(0.8, 1.2), p=1.0),
+        K.RandomHorizontalFlip(p=0.5),
+        data_keys=["input", "mask"],
+    )
     images, targets = _batch()
     masks = torch.stack([t["masks"].float() for t in targets])
     _, warped = geo(images, masks)
@@ -84,8 +92,9 @@ def test_box_only_transform_matches_mask_box_for_scale_and_shift():
 def test_photometric_changes_pixels_not_labels_and_strength_zero_is_identity():
     torch.manual_seed(0)
     images, targets = _batch()
-    photo = DomainRandomizer(AugmentConfig(strength=1.0, ops=["color", "blur", "noise", "jpeg", "erasing",
-                                                              "channel_shuffle"]), 64)
+    photo = DomainRandomizer(
+        AugmentConfig(strength=1.0, ops=["color", "blur", "noise", "jpeg", "erasing", "channel_shuffle"]), 64
+    )
     out_images, out = photo(images.clone(), targets)
     assert not torch.equal(out_images, images)
     assert out_images.min() >= 0 and out_images.max() <= 1
@@ -99,8 +108,9 @@ def test_photometric_changes_pixels_not_labels_and_strength_zero_is_identity():
 
 def test_objects_pushed_out_of_frame_are_dropped_and_run_is_seeded():
     aug = DomainRandomizer(AugmentConfig(strength=1.0, ops=["affine"]), 64)
-    aug.geometric = K.AugmentationSequential(K.RandomAffine(degrees=0.0, translate=(0.9, 0.9), p=1.0),
-                                             data_keys=["input"])
+    aug.geometric = K.AugmentationSequential(
+        K.RandomAffine(degrees=0.0, translate=(0.9, 0.9), p=1.0), data_keys=["input"]
+    )
     images, targets = _batch(8)
     torch.manual_seed(5)
     _, a = aug(images, targets)

@@ -11,8 +11,17 @@ from train.bench import bench_train
 
 @pytest.mark.slow
 def test_bench_train_writes_json_with_throughput_and_memory(tmp_path):
-    res = bench_train(["ssdlite", "maskrcnn_mobilenet"], image_size=96, batch_size=2, warmup=0, iterations=1,
-                      device="cpu", workers=0, threads=1, out=tmp_path)
+    res = bench_train(
+        ["ssdlite", "maskrcnn_mobilenet"],
+        image_size=96,
+        batch_size=2,
+        warmup=0,
+        iterations=1,
+        device="cpu",
+        workers=0,
+        threads=1,
+        out=tmp_path,
+    )
     written = json.loads((tmp_path / "bench_train.json").read_text())
     assert written["image_size"] == 96 and written["device"]["device"] == "cpu"
     for name in ("ssdlite320_mobilenet_v3_large", "maskrcnn_mobilenet_v3_large_fpn"):

@@ -37,9 +37,27 @@ def test_every_subcommand_help_shows_an_example(argv, capsys):
 def test_train_flags_override_config_file(tmp_path):
     cfg_file = tmp_path / "t.yaml"
     cfg_file.write_text("data: synthetic/\nout: runs/a\nsteps: 50\nmodel:\n  image_size: 320\n")
-    args = _parser().parse_args(["train", "--config", str(cfg_file), "--model", "ssdlite", "--steps", "7",
-                                 "--target-images", "photos/", "--dann", "--class-agnostic", "screw",
-                                 "--eval", "real/a", "--eval", "real/b", "--no-augment"])
+    args = _parser().parse_args(
+        [
+            "train",
+            "--config",
+            str(cfg_file),
+            "--model",
+            "ssdlite",
+            "--steps",
+            "7",
+            "--target-images",
+            "photos/",
+            "--dann",
+            "--class-agnostic",
+            "screw",
+            "--eval",
+            "real/a",
+            "--eval",
+            "real/b",
+            "--no-augment",
+        ]
+    )
     cfg = cli.train_config_from_args(args)
     assert cfg.model.name == "ssdlite320_mobilenet_v3_large" and cfg.model.image_size == 320
     assert cfg.steps == 7 and cfg.dann.enabled and cfg.target_images == "photos/"
@@ -61,7 +79,9 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     assert cli.main(["train", "--data", "d", "--out", "o", "--dann"]) == 2
     assert "target_images" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        _parser().parse_args(["evaluate", "--model", "c.pt", "--data", "d", "--class-agnostic", "--category-map", "m"])
+        _parser().parse_args(
+            ["evaluate", "--model", "c.pt", "--data", "d", "--class-agnostic", "--category-map", "m"]
+        )
 
 
 def test_importing_the_cli_does_not_import_torch():

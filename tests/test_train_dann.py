@@ -60,9 +60,16 @@ def test_domain_loss_and_accuracy():
 def test_dann_training_runs_and_logs_domain_accuracy(tmp_path):
     data = make_shapes_coco(tmp_path / "synthetic", n_images=8, size=64, seed=0)
     photos = make_image_folder(tmp_path / "real_photos", n_images=4, size=80, seed=9)
-    cfg = TrainConfig(**tiny_train_config(data, tmp_path / "run", steps=4, target_images=str(photos),
-                                          dann={"enabled": True, "instance_level": True, "weight": 0.5},
-                                          augment={"enabled": True, "strength": 0.3, "ops": ["flip", "color"]}))
+    cfg = TrainConfig(
+        **tiny_train_config(
+            data,
+            tmp_path / "run",
+            steps=4,
+            target_images=str(photos),
+            dann={"enabled": True, "instance_level": True, "weight": 0.5},
+            augment={"enabled": True, "strength": 0.3, "ops": ["flip", "color"]},
+        )
+    )
     run = train(cfg)
     rows = read_log(run)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
@@ -74,4 +81,6 @@ def test_dann_training_runs_and_logs_domain_accuracy(tmp_path):
     assert lambdas[0] == 0.0 and lambdas == sorted(lambdas) and lambdas[-1] > 0.9
     ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
     assert set(ckpt["domain_heads"]) == {"image", "instance"}
-    assert not any(k.startswith(("image_head", "instance_head")) for k in ckpt["model"])  # detector stays plain
+    assert not any(
+        k.startswith(("image_head", "instance_head")) for k in ckpt["model"]
+    )  # detector stays plain

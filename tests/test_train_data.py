@@ -85,7 +85,11 @@ def test_label_maps():
     cats = [{"id": 1, "name": "002_master_chef_can"}, {"id": 5, "name": "Mug"}, {"id": 7, "name": "bowl"}]
     assert normalize_name("002_master_chef_can") == normalize_name("Master Chef-Can") == "master_chef_can"
     ds = build_label_map(cats)
-    assert ds.class_names == ("002_master_chef_can", "Mug", "bowl") and ds.category_to_label == {1: 1, 5: 2, 7: 3}
+    assert ds.class_names == ("002_master_chef_can", "Mug", "bowl") and ds.category_to_label == {
+        1: 1,
+        5: 2,
+        7: 3,
+    }
     by_name = build_label_map(cats, class_names=["mug", "master chef can"])
     assert by_name.category_to_label == {1: 2, 5: 1} and by_name.unmapped == ("bowl",)
     agn = build_label_map(cats, class_agnostic="product")

@@ -70,12 +70,18 @@ def test_maskrcnn_on_box_only_data_is_a_config_error(tmp_path):
 
 def test_ssdlite_trains_on_box_only_data_and_evaluates(tmp_path):
     data = make_shapes_coco(tmp_path / "b", n_images=6, size=96, masks=False, seed=2)
-    cfg = tiny_train_config(data, tmp_path / "run", steps=3, model={"name": "ssdlite320_mobilenet_v3_large",
-                                                                     "image_size": 96, "use_hub_cache": False},
-                            augment={"enabled": True, "strength": 0.5, "ops": ["flip", "affine", "color"]})
+    cfg = tiny_train_config(
+        data,
+        tmp_path / "run",
+        steps=3,
+        model={"name": "ssdlite320_mobilenet_v3_large", "image_size": 96, "use_hub_cache": False},
+        augment={"enabled": True, "strength": 0.5, "ops": ["flip", "affine", "color"]},
+    )
     run = train(TrainConfig(**cfg))
     rows = read_log(run)
-    assert len(rows) == 3 and all(np.isfinite(float(r["loss"])) and float(r["classification"]) > 0 for r in rows)
+    assert len(rows) == 3 and all(
+        np.isfinite(float(r["loss"])) and float(r["classification"]) > 0 for r in rows
+    )
     m = evaluate(run / "checkpoints" / "last.pt", data, device="cpu")
     assert m["segm"] is None and "boxes only" in m["segm_skipped"]
     assert m["bbox"]["AP"] is not None and (run / "eval" / "b" / "predictions.json").is_file()
@@ -84,8 +90,13 @@ def test_ssdlite_trains_on_box_only_data_and_evaluates(tmp_path):
 @pytest.mark.slow
 def test_ssd300_vgg16_trains_a_few_steps(tmp_path):
     data = make_shapes_coco(tmp_path / "b", n_images=4, size=120, masks=False, seed=2)
-    cfg = tiny_train_config(data, tmp_path / "run", steps=2, batch_size=1,
-                            model={"name": "ssd300_vgg16", "image_size": 300, "use_hub_cache": False})
+    cfg = tiny_train_config(
+        data,
+        tmp_path / "run",
+        steps=2,
+        batch_size=1,
+        model={"name": "ssd300_vgg16", "image_size": 300, "use_hub_cache": False},
+    )
     rows = read_log(train(TrainConfig(**cfg)))
     assert len(rows) == 2 and all(np.isfinite(float(r["loss"])) for r in rows)
 
@@ -105,8 +116,24 @@ def test_ddp_two_cpu_processes_matches_one_process_loss_curve(tmp_path, shapes):
     cfg_path.write_text(yaml.safe_dump(tiny_train_config(shapes, tmp_path / "two", batch_size=1, **common)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     torchrun = Path(sys.executable).with_name("torchrun")
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "train.cli", "train",
-                           "--config", str(cfg_path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "train.cli",
+            "train",
+            "--config",
+            str(cfg_path),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     prov = yaml.safe_load((tmp_path / "two" / "provenance.json").read_text())
     assert prov["world_size"] == 2

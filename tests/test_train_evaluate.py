@@ -38,8 +38,16 @@ def _gt(shapes):
 
 def test_coco_metrics_perfect_empty_and_shifted(shapes):
     gt = _gt(shapes)
-    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9,
-                "segmentation": a["segmentation"]} for a in gt["annotations"]]
+    perfect = [
+        {
+            "image_id": a["image_id"],
+            "category_id": a["category_id"],
+            "bbox": a["bbox"],
+            "score": 0.9,
+            "segmentation": a["segmentation"],
+        }
+        for a in gt["annotations"]
+    ]
     for kind in ("bbox", "segm"):
         m = coco_metrics(gt, perfect, kind)
         assert m["AP"] == pytest.approx(1.0) and m["AP50"] == pytest.approx(1.0)
@@ -56,9 +64,13 @@ def test_coco_metrics_perfect_empty_and_shifted(shapes):
 
 def test_report_matching_threshold_picks_best_f1():
     gts = {1: [{"bbox": [0, 0, 10, 10], "category_id": 1}, {"bbox": [20, 20, 10, 10], "category_id": 1}]}
-    preds = {1: [{"bbox": [0, 0, 10, 10], "category_id": 1, "score": 0.9},
-                 {"bbox": [50, 50, 10, 10], "category_id": 1, "score": 0.8},   # false positive
-                 {"bbox": [21, 21, 10, 10], "category_id": 1, "score": 0.3}]}  # true positive, low score
+    preds = {
+        1: [
+            {"bbox": [0, 0, 10, 10], "category_id": 1, "score": 0.9},
+            {"bbox": [50, 50, 10, 10], "category_id": 1, "score": 0.8},  # false positive
+            {"bbox": [21, 21, 10, 10], "category_id": 1, "score": 0.3},
+        ]
+    }  # true positive, low score
     matches, t = match_predictions(gts, preds)
     assert matches[1] == ({0, 2}, {0, 1}) and t == pytest.approx(0.3)  # F1 3 dets = 0.8 beats 0.67
 
@@ -69,24 +81,39 @@ def test_training_writes_val_metrics_and_evaluate_checkpoint(trained_run, shapes
     m = evaluate(trained_run / "checkpoints" / "last.pt", shapes, device="cpu")
     out = trained_run / "eval" / shapes.name
     assert m["out_dir"] == str(out) and m["step"] == 3 and m["images"] == 10
-    assert m["mapping"]["mode"] == "by-name" and m["categories"] == [{"id": 1, "name": "box"}, {"id": 2, "name": "disc"}]
+    assert m["mapping"]["mode"] == "by-name" and m["categories"] == [
+        {"id": 1, "name": "box"},
+        {"id": 2, "name": "disc"},
+    ]
     for key in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR100"):
         assert key in m["bbox"] and key in m["segm"]
     preds = json.loads((out / "predictions.json").read_text())
-    assert len(preds) == m["predictions"] > 0 and {"bbox", "score", "segmentation", "category_name"} <= set(preds[0])
+    assert len(preds) == m["predictions"] > 0 and {"bbox", "score", "segmentation", "category_name"} <= set(
+        preds[0]
+    )
     gt = COCO(str(shapes / "annotations.json"))
     gt.loadRes([{k: v for k, v in p.items() if k != "category_name"} for p in preds])  # valid COCO results
 
-    agn = evaluate(trained_run / "checkpoints" / "last.pt", shapes, device="cpu", class_agnostic="shape",
-                   out_dir=tmp_path / "agn")
+    agn = evaluate(
+        trained_run / "checkpoints" / "last.pt",
+        shapes,
+        device="cpu",
+        class_agnostic="shape",
+        out_dir=tmp_path / "agn",
+    )
     assert agn["categories"] == [{"id": 1, "name": "shape"}] and agn["class_agnostic"]
     assert agn["gt_instances"] == m["gt_instances"]
     assert {p["category_id"] for p in json.loads((tmp_path / "agn" / "predictions.json").read_text())} <= {1}
 
     cmap = tmp_path / "map.yaml"
     cmap.write_text("box: disc\n")  # evaluate only the boxes, counted as the model's 'disc' class
-    mapped = evaluate(trained_run / "checkpoints" / "last.pt", shapes, device="cpu", category_map=cmap,
-                      out_dir=tmp_path / "mapped")
+    mapped = evaluate(
+        trained_run / "checkpoints" / "last.pt",
+        shapes,
+        device="cpu",
+        category_map=cmap,
+        out_dir=tmp_path / "mapped",
+    )
     assert mapped["categories"] == [{"id": 2, "name": "disc"}] and mapped["mapping"]["unmapped"] == ["disc"]
     assert mapped["gt_left_out"] > 0
 
@@ -94,7 +121,12 @@ def test_training_writes_val_metrics_and_evaluate_checkpoint(trained_run, shapes
     renamed["categories"] = [{"id": 1, "name": "mug"}, {"id": 2, "name": "bowl"}]
     (shapes / "renamed.json").write_text(json.dumps(renamed))
     with pytest.raises(DataError, match="--class-agnostic or --category-map"):
-        evaluate(trained_run / "checkpoints" / "last.pt", shapes / "renamed.json", device="cpu", out_dir=tmp_path / "x")
+        evaluate(
+            trained_run / "checkpoints" / "last.pt",
+            shapes / "renamed.json",
+            device="cpu",
+            out_dir=tmp_path / "x",
+        )
     with pytest.raises(ConfigError, match="checkpoint not found"):
         evaluate(tmp_path / "nope.pt", shapes)
 
@@ -105,8 +137,16 @@ def test_report_is_self_contained_and_readable(trained_run):
     assert html_path == trained_run / "report.html"
     assert len(re.findall(r"src='data:image/png;base64,", page)) >= 4  # PR curves, examples, training curves
     assert "<script" not in page and "src='http" not in page and "<link" not in page  # nothing fetched
-    for text in ("Accuracy (COCO metrics)", "Set &#x27;val&#x27;", "Training", "Provenance", "random init",
-                 "box AP", "false positive", "torchvision"):
+    for text in (
+        "Accuracy (COCO metrics)",
+        "Set &#x27;val&#x27;",
+        "Training",
+        "Provenance",
+        "random init",
+        "box AP",
+        "false positive",
+        "torchvision",
+    ):
         assert text in page, text
     md = (trained_run / "report.md").read_text()
     pngs = re.findall(r"\]\((report_files/[^)]+\.png)\)", md)

@@ -20,9 +20,15 @@ def _empty_hub(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # never the machine's real cache
 
 
-@pytest.mark.parametrize("name,size", [("maskrcnn_resnet50_fpn_v2", 64), ("maskrcnn_mobilenet_v3_large_fpn", 64),
-                                       pytest.param("ssd300_vgg16", 300, marks=pytest.mark.slow),
-                                       ("ssdlite320_mobilenet_v3_large", 96)])
+@pytest.mark.parametrize(
+    "name,size",
+    [
+        ("maskrcnn_resnet50_fpn_v2", 64),
+        ("maskrcnn_mobilenet_v3_large_fpn", 64),
+        pytest.param("ssd300_vgg16", 300, marks=pytest.mark.slow),
+        ("ssdlite320_mobilenet_v3_large", 96),
+    ],
+)
 def test_each_architecture_builds_and_predicts(name, size):
     torch.manual_seed(0)
     built = build_model(ModelConfig(name=name, image_size=size, detections_per_image=7), num_classes=3)
@@ -48,7 +54,9 @@ def test_head_sizes_anchors_and_norm_are_configurable():
     assert m.rpn.anchor_generator.sizes[0] == tuple(float(s[0]) for s in default_anchor_sizes(96, 5))
     assert any(isinstance(x, torch.nn.BatchNorm2d) for x in m.backbone.modules())
     assert default_anchor_sizes(800, 5) == [[32], [64], [128], [256], [512]]  # torchvision's at 800 px
-    custom = build_model(ModelConfig(**tiny_rcnn_model(64, anchor_sizes=[[4], [8], [16], [32], [64]])), 1).model
+    custom = build_model(
+        ModelConfig(**tiny_rcnn_model(64, anchor_sizes=[[4], [8], [16], [32], [64]])), 1
+    ).model
     assert custom.rpn.anchor_generator.sizes == ((4.0,), (8.0,), (16.0,), (32.0,), (64.0,))
     with pytest.raises(ConfigError, match="5 lists of sizes"):  # finest stride 8: 4 FPN levels + pool
         build_model(ModelConfig(**tiny_rcnn_model(64, anchor_sizes=[[8], [16]])), 1)
@@ -65,12 +73,20 @@ def test_local_weights_file_loads_what_fits(tmp_path):
     assert built.weights_source.startswith(f"file {path}") and built.init_kind == "detector"
     assert "tensors loaded" in built.weights_source
     got, ref = built.model.state_dict(), donor.state_dict()
-    assert torch.equal(got["backbone.fpn.layer_blocks.0.0.weight"], ref["backbone.fpn.layer_blocks.0.0.weight"])
-    assert got["roi_heads.box_predictor.cls_score.weight"].shape[0] == 3  # class head re-initialised for 2 classes
+    assert torch.equal(
+        got["backbone.fpn.layer_blocks.0.0.weight"], ref["backbone.fpn.layer_blocks.0.0.weight"]
+    )
+    assert (
+        got["roi_heads.box_predictor.cls_score.weight"].shape[0] == 3
+    )  # class head re-initialised for 2 classes
     # a checkpoint-like dict with a "model" entry is accepted too
     torch.save({"model": donor.state_dict(), "step": 3}, tmp_path / "ckpt.pt")
-    assert "tensors loaded" in build_model(ModelConfig(**tiny_rcnn_model(64, weights=str(tmp_path / "ckpt.pt"))),
-                                           2).weights_source
+    assert (
+        "tensors loaded"
+        in build_model(
+            ModelConfig(**tiny_rcnn_model(64, weights=str(tmp_path / "ckpt.pt"))), 2
+        ).weights_source
+    )
 
 
 def test_unsafe_or_foreign_weight_files_are_rejected(tmp_path):
@@ -99,6 +115,8 @@ def test_torch_hub_cache_backbone_is_used_and_reported(tmp_path):
     body = built.model.backbone.body
     assert torch.equal(body["0"][0].weight, imagenet.features[0][0].weight)
     assert isinstance(body["0"][1], FrozenBatchNorm2d)  # torchvision's recipe under pretrained weights
-    assert not body["0"][0].weight.requires_grad and body["13"].block[0][0].weight.requires_grad  # 3 trainable
+    assert (
+        not body["0"][0].weight.requires_grad and body["13"].block[0][0].weight.requires_grad
+    )  # 3 trainable
     off = build_model(ModelConfig(**tiny_rcnn_model(64)), 2)  # use_hub_cache False in the tiny config
     assert off.weights_source.startswith("random init") and "switched off" in off.weights_source

@@ -23,13 +23,24 @@ TESTS_DIR = Path(__file__).resolve().parent
 
 
 def tiny_config(catalog_root: Path, **output) -> TinyRenderConfig:
-    return TinyRenderConfig(catalog=CatalogSelection(root=str(catalog_root)),
-                            output=OutputConfig(shard_size=2, **output), objects=5)
+    return TinyRenderConfig(
+        catalog=CatalogSelection(root=str(catalog_root)),
+        output=OutputConfig(shard_size=2, **output),
+        objects=5,
+    )
 
 
 def render(cfg, out, workers, seed=SEED, n=N):
-    return render_dataset(cfg, n, out, seed=seed, workers=workers, scene_builder=build_tiny_scene,
-                          categories=CATEGORIES, progress=False)
+    return render_dataset(
+        cfg,
+        n,
+        out,
+        seed=seed,
+        workers=workers,
+        scene_builder=build_tiny_scene,
+        categories=CATEGORIES,
+        progress=False,
+    )
 
 
 def dataset_bytes(root: Path) -> dict[str, bytes]:
@@ -94,7 +105,9 @@ def test_dataset_layout_manifest_and_coco(reference):
     assert sum(manifest["dropped"]["by_reason"].values()) == manifest["dropped"]["total"]
     assert {"numpy", "pyrender", "pycocotools"} <= set(manifest["versions"])
     t = manifest["timings"]
-    assert t["images_timed"] == N and {"scene", "render", "annotate", "encode", "write"} <= set(t["ms_per_image"])
+    assert t["images_timed"] == N and {"scene", "render", "annotate", "encode", "write"} <= set(
+        t["ms_per_image"]
+    )
     assert t["last_run"]["workers"] == 2 and t["last_run"]["images_rendered"] == N
 
 
@@ -128,10 +141,15 @@ if __name__ == "__main__":
 def test_resume_after_kill_9_is_byte_identical(reference, tmp_path, catalog_root):
     out = tmp_path / "ds"
     script = tmp_path / "run.py"
-    script.write_text(KILL_SCRIPT.format(tests=str(TESTS_DIR), catalog=str(catalog_root), n=N, out=str(out),
-                                         seed=SEED))
-    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    script.write_text(
+        KILL_SCRIPT.format(tests=str(TESTS_DIR), catalog=str(catalog_root), n=N, out=str(out), seed=SEED)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     first = out / "shards" / "shard-00000" / "coco.json"
     deadline = time.time() + 120
     try:
@@ -149,7 +167,9 @@ def test_resume_after_kill_9_is_byte_identical(reference, tmp_path, catalog_root
     junk = out / "shards" / "shard-00002"
     (junk / "images").mkdir(parents=True, exist_ok=True)
     (junk / "images" / ".000004.jpg.123.tmp").write_bytes(b"half")
-    reused_before = {s: (out / "shards" / f"shard-{s:05d}" / "coco.json").stat().st_mtime_ns for s in finished}
+    reused_before = {
+        s: (out / "shards" / f"shard-{s:05d}" / "coco.json").stat().st_mtime_ns for s in finished
+    }
 
     render(tiny_config(catalog_root), out, workers=1)
     for s, stamp in reused_before.items():  # finished shards were kept, not re-rendered
@@ -185,10 +205,21 @@ def _render_one_shard(cfg, shard, out):
 
 
 def write_coco(tmp_path, **changes) -> Path:
-    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3}],
-            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 1], "area": 2,
-                             "iscrowd": 0, "segmentation": {"size": [3, 4], "counts": [0, 1, 2, 1, 8]}}],
-            "categories": [{"id": 1, "name": "x"}]}
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 3}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 1,
+                "bbox": [0, 0, 2, 1],
+                "area": 2,
+                "iscrowd": 0,
+                "segmentation": {"size": [3, 4], "counts": [0, 1, 2, 1, 8]},
+            }
+        ],
+        "categories": [{"id": 1, "name": "x"}],
+    }
     for key, value in changes.items():
         coco[key] = value
     path = tmp_path / "coco.json"
@@ -201,8 +232,10 @@ def test_validate_coco_rejects_what_training_cannot_use(tmp_path):
     assert validate_coco(ok, check_files=False) == {"images": 1, "annotations": 1, "categories": 1}
     ann = json.loads(ok.read_text())["annotations"][0]
     bad_cases = {
-        "category ids must be integers >= 1": {"categories": [{"id": 0, "name": "x"}],
-                                               "annotations": [{**ann, "category_id": 0}]},
+        "category ids must be integers >= 1": {
+            "categories": [{"id": 0, "name": "x"}],
+            "annotations": [{**ann, "category_id": 0}],
+        },
         "duplicate annotation id": {"annotations": [ann, ann]},
         "zero area": {"annotations": [{**ann, "area": 0}]},
         "empty bbox": {"annotations": [{**ann, "bbox": [0, 0, 0, 1]}]},
@@ -224,12 +257,15 @@ def test_validate_coco_rejects_what_training_cannot_use(tmp_path):
 def test_bad_arguments_are_one_line_errors(tmp_path, catalog_root):
     cfg = tiny_config(catalog_root)
     with pytest.raises(ConfigError, match="workers"):
-        render_dataset(cfg, 2, tmp_path / "a", workers=0, scene_builder=build_tiny_scene, categories=CATEGORIES)
+        render_dataset(
+            cfg, 2, tmp_path / "a", workers=0, scene_builder=build_tiny_scene, categories=CATEGORIES
+        )
     with pytest.raises(ConfigError, match="n: must be an integer >= 1"):
         render_dataset(cfg, 0, tmp_path / "a", scene_builder=build_tiny_scene, categories=CATEGORIES)
     with pytest.raises(ConfigError, match="unknown backend"):
-        render_dataset(cfg, 1, tmp_path / "a", backend="povray", scene_builder=build_tiny_scene,
-                       categories=CATEGORIES)
+        render_dataset(
+            cfg, 1, tmp_path / "a", backend="povray", scene_builder=build_tiny_scene, categories=CATEGORIES
+        )
     with pytest.raises(ConfigError, match="explicit category list"):
         render_dataset(cfg, 1, tmp_path / "a", scene_builder=build_tiny_scene)
     (tmp_path / "b").mkdir()
@@ -251,8 +287,9 @@ def test_viz_and_stats_commands_on_the_dataset(reference, tmp_path):
         assert "example" in add(sub).format_help()
     bench_sub = sub.add_parser("bench").add_subparsers()
     assert "example" in render_cli.add_bench_render_parser(bench_sub).format_help()
-    args = parser.parse_args(["viz", str(reference), "--out", str(tmp_path / "viz"), "--per-sheet", "4",
-                              "--columns", "2"])
+    args = parser.parse_args(
+        ["viz", str(reference), "--out", str(tmp_path / "viz"), "--per-sheet", "4", "--columns", "2"]
+    )
     assert args.func(args) == 0
     sheets = sorted((tmp_path / "viz").glob("sheet-*.png"))
     assert len(sheets) == 2  # 6 images, 4 per sheet

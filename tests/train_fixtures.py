@@ -24,8 +24,12 @@ def _background(rng: np.random.Generator, h: int, w: int, style: str) -> np.ndar
     yy, xx = np.linspace(0, 3, h), np.linspace(0, 3, w)
     y0, x0 = np.floor(yy).astype(int).clip(0, 2), np.floor(xx).astype(int).clip(0, 2)
     fy, fx = (yy - y0)[:, None, None], (xx - x0)[None, :, None]
-    smooth = (coarse[y0][:, x0] * (1 - fy) * (1 - fx) + coarse[y0 + 1][:, x0] * fy * (1 - fx)
-              + coarse[y0][:, x0 + 1] * (1 - fy) * fx + coarse[y0 + 1][:, x0 + 1] * fy * fx)
+    smooth = (
+        coarse[y0][:, x0] * (1 - fy) * (1 - fx)
+        + coarse[y0 + 1][:, x0] * fy * (1 - fx)
+        + coarse[y0][:, x0 + 1] * (1 - fy) * fx
+        + coarse[y0 + 1][:, x0 + 1] * fy * fx
+    )
     if style == "dark":  # a different "domain": darker, bluish, grainier
         smooth = smooth * 0.35 + np.array([0.0, 0.05, 0.2])
         noise = 0.12
@@ -35,7 +39,9 @@ def _background(rng: np.random.Generator, h: int, w: int, style: str) -> np.ndar
     return np.clip(smooth + rng.normal(0, noise, (h, w, 3)), 0, 1)
 
 
-def _shape_mask(kind: str, rng: np.random.Generator, h: int, w: int, min_side: int, max_side: int) -> np.ndarray:
+def _shape_mask(
+    kind: str, rng: np.random.Generator, h: int, w: int, min_side: int, max_side: int
+) -> np.ndarray:
     bw, bh = rng.integers(min_side, max_side + 1, size=2)
     x0, y0 = rng.integers(0, w - bw + 1), rng.integers(0, h - bh + 1)
     yy, xx = np.mgrid[0:h, 0:w]
@@ -50,10 +56,18 @@ def _shape_mask(kind: str, rng: np.random.Generator, h: int, w: int, min_side: i
     return m
 
 
-def make_shapes_coco(root: Path, n_images: int = 24, size: int | tuple[int, int] = 96, seed: int = 0,
-                     classes: tuple[str, ...] = CLASSES[:2], objects: tuple[int, int] = (1, 3),
-                     side: tuple[int, int] = (14, 40), style: str = "light", masks: bool = True,
-                     image_format: str = "png") -> Path:
+def make_shapes_coco(
+    root: Path,
+    n_images: int = 24,
+    size: int | tuple[int, int] = 96,
+    seed: int = 0,
+    classes: tuple[str, ...] = CLASSES[:2],
+    objects: tuple[int, int] = (1, 3),
+    side: tuple[int, int] = (14, 40),
+    style: str = "light",
+    masks: bool = True,
+    image_format: str = "png",
+) -> Path:
     """Write root/images/*.png and root/annotations.json; returns root."""
     rng = np.random.default_rng(seed)
     w, h = (size, size) if isinstance(size, int) else size
@@ -76,19 +90,28 @@ def make_shapes_coco(root: Path, n_images: int = 24, size: int | tuple[int, int]
                 continue
             ys, xs = np.nonzero(m)
             x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-            ann = {"id": len(anns) + 1, "image_id": i + 1, "category_id": cls + 1,
-                   "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "area": float(m.sum()),
-                   "iscrowd": 0}
+            ann = {
+                "id": len(anns) + 1,
+                "image_id": i + 1,
+                "category_id": cls + 1,
+                "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
+                "area": float(m.sum()),
+                "iscrowd": 0,
+            }
             if masks:
                 rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
                 ann["segmentation"] = {"size": [h, w], "counts": rle["counts"].decode("ascii")}
             anns.append(ann)
     cats = [{"id": k + 1, "name": n, "supercategory": "shape"} for k, n in enumerate(classes)]
-    (root / "annotations.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    (root / "annotations.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": cats})
+    )
     return root
 
 
-def make_image_folder(root: Path, n_images: int = 8, size: int = 96, seed: int = 1, style: str = "dark") -> Path:
+def make_image_folder(
+    root: Path, n_images: int = 8, size: int = 96, seed: int = 1, style: str = "dark"
+) -> Path:
     """Unlabelled "target domain" photos: the same shapes on a different background, no annotations."""
     tmp = make_shapes_coco(root / "_coco", n_images=n_images, size=size, seed=seed, style=style)
     root.mkdir(parents=True, exist_ok=True)
@@ -103,10 +126,19 @@ def make_image_folder(root: Path, n_images: int = 8, size: int = 96, seed: int =
 def tiny_rcnn_model(image_size: int = 96, **overrides) -> dict:
     """A Mask R-CNN MobileNetV3 config small enough for CPU tests (few RoIs, slim heads)."""
     cfg = {
-        "name": "maskrcnn_mobilenet_v3_large_fpn", "image_size": image_size, "use_hub_cache": False,
-        "mobilenet_finest_stride": 8, "rpn_batch_size_per_image": 64, "rpn_pre_nms_top_n_train": 300,
-        "rpn_post_nms_top_n_train": 100, "rpn_pre_nms_top_n_test": 200, "rpn_post_nms_top_n_test": 50,
-        "box_batch_size_per_image": 64, "box_head_dim": 256, "mask_head_channels": [64, 64], "fpn_channels": 64,
+        "name": "maskrcnn_mobilenet_v3_large_fpn",
+        "image_size": image_size,
+        "use_hub_cache": False,
+        "mobilenet_finest_stride": 8,
+        "rpn_batch_size_per_image": 64,
+        "rpn_pre_nms_top_n_train": 300,
+        "rpn_post_nms_top_n_train": 100,
+        "rpn_pre_nms_top_n_test": 200,
+        "rpn_post_nms_top_n_test": 50,
+        "box_batch_size_per_image": 64,
+        "box_head_dim": 256,
+        "mask_head_channels": [64, 64],
+        "fpn_channels": 64,
     }
     cfg.update(overrides)
     return cfg
@@ -115,9 +147,20 @@ def tiny_rcnn_model(image_size: int = 96, **overrides) -> dict:
 def tiny_train_config(data: Path, out: Path, steps: int = 4, **overrides) -> dict:
     """A TrainConfig dict for a few CPU steps of the tiny Mask R-CNN (no augmentation, no progress bar)."""
     cfg = {
-        "data": str(data), "out": str(out), "model": tiny_rcnn_model(64), "steps": steps, "batch_size": 2,
-        "lr": 0.01, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 1000, "workers": 0, "threads": 1,
-        "val_fraction": 0.0, "progress": False, "augment": {"enabled": False},
+        "data": str(data),
+        "out": str(out),
+        "model": tiny_rcnn_model(64),
+        "steps": steps,
+        "batch_size": 2,
+        "lr": 0.01,
+        "warmup_steps": 1,
+        "log_every": 1,
+        "checkpoint_every": 1000,
+        "workers": 0,
+        "threads": 1,
+        "val_fraction": 0.0,
+        "progress": False,
+        "augment": {"enabled": False},
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):

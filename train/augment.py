@@ -32,8 +32,15 @@ def _geometric(ops: set[str], s: float) -> list[nn.Module]:
     if "flip" in ops:
         out.append(K.RandomHorizontalFlip(p=0.5))
     if "affine" in ops:
-        out.append(K.RandomAffine(degrees=20.0 * s, translate=(0.15 * s, 0.15 * s), scale=(1 - 0.3 * s, 1 + 0.3 * s),
-                                  shear=8.0 * s, p=0.8 * s))
+        out.append(
+            K.RandomAffine(
+                degrees=20.0 * s,
+                translate=(0.15 * s, 0.15 * s),
+                scale=(1 - 0.3 * s, 1 + 0.3 * s),
+                shear=8.0 * s,
+                p=0.8 * s,
+            )
+        )
     if "perspective" in ops:
         out.append(K.RandomPerspective(distortion_scale=0.4 * s, p=0.5 * s))
     return out
@@ -42,7 +49,9 @@ def _geometric(ops: set[str], s: float) -> list[nn.Module]:
 def _photometric(ops: set[str], s: float, image_size: int) -> list[nn.Module]:
     out: list[nn.Module] = []
     if "color" in ops:
-        out.append(K.ColorJitter(brightness=0.5 * s, contrast=0.5 * s, saturation=0.6 * s, hue=0.08 * s, p=0.9 * s))
+        out.append(
+            K.ColorJitter(brightness=0.5 * s, contrast=0.5 * s, saturation=0.6 * s, hue=0.08 * s, p=0.9 * s)
+        )
     if "channel_shuffle" in ops:
         out.append(K.RandomChannelShuffle(p=0.2 * s))
     if "blur" in ops:
@@ -67,8 +76,18 @@ def transform_boxes(boxes: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     if boxes.numel() == 0:
         return boxes
     x1, y1, x2, y2 = boxes.unbind(-1)
-    corners = torch.stack([torch.stack([x1, y1], -1), torch.stack([x2, y1], -1),
-                           torch.stack([x1, y2], -1), torch.stack([x2, y2], -1)], dim=1) - 0.5  # [N, 4, 2]
+    corners = (
+        torch.stack(
+            [
+                torch.stack([x1, y1], -1),
+                torch.stack([x2, y1], -1),
+                torch.stack([x1, y2], -1),
+                torch.stack([x2, y2], -1),
+            ],
+            dim=1,
+        )
+        - 0.5
+    )  # [N, 4, 2]
     ones = torch.ones_like(corners[..., :1])
     pts = torch.cat([corners, ones], dim=-1) @ matrix.to(corners.dtype).T  # [N, 4, 3]
     xy = pts[..., :2] / pts[..., 2:].clamp(min=1e-6) + 0.5

@@ -21,8 +21,12 @@ import numpy as np
 
 from synth.fsutil import atomic_write_json
 
-ALL_MODELS = ("maskrcnn_resnet50_fpn_v2", "maskrcnn_mobilenet_v3_large_fpn", "ssd300_vgg16",
-              "ssdlite320_mobilenet_v3_large")
+ALL_MODELS = (
+    "maskrcnn_resnet50_fpn_v2",
+    "maskrcnn_mobilenet_v3_large_fpn",
+    "ssd300_vgg16",
+    "ssdlite320_mobilenet_v3_large",
+)
 
 
 def _synthetic_batch(batch: int, size: int, n_objects: int, seed: int):
@@ -36,16 +40,33 @@ def _synthetic_batch(batch: int, size: int, n_objects: int, seed: int):
         boxes = []
         for k in range(n_objects):
             w, h = (torch.randint(size // 12, size // 3, (2,), generator=g)).tolist()
-            x, y = torch.randint(0, size - w, (1,), generator=g).item(), torch.randint(0, size - h, (1,), generator=g).item()
-            masks[k, y:y + h, x:x + w] = 1
+            x, y = (
+                torch.randint(0, size - w, (1,), generator=g).item(),
+                torch.randint(0, size - h, (1,), generator=g).item(),
+            )
+            masks[k, y : y + h, x : x + w] = 1
             boxes.append([x, y, x + w, y + h])
-        targets.append({"boxes": torch.tensor(boxes, dtype=torch.float32), "labels": torch.ones(n_objects, dtype=torch.int64),
-                        "masks": masks})
+        targets.append(
+            {
+                "boxes": torch.tensor(boxes, dtype=torch.float32),
+                "labels": torch.ones(n_objects, dtype=torch.int64),
+                "masks": masks,
+            }
+        )
     return images, targets
 
 
-def _measure_model(name: str, image_size: int, batch: int, warmup: int, iters: int, device_name: str, amp: str,
-                   threads: int | None, queue) -> None:
+def _measure_model(
+    name: str,
+    image_size: int,
+    batch: int,
+    warmup: int,
+    iters: int,
+    device_name: str,
+    amp: str,
+    threads: int | None,
+    queue,
+) -> None:
     """Child process: one model's training-step throughput and peak memory."""
     import torch
 
@@ -67,7 +88,11 @@ def _measure_model(name: str, image_size: int, batch: int, warmup: int, iters: i
         aug = DomainRandomizer(AugmentConfig(), image_size)
         images_cpu, targets_cpu = _synthetic_batch(batch, image_size, 4, seed=0)
         use_amp = amp == "bf16" or (amp == "auto" and device.type == "cuda")
-        ctx = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else torch.autocast(device.type, enabled=False)
+        ctx = (
+            torch.autocast(device.type, dtype=torch.bfloat16)
+            if use_amp
+            else torch.autocast(device.type, enabled=False)
+        )
 
         def step():
             images = images_cpu.to(device, non_blocking=True)
@@ -102,10 +127,19 @@ def _measure_model(name: str, image_size: int, batch: int, warmup: int, iters: i
             peak, kind = torch.cuda.max_memory_allocated(device) / 2**20, "CUDA allocated"
         else:
             peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
-        queue.put({"images_per_s": round(batch * iters / seconds, 2), "step_s": round(seconds / iters, 3),
-                   "peak_memory_mib": round(peak, 1), "memory_kind": kind, "batch_size": batch,
-                   "iterations": iters, "warmup": warmup, "amp": "bf16" if use_amp else "off",
-                   "weights_source": built.weights_source})
+        queue.put(
+            {
+                "images_per_s": round(batch * iters / seconds, 2),
+                "step_s": round(seconds / iters, 3),
+                "peak_memory_mib": round(peak, 1),
+                "memory_kind": kind,
+                "batch_size": batch,
+                "iterations": iters,
+                "warmup": warmup,
+                "amp": "bf16" if use_amp else "off",
+                "weights_source": built.weights_source,
+            }
+        )
     except Exception as e:  # noqa: BLE001 - reported per model, the benchmark goes on
         queue.put({"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300]})
 
@@ -127,13 +161,22 @@ def _write_sample_dataset(root: Path, n: int, width: int = 640, height: int = 48
             w, h = rng.integers(20, 200, 2)
             x, y = rng.integers(0, width - w), rng.integers(0, height - h)
             m = np.zeros((height, width), np.uint8)
-            m[y:y + h, x:x + w] = 1
+            m[y : y + h, x : x + w] = 1
             rle = mask_utils.encode(np.asfortranarray(m))
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": 1, "iscrowd": 0,
-                         "bbox": [float(x), float(y), float(w), float(h)], "area": float(w * h),
-                         "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")}})
-    (root / "annotations.json").write_text(json.dumps({"images": images, "annotations": anns,
-                                                       "categories": [{"id": 1, "name": "object"}]}))
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "bbox": [float(x), float(y), float(w), float(h)],
+                    "area": float(w * h),
+                    "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
+                }
+            )
+    (root / "annotations.json").write_text(
+        json.dumps({"images": images, "annotations": anns, "categories": [{"id": 1, "name": "object"}]})
+    )
     return root
 
 
@@ -147,22 +190,41 @@ def measure_loading(data: str | Path | None, image_size: int, batch: int, worker
         path = Path(data) if data else _write_sample_dataset(Path(tmp), n=max(16, batch * 2))
         src = load_coco(path)
         ds = CocoDetection(src, build_label_map(src.categories), image_size=image_size, masks=src.has_masks)
-        loader = DataLoader(ds, num_workers=workers, collate_fn=collate_detection,
-                            batch_sampler=StepBatchSampler(len(ds), batch, batches + 1, seed=0),
-                            prefetch_factor=4 if workers else None)
+        loader = DataLoader(
+            ds,
+            num_workers=workers,
+            collate_fn=collate_detection,
+            batch_sampler=StepBatchSampler(len(ds), batch, batches + 1, seed=0),
+            prefetch_factor=4 if workers else None,
+        )
         it = iter(loader)
         next(it)  # worker start-up is not throughput
         t0 = time.perf_counter()
         n = sum(len(images) for images, _ in it)
         seconds = time.perf_counter() - t0
-        return {"images_per_s": round(n / seconds, 2), "workers": workers, "batch_size": batch,
-                "masks": ds.masks, "source": str(src.ann_file) if data else "generated 640x480 JPEGs, 8 masks each"}
+        return {
+            "images_per_s": round(n / seconds, 2),
+            "workers": workers,
+            "batch_size": batch,
+            "masks": ds.masks,
+            "source": str(src.ann_file) if data else "generated 640x480 JPEGs, 8 masks each",
+        }
 
 
-def bench_train(models: list[str] | None = None, *, image_size: int = 640, batch_size: int | None = None,
-                warmup: int | None = None, iterations: int | None = None, device: str = "auto", amp: str = "auto",
-                data: str | Path | None = None, workers: int = 4, threads: int | None = None,
-                out: str | Path | None = None) -> dict:
+def bench_train(
+    models: list[str] | None = None,
+    *,
+    image_size: int = 640,
+    batch_size: int | None = None,
+    warmup: int | None = None,
+    iterations: int | None = None,
+    device: str = "auto",
+    amp: str = "auto",
+    data: str | Path | None = None,
+    workers: int = 4,
+    threads: int | None = None,
+    out: str | Path | None = None,
+) -> dict:
     """Benchmark each model; returns (and writes to `out`, when given) the results as a dict."""
     import torch
 
@@ -179,15 +241,26 @@ def bench_train(models: list[str] | None = None, *, image_size: int = 640, batch
     results: dict = {}
     for name in names:
         queue = ctx.Queue()
-        proc = ctx.Process(target=_measure_model, args=(name, image_size, batch_size, warmup, iterations, dev, amp,
-                                                         threads, queue))
+        proc = ctx.Process(
+            target=_measure_model,
+            args=(name, image_size, batch_size, warmup, iterations, dev, amp, threads, queue),
+        )
         proc.start()
         proc.join()
-        results[name] = queue.get() if not queue.empty() else {"error": f"benchmark process exited with {proc.exitcode}"}
+        results[name] = (
+            queue.get() if not queue.empty() else {"error": f"benchmark process exited with {proc.exitcode}"}
+        )
         r = results[name]
-        print(f"{name:34s} " + (f"{r['images_per_s']:8.2f} img/s  {r['step_s']:7.3f} s/step  "
-                                 f"peak {r['peak_memory_mib']:8.0f} MiB ({r['memory_kind']})"
-                                 if "error" not in r else f"error: {r['error']}"), flush=True)
+        print(
+            f"{name:34s} "
+            + (
+                f"{r['images_per_s']:8.2f} img/s  {r['step_s']:7.3f} s/step  "
+                f"peak {r['peak_memory_mib']:8.0f} MiB ({r['memory_kind']})"
+                if "error" not in r
+                else f"error: {r['error']}"
+            ),
+            flush=True,
+        )
     loading = measure_loading(data, image_size, batch_size, workers, batches=max(4, iterations))
     print(f"{'data loading':34s} {loading['images_per_s']:8.2f} img/s  ({workers} workers)", flush=True)
     fastest = max((r["images_per_s"] for r in results.values() if "images_per_s" in r), default=0.0)

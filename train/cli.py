@@ -26,14 +26,30 @@ def train_config_from_args(args):
 
     o: dict = {}
     flat = {
-        "data": args.data, "out": args.out, "target_images": args.target_images, "val_data": args.val_data,
-        "val_fraction": args.val_fraction, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-        "optimizer": args.optimizer, "warmup_steps": args.warmup_steps, "workers": args.workers, "seed": args.seed,
-        "device": args.device, "amp": args.amp, "threads": args.threads, "category_map": args.category_map,
-        "class_agnostic": args.class_agnostic, "checkpoint_every": args.checkpoint_every,
-        "log_every": args.log_every, "eval_every": args.eval_every,
-        "model.image_size": args.image_size, "model.weights": args.weights,
-        "augment.strength": args.augment_strength, "dann.weight": args.dann_weight,
+        "data": args.data,
+        "out": args.out,
+        "target_images": args.target_images,
+        "val_data": args.val_data,
+        "val_fraction": args.val_fraction,
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "warmup_steps": args.warmup_steps,
+        "workers": args.workers,
+        "seed": args.seed,
+        "device": args.device,
+        "amp": args.amp,
+        "threads": args.threads,
+        "category_map": args.category_map,
+        "class_agnostic": args.class_agnostic,
+        "checkpoint_every": args.checkpoint_every,
+        "log_every": args.log_every,
+        "eval_every": args.eval_every,
+        "model.image_size": args.image_size,
+        "model.weights": args.weights,
+        "augment.strength": args.augment_strength,
+        "dann.weight": args.dann_weight,
     }
     o.update({k: v for k, v in flat.items() if v is not None})
     if args.model:
@@ -70,10 +86,12 @@ def _train(args) -> int:
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "train", help="train Mask R-CNN / SSD on a COCO set (DR, DANN, DDP)", formatter_class=_Formatter,
+        "train",
+        help="train Mask R-CNN / SSD on a COCO set (DR, DANN, DDP)",
+        formatter_class=_Formatter,
         description="Train a torchvision detector on a COCO dataset (synthetic or real) with kornia domain "
-                    "randomization and optional adversarial adaptation (DANN) to unlabelled target photos. "
-                    "Flags override the values of --config.",
+        "randomization and optional adversarial adaptation (DANN) to unlabelled target photos. "
+        "Flags override the values of --config.",
         epilog=textwrap.dedent("""\
             examples:
               simreal train --data runs/shelf --model maskrcnn --out runs/train-shelf
@@ -93,14 +111,18 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory to create (or continue with --resume)")
     p.add_argument("--model", help="maskrcnn | maskrcnn_mobilenet | ssd | ssdlite (or the full names)")
     p.add_argument("--image-size", type=int, help="square training size in px (default 512)")
-    p.add_argument("--weights", help="initial weights file (detector or backbone state dict, or a checkpoint)")
+    p.add_argument(
+        "--weights", help="initial weights file (detector or backbone state dict, or a checkpoint)"
+    )
     p.add_argument("--steps", type=int, help="optimizer steps (default 2000)")
     p.add_argument("--batch-size", type=int, help="images per step per process (default 4)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 0.02 for SGD)")
     p.add_argument("--optimizer", choices=["sgd", "adamw"])
     p.add_argument("--warmup-steps", type=int)
     p.add_argument("--target-images", help="unlabelled target-domain photos: a folder or a COCO set")
-    p.add_argument("--dann", action="store_true", help="adversarial adaptation to --target-images (image level)")
+    p.add_argument(
+        "--dann", action="store_true", help="adversarial adaptation to --target-images (image level)"
+    )
     p.add_argument("--dann-instance", action="store_true", help="DANN at image and RoI level (R-CNN only)")
     p.add_argument("--dann-weight", type=float, help="weight of the domain loss (default 0.1)")
     p.add_argument("--augment-strength", type=float, help="domain randomization strength 0..1 (default 0.5)")
@@ -109,8 +131,12 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--category-map", metavar="FILE", help="YAML/JSON {dataset category: class name or null}")
     p.add_argument("--val-data", help="separate labelled validation set (default: --val-fraction of --data)")
     p.add_argument("--val-fraction", type=float, help="held-out share of --data for validation (default 0.1)")
-    p.add_argument("--eval", action="append", metavar="COCO", help="evaluate on this labelled set after training "
-                                                                   "(repeatable; e.g. real photos)")
+    p.add_argument(
+        "--eval",
+        action="append",
+        metavar="COCO",
+        help="evaluate on this labelled set after training (repeatable; e.g. real photos)",
+    )
     p.add_argument("--eval-every", type=int, help="validation AP every N steps (default: only at the end)")
     p.add_argument("--checkpoint-every", type=int)
     p.add_argument("--log-every", type=int)
@@ -130,8 +156,10 @@ def _print_metrics(m: dict) -> None:
     def f(v):
         return "n/a" if v is None else f"{v:.3f}"
 
-    line = f"{m['set']}: {m['images']} images, {m['gt_instances']} objects | box AP {f(m['bbox']['AP'])} " \
-           f"AP50 {f(m['bbox']['AP50'])} AP75 {f(m['bbox']['AP75'])}"
+    line = (
+        f"{m['set']}: {m['images']} images, {m['gt_instances']} objects | box AP {f(m['bbox']['AP'])} "
+        f"AP50 {f(m['bbox']['AP50'])} AP75 {f(m['bbox']['AP75'])}"
+    )
     if m.get("segm"):
         line += f" | mask AP {f(m['segm']['AP'])} AP50 {f(m['segm']['AP50'])}"
     print(line)
@@ -141,9 +169,18 @@ def _evaluate(args) -> int:
     from train.evaluate import evaluate
 
     agnostic = None if args.class_agnostic is None else (args.class_agnostic or True)
-    m = evaluate(args.model, args.data, out_dir=args.out, name=args.name, category_map=args.category_map,
-                 class_agnostic=agnostic, device=args.device, batch_size=args.batch_size, workers=args.workers,
-                 progress=not args.no_progress)
+    m = evaluate(
+        args.model,
+        args.data,
+        out_dir=args.out,
+        name=args.name,
+        category_map=args.category_map,
+        class_agnostic=agnostic,
+        device=args.device,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
     _print_metrics(m)
     print(f"metrics: {m['out_dir']}/metrics.json")
     return 0
@@ -151,9 +188,11 @@ def _evaluate(args) -> int:
 
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "evaluate", help="COCO mAP of a checkpoint on a labelled (real) set", formatter_class=_Formatter,
+        "evaluate",
+        help="COCO mAP of a checkpoint on a labelled (real) set",
+        formatter_class=_Formatter,
         description="COCOeval bbox and segm (segm when the set has masks) of a training checkpoint: AP, AP50, AP75, "
-                    "AP small/medium/large, per-class AP; predictions saved as COCO results JSON.",
+        "AP small/medium/large, per-class AP; predictions saved as COCO results JSON.",
         epilog=textwrap.dedent("""\
             examples:
               simreal evaluate --model runs/train-shelf/checkpoints/last.pt --data ../shared/real/retail/ycbv_sample
@@ -167,8 +206,13 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="CKPT", help="checkpoint written by simreal train")
     p.add_argument("--data", required=True, help="labelled COCO set (folder or .json)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--class-agnostic", nargs="?", const="", metavar="NAME",
-                       help="count every category as one class (NAME optional)")
+    group.add_argument(
+        "--class-agnostic",
+        nargs="?",
+        const="",
+        metavar="NAME",
+        help="count every category as one class (NAME optional)",
+    )
     group.add_argument("--category-map", metavar="FILE", help="YAML/JSON {set category: model class or null}")
     p.add_argument("--name", help="set name (default: the data folder's name)")
     p.add_argument("--out", help="output folder (default RUN_DIR/eval/<name>)")
@@ -191,9 +235,11 @@ def _report(args) -> int:
 
 def add_report_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "report", help="HTML + Markdown report of a training run", formatter_class=_Formatter,
+        "report",
+        help="HTML + Markdown report of a training run",
+        formatter_class=_Formatter,
         description="Write RUN_DIR/report.html (self-contained) and RUN_DIR/report.md: metrics, per-class PR curves, "
-                    "training curves, dataset summary, example predictions on the evaluated photos, provenance.",
+        "training curves, dataset summary, example predictions on the evaluated photos, provenance.",
         epilog="example:\n  simreal report runs/train-shelf\n",
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
@@ -206,9 +252,19 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
 def _bench(args) -> int:
     from train.bench import bench_train
 
-    res = bench_train(args.models, image_size=args.image_size, batch_size=args.batch_size, warmup=args.warmup,
-                      iterations=args.iterations, device=args.device, amp=args.amp, data=args.data,
-                      workers=args.workers, threads=args.threads, out=args.out)
+    res = bench_train(
+        args.models,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        warmup=args.warmup,
+        iterations=args.iterations,
+        device=args.device,
+        amp=args.amp,
+        data=args.data,
+        workers=args.workers,
+        threads=args.threads,
+        out=args.out,
+    )
     if "written_to" in res:
         print(f"results: {res['written_to']}")
     return 0
@@ -216,9 +272,11 @@ def _bench(args) -> int:
 
 def add_bench_train_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "train", help="training images/s and peak memory per model", formatter_class=_Formatter,
+        "train",
+        help="training images/s and peak memory per model",
+        formatter_class=_Formatter,
         description="Training throughput (images/s) and peak memory for each model at 640 px, and data-loading "
-                    "images/s, as JSON. Each model runs in its own process.",
+        "images/s, as JSON. Each model runs in its own process.",
         epilog=textwrap.dedent("""\
             examples:
               simreal bench train --out runs/bench
@@ -242,8 +300,11 @@ def add_bench_train_parser(subparsers) -> argparse.ArgumentParser:
 
 # ---- standalone entry point (torchrun -m train.cli ...) --------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train.cli", formatter_class=_Formatter,
-                                     description="simreal training commands (also mounted under `simreal`).")
+    parser = argparse.ArgumentParser(
+        prog="python -m train.cli",
+        formatter_class=_Formatter,
+        description="simreal training commands (also mounted under `simreal`).",
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     add_train_parser(sub)
     add_evaluate_parser(sub)

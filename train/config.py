@@ -42,9 +42,19 @@ MODEL_ALIASES: dict[str, str] = {
     "ssdlite": "ssdlite320_mobilenet_v3_large",
 }
 
-AugmentOp = Literal["flip", "affine", "perspective", "color", "channel_shuffle", "blur", "noise", "jpeg", "erasing"]
+AugmentOp = Literal[
+    "flip", "affine", "perspective", "color", "channel_shuffle", "blur", "noise", "jpeg", "erasing"
+]
 ALL_AUGMENT_OPS: tuple[str, ...] = (
-    "flip", "affine", "perspective", "color", "channel_shuffle", "blur", "noise", "jpeg", "erasing",
+    "flip",
+    "affine",
+    "perspective",
+    "color",
+    "channel_shuffle",
+    "blur",
+    "noise",
+    "jpeg",
+    "erasing",
 )
 
 
@@ -89,7 +99,9 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
-        if self.anchor_sizes is not None and (not self.anchor_sizes or any(not lv for lv in self.anchor_sizes)):
+        if self.anchor_sizes is not None and (
+            not self.anchor_sizes or any(not lv for lv in self.anchor_sizes)
+        ):
             raise ValueError("anchor_sizes needs one non-empty list of sizes per feature level")
         if self.mask_head_channels is not None and not self.mask_head_channels:
             raise ValueError("mask_head_channels must list at least one layer width")
@@ -170,10 +182,15 @@ class TrainConfig(_Strict):
             raise ValueError("class_agnostic and category_map are exclusive")
         if self.dann.enabled and not self.target_images:
             raise ValueError("dann.enabled needs target_images (unlabelled target-domain photos)")
-        if (self.model.name == "ssdlite320_mobilenet_v3_large" and self.batch_size < 2
-                and self.model.norm in ("auto", "batch")):
-            raise ValueError("ssdlite320_mobilenet_v3_large needs batch_size >= 2 per process: BatchNorm cannot "
-                             "train on its 1x1 feature maps with one image (or set model.norm: group)")
+        if (
+            self.model.name == "ssdlite320_mobilenet_v3_large"
+            and self.batch_size < 2
+            and self.model.norm in ("auto", "batch")
+        ):
+            raise ValueError(
+                "ssdlite320_mobilenet_v3_large needs batch_size >= 2 per process: BatchNorm cannot "
+                "train on its 1x1 feature maps with one image (or set model.norm: group)"
+            )
         if self.dann.instance_level and not self.model.is_rcnn:
             raise ValueError("dann.instance_level needs an R-CNN model (SSD has no RoI features)")
         return self

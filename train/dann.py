@@ -64,14 +64,17 @@ class ImageDomainHead(nn.Module):
 class InstanceDomainHead(nn.Module):
     def __init__(self, in_features: int, hidden: int = 256):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                                 nn.Linear(hidden, 1))
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Dropout(0.5), nn.Linear(hidden, 1)
+        )
 
     def forward(self, x: torch.Tensor, lambd: float) -> torch.Tensor:
         return self.net(grad_reverse(x, lambd)).squeeze(-1)
 
 
-def domain_loss(source_logits: list[torch.Tensor], target_logits: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def domain_loss(
+    source_logits: list[torch.Tensor], target_logits: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BCE over every location of every level (mean per level, then over levels), and per-image accuracy.
 
     An image's predicted domain is the sign of its mean logit over all locations and levels.
@@ -79,8 +82,13 @@ def domain_loss(source_logits: list[torch.Tensor], target_logits: list[torch.Ten
     losses = []
     for s, t in zip(source_logits, target_logits, strict=True):
         s, t = s.float(), t.float()
-        losses.append(0.5 * (F.binary_cross_entropy_with_logits(s, torch.zeros_like(s))
-                             + F.binary_cross_entropy_with_logits(t, torch.ones_like(t))))
+        losses.append(
+            0.5
+            * (
+                F.binary_cross_entropy_with_logits(s, torch.zeros_like(s))
+                + F.binary_cross_entropy_with_logits(t, torch.ones_like(t))
+            )
+        )
     s_mean = torch.stack([s.float().mean(dim=1) for s in source_logits]).mean(0)
     t_mean = torch.stack([t.float().mean(dim=1) for t in target_logits]).mean(0)
     correct = (s_mean < 0).sum() + (t_mean > 0).sum()
@@ -90,8 +98,10 @@ def domain_loss(source_logits: list[torch.Tensor], target_logits: list[torch.Ten
 
 def instance_domain_loss(source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     s, t = source.float(), target.float()
-    loss = 0.5 * (F.binary_cross_entropy_with_logits(s, torch.zeros_like(s))
-                  + F.binary_cross_entropy_with_logits(t, torch.ones_like(t)))
+    loss = 0.5 * (
+        F.binary_cross_entropy_with_logits(s, torch.zeros_like(s))
+        + F.binary_cross_entropy_with_logits(t, torch.ones_like(t))
+    )
     acc = ((s < 0).sum() + (t > 0).sum()).float() / max(1, s.numel() + t.numel())
     return loss, acc.detach()
 
@@ -116,9 +126,15 @@ class DomainAdaptiveDetector(nn.Module):
     Without target images (or with ``image_head`` None) it is the plain detector.
     """
 
-    def __init__(self, detector: nn.Module, image_head: ImageDomainHead | None = None,
-                 instance_head: InstanceDomainHead | None = None, *, domain_weight: float = 0.1,
-                 instance_rois_per_image: int = 64):
+    def __init__(
+        self,
+        detector: nn.Module,
+        image_head: ImageDomainHead | None = None,
+        instance_head: InstanceDomainHead | None = None,
+        *,
+        domain_weight: float = 0.1,
+        instance_rois_per_image: int = 64,
+    ):
         super().__init__()
         self.detector = detector
         self.image_head = image_head
@@ -135,10 +151,16 @@ class DomainAdaptiveDetector(nn.Module):
         def hook(_module, _inputs, output):
             if self.training:
                 self._captured[key] = output
+
         return hook
 
-    def forward(self, images: list[torch.Tensor], targets: list[dict], target_images: list[torch.Tensor] | None = None,
-                lambd: float = 0.0) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        images: list[torch.Tensor],
+        targets: list[dict],
+        target_images: list[torch.Tensor] | None = None,
+        lambd: float = 0.0,
+    ) -> dict[str, torch.Tensor]:
         self._captured.clear()
         losses = dict(self.detector(images, targets))
         if self.image_head is None or not target_images:
@@ -160,8 +182,9 @@ class DomainAdaptiveDetector(nn.Module):
             t_box = self._target_box_features(t_images, t_feats_dict)
             k = min(source_box.shape[0], t_box.shape[0])
             pick = torch.randperm(source_box.shape[0], device=source_box.device)[:k]
-            loss_ins, acc_ins = instance_domain_loss(self.instance_head(source_box[pick], lambd),
-                                                     self.instance_head(t_box, lambd))
+            loss_ins, acc_ins = instance_domain_loss(
+                self.instance_head(source_box[pick], lambd), self.instance_head(t_box, lambd)
+            )
             losses["loss_domain_instance"] = self.domain_weight * loss_ins
             losses["metric_domain_acc_instance"] = acc_ins
         self._captured.clear()

@@ -84,7 +84,9 @@ def resolve_coco_path(path: str | Path) -> Path:
     if p.is_dir():
         ann = p / "annotations.json"
         if not ann.is_file():
-            raise DataError(p, "no annotations.json in this folder (expected a COCO dataset folder or a .json file)")
+            raise DataError(
+                p, "no annotations.json in this folder (expected a COCO dataset folder or a .json file)"
+            )
         return ann
     if p.is_file() and p.suffix.lower() == ".json":
         return p
@@ -123,15 +125,23 @@ def load_coco(path: str | Path, *, check_files: bool = True) -> CocoSource:
     src.categories = sorted(data["categories"], key=lambda c: c["id"])
     for ann in data.get("annotations", []):
         if ann.get("image_id") not in src.images:
-            raise DataError(ann_file, f"annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}")
+            raise DataError(
+                ann_file, f"annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}"
+            )
         if ann.get("category_id") not in cat_ids:
-            raise DataError(ann_file, f"annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}")
+            raise DataError(
+                ann_file, f"annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}"
+            )
         bbox = ann.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
             raise DataError(ann_file, f"annotation {ann.get('id')}: bbox must be [x, y, width, height]")
         src.anns_by_image[ann["image_id"]].append(ann)
     if check_files:
-        missing = [img["file_name"] for img in src.images.values() if not _resolve_image(src.image_root, img["file_name"]).is_file()]
+        missing = [
+            img["file_name"]
+            for img in src.images.values()
+            if not _resolve_image(src.image_root, img["file_name"]).is_file()
+        ]
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             raise DataError(ann_file, f"image file '{missing[0]}' not found under {src.image_root}{more}")
@@ -230,8 +240,11 @@ def build_label_map(
                 if target is not None and target not in targets:
                     targets.append(target)
             if absent:
-                raise DataError(map_where, f"no entry for dataset categor{'y' if len(absent) == 1 else 'ies'} "
-                                           f"{', '.join(repr(a) for a in absent[:5])} (map to null to drop)")
+                raise DataError(
+                    map_where,
+                    f"no entry for dataset categor{'y' if len(absent) == 1 else 'ies'} "
+                    f"{', '.join(repr(a) for a in absent[:5])} (map to null to drop)",
+                )
             if not targets:
                 raise DataError(map_where, "every category maps to null: nothing to train on")
             to_label = {cid: targets.index(t) + 1 for cid, t in resolved.items() if t is not None}
@@ -245,8 +258,11 @@ def build_label_map(
                 unmapped.append(c["name"])
                 continue
             if normalize_name(target) not in norm_classes:
-                raise DataError(map_where, f"maps '{c['name']}' to '{target}', which is not a class of the model "
-                                           f"({', '.join(class_names[:10])})")
+                raise DataError(
+                    map_where,
+                    f"maps '{c['name']}' to '{target}', which is not a class of the model "
+                    f"({', '.join(class_names[:10])})",
+                )
             to_label[c["id"]] = norm_classes[normalize_name(target)]
         if not to_label:
             raise DataError(map_where, f"maps no category of {where} onto a class of the model")
@@ -260,11 +276,18 @@ def build_label_map(
         return LabelMap(tuple(names), {c["id"]: i + 1 for i, c in enumerate(cats)}, "dataset")
 
     norm_classes = {normalize_name(n): i + 1 for i, n in enumerate(class_names)}
-    to_label = {c["id"]: norm_classes[normalize_name(c["name"])] for c in cats if normalize_name(c["name"]) in norm_classes}
+    to_label = {
+        c["id"]: norm_classes[normalize_name(c["name"])]
+        for c in cats
+        if normalize_name(c["name"]) in norm_classes
+    }
     unmapped = tuple(c["name"] for c in cats if c["id"] not in to_label)
     if not to_label:
-        raise DataError(where, f"no category matches the model's classes ({', '.join(list(class_names)[:10])}); "
-                               "use --class-agnostic or --category-map")
+        raise DataError(
+            where,
+            f"no category matches the model's classes ({', '.join(list(class_names)[:10])}); "
+            "use --class-agnostic or --category-map",
+        )
     return LabelMap(tuple(class_names), to_label, "by-name", unmapped)
 
 
@@ -277,7 +300,9 @@ def decode_rgb(path: Path) -> torch.Tensor:
         with Image.open(path) as im:
             arr = np.array(im.convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DataError(path, f"cannot decode image: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise DataError(
+            path, f"cannot decode image: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
@@ -304,7 +329,9 @@ def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     out = torch.zeros((image.shape[0], size, size), dtype=image.dtype)
     if (nh, nw) != (h, w):
-        resized = F.interpolate(image[None].float(), size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)[0]
+        resized = F.interpolate(
+            image[None].float(), size=(nh, nw), mode="bilinear", antialias=True, align_corners=False
+        )[0]
         image = resized.round().clamp(0, 255).to(image.dtype) if image.dtype == torch.uint8 else resized
     out[:, :nh, :nw] = image
     return out, scale
@@ -315,7 +342,9 @@ def _letterbox_masks(masks: torch.Tensor, size: int, scale: float) -> torch.Tens
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     out = torch.zeros((n, size, size), dtype=torch.uint8)
     if n:
-        out[:, :nh, :nw] = F.interpolate(masks[None].float(), size=(nh, nw), mode="nearest-exact")[0].to(torch.uint8)
+        out[:, :nh, :nw] = F.interpolate(masks[None].float(), size=(nh, nw), mode="nearest-exact")[0].to(
+            torch.uint8
+        )
     return out
 
 
@@ -376,17 +405,34 @@ class CocoDetection(Dataset):
         image = decode_rgb(path)
         h, w = int(info["height"]), int(info["width"])
         if tuple(image.shape[1:]) != (h, w):
-            raise DataError(path, f"image is {image.shape[2]}x{image.shape[1]} but the annotations say {w}x{h}")
-        anns = [a for a in self.source.anns_by_image[image_id]
-                if not a.get("iscrowd", 0) and a["category_id"] in self.label_map.category_to_label
-                and a["bbox"][2] > 0 and a["bbox"][3] > 0]
-        boxes = torch.tensor([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                              for a in anns], dtype=torch.float32).reshape(-1, 4)
-        labels = torch.tensor([self.label_map.category_to_label[a["category_id"]] for a in anns], dtype=torch.int64)
+            raise DataError(
+                path, f"image is {image.shape[2]}x{image.shape[1]} but the annotations say {w}x{h}"
+            )
+        anns = [
+            a
+            for a in self.source.anns_by_image[image_id]
+            if not a.get("iscrowd", 0)
+            and a["category_id"] in self.label_map.category_to_label
+            and a["bbox"][2] > 0
+            and a["bbox"][3] > 0
+        ]
+        boxes = torch.tensor(
+            [
+                [a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                for a in anns
+            ],
+            dtype=torch.float32,
+        ).reshape(-1, 4)
+        labels = torch.tensor(
+            [self.label_map.category_to_label[a["category_id"]] for a in anns], dtype=torch.int64
+        )
         masks = None
         if self.masks:
-            masks = torch.from_numpy(np.stack([segmentation_to_mask(a["segmentation"], h, w) for a in anns])
-                                     if anns else np.zeros((0, h, w), np.uint8))
+            masks = torch.from_numpy(
+                np.stack([segmentation_to_mask(a["segmentation"], h, w) for a in anns])
+                if anns
+                else np.zeros((0, h, w), np.uint8)
+            )
         scale = 1.0
         if self.image_size is not None:
             image, scale = letterbox(image, self.image_size)
@@ -463,8 +509,17 @@ class StepBatchSampler(Sampler[list[int]]):
     continues exactly where the interrupted run was, without replaying the earlier batches.
     """
 
-    def __init__(self, n: int, batch_size: int, steps: int, *, world_size: int = 1, rank: int = 0,
-                 seed: int = 0, start_step: int = 0):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        steps: int,
+        *,
+        world_size: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+        start_step: int = 0,
+    ):
         if n <= 0:
             raise DataError(None, "cannot sample batches from an empty dataset")
         self.n, self.batch_size, self.steps = n, batch_size, steps

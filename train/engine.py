@@ -118,7 +118,9 @@ def _prepare_run_dir(cfg: TrainConfig) -> Path:
         if not last.is_file():
             raise ConfigError(last, "nothing to resume (no checkpoint)")
     elif last.is_file():
-        raise ConfigError(run, "already holds a training run: pass --resume to continue it, or choose another --out")
+        raise ConfigError(
+            run, "already holds a training run: pass --resume to continue it, or choose another --out"
+        )
     run.mkdir(parents=True, exist_ok=True)
     return run
 
@@ -154,9 +156,20 @@ class CsvLog:
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------
-def save_checkpoint(path: Path, *, step: int, wrapper, optimizer, scheduler, cfg: TrainConfig,
-                    class_names: list[str], label_mode: str, init_kind: str, norm: str,
-                    weights_source: str) -> None:
+def save_checkpoint(
+    path: Path,
+    *,
+    step: int,
+    wrapper,
+    optimizer,
+    scheduler,
+    cfg: TrainConfig,
+    class_names: list[str],
+    label_mode: str,
+    init_kind: str,
+    norm: str,
+    weights_source: str,
+) -> None:
     heads = {}
     if wrapper.image_head is not None:
         heads["image"] = wrapper.image_head.state_dict()
@@ -186,15 +199,19 @@ def _check_resume_compatible(ckpt: dict, cfg: TrainConfig, class_names: list[str
     if old.model != cfg.model:
         raise TrainingError(cfg.out, "the model section differs from the checkpoint's; cannot resume")
     if list(ckpt["class_names"]) != list(class_names):
-        raise TrainingError(cfg.out, f"classes differ from the checkpoint's ({ckpt['class_names']} vs {class_names})")
+        raise TrainingError(
+            cfg.out, f"classes differ from the checkpoint's ({ckpt['class_names']} vs {class_names})"
+        )
     if old.dann.enabled != cfg.dann.enabled or old.dann.instance_level != cfg.dann.instance_level:
         raise TrainingError(cfg.out, "DANN settings differ from the checkpoint's; cannot resume")
 
 
 # ---- data ------------------------------------------------------------------------------------------
 def _to_device(targets: list[dict], device: torch.device) -> list[dict]:
-    return [{k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
-            for t in targets]
+    return [
+        {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
+        for t in targets
+    ]
 
 
 def _model_targets(targets: list[dict]) -> list[dict]:
@@ -238,11 +255,18 @@ def train(cfg: TrainConfig) -> Path:
         torch.set_num_threads(cfg.threads)
     # Data first: a bad path or category map fails before anything is created.
     source = load_coco(cfg.data)
-    label_map = build_label_map(source.categories, category_map=cfg.category_map,
-                                class_agnostic=cfg.class_agnostic, where=source.ann_file)
+    label_map = build_label_map(
+        source.categories,
+        category_map=cfg.category_map,
+        class_agnostic=cfg.class_agnostic,
+        where=source.ann_file,
+    )
     if cfg.model.is_rcnn and not source.has_masks:
-        raise ConfigError(source.ann_file, f"{cfg.model.name} needs instance masks but this set has boxes only "
-                                           "(train an SSD model on it instead)")
+        raise ConfigError(
+            source.ann_file,
+            f"{cfg.model.name} needs instance masks but this set has boxes only "
+            "(train an SSD model on it instead)",
+        )
     if cfg.val_data:
         train_ids, val_ids, val_source = sorted(source.images), None, load_coco(cfg.val_data)
     else:
@@ -263,23 +287,34 @@ def train(cfg: TrainConfig) -> Path:
         ckpt = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
         _check_resume_compatible(ckpt, cfg, list(label_map.class_names))
     seed_everything(cfg.seed, 0)
-    built = build_model(cfg.model, label_map.num_classes, restore_kind=ckpt["init_kind"] if ckpt else None,
-                        restore_norm=ckpt.get("norm") if ckpt else None)
+    built = build_model(
+        cfg.model,
+        label_map.num_classes,
+        restore_kind=ckpt["init_kind"] if ckpt else None,
+        restore_norm=ckpt.get("norm") if ckpt else None,
+    )
     detector = built.model.to(device)
     image_head = instance_head = None
     if cfg.dann.enabled:
         image_head = ImageDomainHead(feature_channels(detector, size), cfg.dann.hidden_channels)
         if cfg.dann.instance_level:
-            instance_head = InstanceDomainHead(detector.roi_heads.box_predictor.cls_score.in_features,
-                                               2 * cfg.dann.hidden_channels)
-    wrapper = DomainAdaptiveDetector(detector, image_head, instance_head, domain_weight=cfg.dann.weight,
-                                     instance_rois_per_image=cfg.dann.instance_rois_per_image).to(device)
+            instance_head = InstanceDomainHead(
+                detector.roi_heads.box_predictor.cls_score.in_features, 2 * cfg.dann.hidden_channels
+            )
+    wrapper = DomainAdaptiveDetector(
+        detector,
+        image_head,
+        instance_head,
+        domain_weight=cfg.dann.weight,
+        instance_rois_per_image=cfg.dann.instance_rois_per_image,
+    ).to(device)
     if _use_channels_last(cfg, device):
         wrapper = wrapper.to(memory_format=torch.channels_last)
     params = [p for p in wrapper.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
+        optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
+    )
 
     start_step = 0
     if ckpt is not None:
@@ -293,7 +328,9 @@ def train(cfg: TrainConfig) -> Path:
         start_step = int(ckpt["step"])
         weights_source = ckpt["weights_source"]
         if start_step >= cfg.steps:
-            raise ConfigError("steps", f"the run already has {start_step} steps; raise --steps to train further")
+            raise ConfigError(
+                "steps", f"the run already has {start_step} steps; raise --steps to train further"
+            )
         del ckpt
     else:
         weights_source = built.weights_source
@@ -306,53 +343,124 @@ def train(cfg: TrainConfig) -> Path:
     augmenter = DomainRandomizer(cfg.augment, size)
     pin = device.type == "cuda"
     loader = DataLoader(
-        train_ds, num_workers=cfg.workers, collate_fn=collate_detection, pin_memory=pin,
-        batch_sampler=StepBatchSampler(len(train_ds), cfg.batch_size, cfg.steps, world_size=dinfo.world_size,
-                                       rank=dinfo.rank, seed=cfg.seed, start_step=start_step),
-        prefetch_factor=4 if cfg.workers else None, persistent_workers=False)
+        train_ds,
+        num_workers=cfg.workers,
+        collate_fn=collate_detection,
+        pin_memory=pin,
+        batch_sampler=StepBatchSampler(
+            len(train_ds),
+            cfg.batch_size,
+            cfg.steps,
+            world_size=dinfo.world_size,
+            rank=dinfo.rank,
+            seed=cfg.seed,
+            start_step=start_step,
+        ),
+        prefetch_factor=4 if cfg.workers else None,
+        persistent_workers=False,
+    )
     target_iter = None
     if target_ds is not None:
         target_loader = DataLoader(
-            target_ds, num_workers=min(cfg.workers, 2), pin_memory=pin,
-            batch_sampler=StepBatchSampler(len(target_ds), cfg.dann.target_batch_size or cfg.batch_size, cfg.steps,
-                                           world_size=dinfo.world_size, rank=dinfo.rank, seed=cfg.seed + 1,
-                                           start_step=start_step))
+            target_ds,
+            num_workers=min(cfg.workers, 2),
+            pin_memory=pin,
+            batch_sampler=StepBatchSampler(
+                len(target_ds),
+                cfg.dann.target_batch_size or cfg.batch_size,
+                cfg.steps,
+                world_size=dinfo.world_size,
+                rank=dinfo.rank,
+                seed=cfg.seed + 1,
+                start_step=start_step,
+            ),
+        )
         target_iter = iter(target_loader)
 
     # Records: config, provenance, dataset summary, CSV log, TensorBoard.
     class_names = list(label_map.class_names)
     n_params, n_trainable = count_parameters(detector)
-    fields = ["step", "epoch", "lr", "loss", "loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness",
-              "loss_rpn_box_reg", "bbox_regression", "classification", "loss_domain_image", "loss_domain_instance",
-              "domain_acc", "domain_acc_instance", "lambda", "grad_norm", "images_per_s", "data_wait_frac",
-              "val_bbox_AP", "val_segm_AP", "elapsed_s"]
+    fields = [
+        "step",
+        "epoch",
+        "lr",
+        "loss",
+        "loss_classifier",
+        "loss_box_reg",
+        "loss_mask",
+        "loss_objectness",
+        "loss_rpn_box_reg",
+        "bbox_regression",
+        "classification",
+        "loss_domain_image",
+        "loss_domain_instance",
+        "domain_acc",
+        "domain_acc_instance",
+        "lambda",
+        "grad_norm",
+        "images_per_s",
+        "data_wait_frac",
+        "val_bbox_AP",
+        "val_segm_AP",
+        "elapsed_s",
+    ]
     log = writer = None
     if dinfo.is_main:
         _write_config(run, cfg)
-        summary = {"train": dataset_summary(source, label_map, train_ids),
-                   "val": (dataset_summary(val_source, label_map, val_ids) if val_source is source and val_ids
-                           else {"path": str(val_source.ann_file), "images": len(val_source.images)} if val_source
-                           else None),
-                   "target": ({"path": str(Path(cfg.target_images).resolve()), "images": len(target_ds)}
-                              if target_ds is not None else None),
-                   "epochs": epochs_for(cfg.steps, cfg.batch_size, dinfo.world_size, len(train_ds))}
+        summary = {
+            "train": dataset_summary(source, label_map, train_ids),
+            "val": (
+                dataset_summary(val_source, label_map, val_ids)
+                if val_source is source and val_ids
+                else {"path": str(val_source.ann_file), "images": len(val_source.images)}
+                if val_source
+                else None
+            ),
+            "target": (
+                {"path": str(Path(cfg.target_images).resolve()), "images": len(target_ds)}
+                if target_ds is not None
+                else None
+            ),
+            "epochs": epochs_for(cfg.steps, cfg.batch_size, dinfo.world_size, len(train_ds)),
+        }
         atomic_write_json(run / "dataset_summary.json", summary)
-        atomic_write_json(run / "provenance.json", provenance(
-            device, seed=cfg.seed, world_size=dinfo.world_size, weights_source=weights_source,
-            model=cfg.model.name, norm=built.norm, parameters=n_params, trainable_parameters=n_trainable,
-            amp="bf16" if _use_amp(cfg, device) else "off", channels_last=_use_channels_last(cfg, device),
-            augment=augmenter.describe(), class_names=class_names, resumed_at_step=start_step or None))
+        atomic_write_json(
+            run / "provenance.json",
+            provenance(
+                device,
+                seed=cfg.seed,
+                world_size=dinfo.world_size,
+                weights_source=weights_source,
+                model=cfg.model.name,
+                norm=built.norm,
+                parameters=n_params,
+                trainable_parameters=n_trainable,
+                amp="bf16" if _use_amp(cfg, device) else "off",
+                channels_last=_use_channels_last(cfg, device),
+                augment=augmenter.describe(),
+                class_names=class_names,
+                resumed_at_step=start_step or None,
+            ),
+        )
         log = CsvLog(run / "log.csv", fields, keep_until_step=start_step if cfg.resume else None)
         writer = _tensorboard(run / "tb")
-        print(f"simreal train: {cfg.model.name} on {len(train_ds)} images, {len(class_names)} "
-              f"class{'es' if len(class_names) != 1 else ''} "
-              f"({', '.join(class_names[:8])}{' ...' if len(class_names) > 8 else ''}), device {device}"
-              f"{f' x{dinfo.world_size}' if dinfo.world_size > 1 else ''}; weights: {weights_source}", flush=True)
+        print(
+            f"simreal train: {cfg.model.name} on {len(train_ds)} images, {len(class_names)} "
+            f"class{'es' if len(class_names) != 1 else ''} "
+            f"({', '.join(class_names[:8])}{' ...' if len(class_names) > 8 else ''}), device {device}"
+            f"{f' x{dinfo.world_size}' if dinfo.world_size > 1 else ''}; weights: {weights_source}",
+            flush=True,
+        )
 
     amp = torch.autocast(device.type, dtype=torch.bfloat16) if _use_amp(cfg, device) else nullcontext()
     channels_last = _use_channels_last(cfg, device)
-    bar = tqdm(total=cfg.steps, initial=start_step, disable=not (dinfo.is_main and cfg.progress),
-               dynamic_ncols=True, desc="train")
+    bar = tqdm(
+        total=cfg.steps,
+        initial=start_step,
+        disable=not (dinfo.is_main and cfg.progress),
+        dynamic_ncols=True,
+        desc="train",
+    )
     sums: dict[str, torch.Tensor] = {}
     count = 0
     images_seen = 0
@@ -381,12 +489,17 @@ def train(cfg: TrainConfig) -> Path:
         lambd = ganin_lambda(step / max(1, cfg.steps - 1), cfg.dann.gamma) if cfg.dann.enabled else 0.0
 
         with amp:
-            out = model(list(images), _model_targets(targets), list(t_images) if t_images is not None else None, lambd)
+            out = model(
+                list(images), _model_targets(targets), list(t_images) if t_images is not None else None, lambd
+            )
         loss = sum(v for k, v in out.items() if not k.startswith("metric_"))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = (torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm) if cfg.clip_grad_norm
-                     else torch.zeros((), device=device))
+        grad_norm = (
+            torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
+            if cfg.clip_grad_norm
+            else torch.zeros((), device=device)
+        )
         optimizer.step()
         scheduler.step()
 
@@ -405,13 +518,19 @@ def train(cfg: TrainConfig) -> Path:
         if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or is_last:
             means = _all_reduce_mean({k: v / count for k, v in sums.items()}, dinfo)
             if not math.isfinite(means["loss"]):  # checked before any checkpoint can store it
-                raise TrainingError(f"step {done}", f"loss is {means['loss']} (diverged); lower --lr or check the data")
+                raise TrainingError(
+                    f"step {done}", f"loss is {means['loss']} (diverged); lower --lr or check the data"
+                )
             elapsed = time.perf_counter() - interval_start
             row = {k.replace("metric_", ""): v for k, v in means.items()}
-            row.update(step=done, epoch=round(done * cfg.batch_size * dinfo.world_size / len(train_ds), 3),
-                       lr=scheduler.get_last_lr()[0], images_per_s=images_seen / elapsed if elapsed > 0 else 0.0,
-                       data_wait_frac=data_wait / elapsed if elapsed > 0 else 0.0,
-                       elapsed_s=round(time.perf_counter() - run_start, 1))
+            row.update(
+                step=done,
+                epoch=round(done * cfg.batch_size * dinfo.world_size / len(train_ds), 3),
+                lr=scheduler.get_last_lr()[0],
+                images_per_s=images_seen / elapsed if elapsed > 0 else 0.0,
+                data_wait_frac=data_wait / elapsed if elapsed > 0 else 0.0,
+                elapsed_s=round(time.perf_counter() - run_start, 1),
+            )
             if cfg.dann.enabled:
                 row["lambda"] = lambd
             bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2g}")
@@ -420,8 +539,11 @@ def train(cfg: TrainConfig) -> Path:
 
         if val_source is not None and cfg.eval_every and done % cfg.eval_every == 0 and not is_last:
             row = row or {"step": done}
-            row.update(_validate(wrapper, class_names, val_source, val_ids, device, cfg, dinfo, run, final=False,
-                                 step=done))
+            row.update(
+                _validate(
+                    wrapper, class_names, val_source, val_ids, device, cfg, dinfo, run, final=False, step=done
+                )
+            )
             interval_start = time.perf_counter()
         if row is not None and dinfo.is_main:
             log.write(row)
@@ -430,28 +552,57 @@ def train(cfg: TrainConfig) -> Path:
                     if k not in ("step", "epoch") and isinstance(v, int | float):
                         writer.add_scalar(k, v, done)
         if dinfo.is_main and (done % cfg.checkpoint_every == 0 or is_last):
-            save_checkpoint(run / "checkpoints" / "last.pt", step=done, wrapper=wrapper, optimizer=optimizer,
-                            scheduler=scheduler, cfg=cfg, class_names=class_names, label_mode=label_map.mode,
-                            init_kind=built.init_kind, norm=built.norm, weights_source=weights_source)
+            save_checkpoint(
+                run / "checkpoints" / "last.pt",
+                step=done,
+                wrapper=wrapper,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                cfg=cfg,
+                class_names=class_names,
+                label_mode=label_map.mode,
+                init_kind=built.init_kind,
+                norm=built.norm,
+                weights_source=weights_source,
+            )
     bar.close()
     _barrier(dinfo)
 
     # Final evaluation: the validation split, then every configured set.
     if dinfo.is_main:
         if val_source is not None:
-            final = _validate(wrapper, class_names, val_source, val_ids, device, cfg, dinfo, run, final=True,
-                              step=cfg.steps)
+            final = _validate(
+                wrapper, class_names, val_source, val_ids, device, cfg, dinfo, run, final=True, step=cfg.steps
+            )
             log.write({"step": cfg.steps, **final})
-        meta = {"checkpoint": str((run / "checkpoints" / "last.pt").resolve()), "step": cfg.steps,
-                "model": cfg.model.name, "weights_source": weights_source, "device": str(device)}
+        meta = {
+            "checkpoint": str((run / "checkpoints" / "last.pt").resolve()),
+            "step": cfg.steps,
+            "model": cfg.model.name,
+            "weights_source": weights_source,
+            "device": str(device),
+        }
         for es in cfg.eval:
             src = load_coco(es.data)
-            agn = True if es.class_agnostic else (class_names[0] if label_map.mode == "class-agnostic"
-                                                    and not es.category_map else None)
-            evaluate_detector(detector, class_names, src, out_dir=run / "eval" / (es.name or src.name),
-                              name=es.name or src.name, category_map=es.category_map, class_agnostic=agn,
-                              device=device, batch_size=cfg.batch_size, workers=cfg.workers,
-                              nms_threshold=cfg.model.nms_threshold, meta=meta)
+            agn = (
+                True
+                if es.class_agnostic
+                else (class_names[0] if label_map.mode == "class-agnostic" and not es.category_map else None)
+            )
+            evaluate_detector(
+                detector,
+                class_names,
+                src,
+                out_dir=run / "eval" / (es.name or src.name),
+                name=es.name or src.name,
+                category_map=es.category_map,
+                class_agnostic=agn,
+                device=device,
+                batch_size=cfg.batch_size,
+                workers=cfg.workers,
+                nms_threshold=cfg.model.nms_threshold,
+                meta=meta,
+            )
         log.close()
         if writer is not None:
             writer.close()
@@ -461,8 +612,19 @@ def train(cfg: TrainConfig) -> Path:
     return run
 
 
-def _validate(wrapper, class_names, val_source, val_ids, device, cfg: TrainConfig, dinfo: DistInfo, run: Path,
-              *, final: bool, step: int) -> dict:
+def _validate(
+    wrapper,
+    class_names,
+    val_source,
+    val_ids,
+    device,
+    cfg: TrainConfig,
+    dinfo: DistInfo,
+    run: Path,
+    *,
+    final: bool,
+    step: int,
+) -> dict:
     """COCO AP on the validation images (rank 0; the others wait at a barrier).
 
     `val_ids` None means every image of a separate validation set, which is mapped onto the classes by
@@ -470,14 +632,28 @@ def _validate(wrapper, class_names, val_source, val_ids, device, cfg: TrainConfi
     """
     result = {}
     if dinfo.is_main:
-        meta = {"checkpoint": str((run / "checkpoints" / "last.pt").resolve()), "step": step,
-                "model": cfg.model.name, "device": str(device)}
+        meta = {
+            "checkpoint": str((run / "checkpoints" / "last.pt").resolve()),
+            "step": step,
+            "model": cfg.model.name,
+            "device": str(device),
+        }
         same_set = val_ids is not None
         metrics = evaluate_detector(
-            wrapper.detector, class_names, val_source, out_dir=run / "eval" / "val" if final else None, name="val",
+            wrapper.detector,
+            class_names,
+            val_source,
+            out_dir=run / "eval" / "val" if final else None,
+            name="val",
             category_map=cfg.category_map if same_set else None,
-            class_agnostic=class_names[0] if cfg.class_agnostic else None, image_ids=val_ids, device=device,
-            batch_size=cfg.batch_size, workers=0, nms_threshold=cfg.model.nms_threshold, meta=meta)
+            class_agnostic=class_names[0] if cfg.class_agnostic else None,
+            image_ids=val_ids,
+            device=device,
+            batch_size=cfg.batch_size,
+            workers=0,
+            nms_threshold=cfg.model.nms_threshold,
+            meta=meta,
+        )
         result["val_bbox_AP"] = metrics["bbox"]["AP"]
         if metrics.get("segm"):
             result["val_segm_AP"] = metrics["segm"]["AP"]

@@ -43,7 +43,9 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise ConfigError(path, f"not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        raise ConfigError(
+            path, f"not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(path, f"not a simreal training checkpoint (expected format {CHECKPOINT_FORMAT})")
     return ckpt
@@ -55,8 +57,9 @@ def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu"):
     from train.models import build_model
 
     cfg = TrainConfig.model_validate(ckpt["config"])
-    built = build_model(cfg.model, len(ckpt["class_names"]), restore_kind=ckpt["init_kind"],
-                        restore_norm=ckpt.get("norm"))
+    built = build_model(
+        cfg.model, len(ckpt["class_names"]), restore_kind=ckpt["init_kind"], restore_norm=ckpt.get("norm")
+    )
     built.model.load_state_dict(ckpt["model"])
     return built.model.to(device).eval(), cfg.model, list(ckpt["class_names"])
 
@@ -96,8 +99,12 @@ def _results_for_image(out: dict, image_id: int, h: int, w: int, with_masks: boo
         bw, bh = b[2] - b[0], b[3] - b[1]
         if bw <= 0 or bh <= 0:
             continue
-        r = {"image_id": image_id, "category_id": int(lab), "bbox": [round(v, 2) for v in (b[0], b[1], bw, bh)],
-             "score": round(float(s), 5)}
+        r = {
+            "image_id": image_id,
+            "category_id": int(lab),
+            "bbox": [round(v, 2) for v in (b[0], b[1], bw, bh)],
+            "score": round(float(s), 5),
+        }
         if rles:
             r["segmentation"] = {"size": [h, w], "counts": rles[i]["counts"].decode("ascii")}
         results.append(r)
@@ -105,9 +112,17 @@ def _results_for_image(out: dict, image_id: int, h: int, w: int, with_masks: boo
 
 
 @torch.no_grad()
-def predict(detector: torch.nn.Module, dataset: CocoDetection, *, device: torch.device, with_masks: bool,
-            batch_size: int = 4, workers: int = 0, agnostic_nms: float | None = None,
-            progress: bool = False) -> tuple[list[dict], float]:
+def predict(
+    detector: torch.nn.Module,
+    dataset: CocoDetection,
+    *,
+    device: torch.device,
+    with_masks: bool,
+    batch_size: int = 4,
+    workers: int = 0,
+    agnostic_nms: float | None = None,
+    progress: bool = False,
+) -> tuple[list[dict], float]:
     """COCO results (category ids = model labels) for every image of `dataset`; and seconds spent."""
     from torch.utils.data import DataLoader
     from torchvision.ops import nms
@@ -115,8 +130,9 @@ def predict(detector: torch.nn.Module, dataset: CocoDetection, *, device: torch.
 
     from train.data import collate_detection
 
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_detection,
-                        shuffle=False)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_detection, shuffle=False
+    )
     detector.eval()
     results: list[dict] = []
     start = time.perf_counter()
@@ -129,7 +145,9 @@ def predict(detector: torch.nn.Module, dataset: CocoDetection, *, device: torch.
                 keep = nms(out["boxes"].float(), out["scores"].float(), agnostic_nms)
                 out = {k: v[keep] for k, v in out.items()}
                 out["labels"] = torch.ones_like(out["labels"])
-            results += _results_for_image(out, int(tgt["image_id"]), int(h), int(w), with_masks and "masks" in out)
+            results += _results_for_image(
+                out, int(tgt["image_id"]), int(h), int(w), with_masks and "masks" in out
+            )
     return results, time.perf_counter() - start
 
 
@@ -148,7 +166,9 @@ def remapped_ground_truth(source: CocoSource, label_map: LabelMap, image_ids: li
             new.update(id=len(anns) + 1, category_id=lab, iscrowd=int(a.get("iscrowd", 0)))
             if "area" not in new:
                 if "segmentation" in new:
-                    new["area"] = float(segmentation_to_mask(new["segmentation"], info["height"], info["width"]).sum())
+                    new["area"] = float(
+                        segmentation_to_mask(new["segmentation"], info["height"], info["width"]).sum()
+                    )
                 else:
                     new["area"] = float(a["bbox"][2] * a["bbox"][3])
             anns.append(new)
@@ -208,8 +228,12 @@ def coco_metrics(gt: dict, results: list[dict], iou_type: str) -> dict:
             "iou50": [round(float(max(v, 0)), 4) for v in p[iou50]],
             "iou75": [round(float(max(v, 0)), 4) for v in p[iou75]],
         }
-    out.update(per_class=per_class, pr_curves=curves, recall_points=[round(float(r), 2) for r in ev.params.recThrs],
-               summary=buf.getvalue().strip())
+    out.update(
+        per_class=per_class,
+        pr_curves=curves,
+        recall_points=[round(float(r), 2) for r in ev.params.recThrs],
+        summary=buf.getvalue().strip(),
+    )
     return out
 
 
@@ -235,9 +259,13 @@ def evaluate_detector(
     source = data if isinstance(data, CocoSource) else load_coco(data)
     if class_agnostic is True:
         class_agnostic = class_names[0] if len(class_names) == 1 else "object"
-    label_map = build_label_map(source.categories, class_names=None if class_agnostic else class_names,
-                                category_map=category_map, class_agnostic=class_agnostic or None,
-                                where=source.ann_file)
+    label_map = build_label_map(
+        source.categories,
+        class_names=None if class_agnostic else class_names,
+        category_map=category_map,
+        class_agnostic=class_agnostic or None,
+        where=source.ann_file,
+    )
     ids = sorted(image_ids) if image_ids is not None else sorted(source.images)
     gt, dropped = remapped_ground_truth(source, label_map, ids)
     with_masks = hasattr(detector, "roi_heads") and getattr(detector.roi_heads, "has_mask", lambda: False)()
@@ -245,16 +273,26 @@ def evaluate_detector(
     gt_has_masks = bool(evaluated) and all("segmentation" in a for a in evaluated)
     dataset = CocoDetection(source, label_map, image_ids=ids, image_size=None, masks=False)
     agnostic_nms = nms_threshold if (class_agnostic and len(class_names) > 1) else None
-    results, seconds = predict(detector, dataset, device=torch.device(device), with_masks=with_masks and gt_has_masks,
-                               batch_size=batch_size, workers=workers, agnostic_nms=agnostic_nms, progress=progress)
+    results, seconds = predict(
+        detector,
+        dataset,
+        device=torch.device(device),
+        with_masks=with_masks and gt_has_masks,
+        batch_size=batch_size,
+        workers=workers,
+        agnostic_nms=agnostic_nms,
+        progress=progress,
+    )
     if class_agnostic:
         for r in results:
             r["category_id"] = 1
     known = {c["id"] for c in gt["categories"]}
     names = {c["id"]: c["name"] for c in gt["categories"]}
     for r in results:
-        r["category_name"] = names.get(r["category_id"], class_names[r["category_id"] - 1]
-                                       if 0 < r["category_id"] <= len(class_names) else "?")
+        r["category_name"] = names.get(
+            r["category_id"],
+            class_names[r["category_id"] - 1] if 0 < r["category_id"] <= len(class_names) else "?",
+        )
     scored = [r for r in results if r["category_id"] in known]
     metrics: dict = {
         "set": name or source.name,
@@ -274,14 +312,19 @@ def evaluate_detector(
         **(meta or {}),
     }
     if not gt["categories"]:
-        raise ConfigError(source.ann_file, "no labelled object of a class the model knows in the evaluated images")
+        raise ConfigError(
+            source.ann_file, "no labelled object of a class the model knows in the evaluated images"
+        )
     metrics["bbox"] = coco_metrics(gt, scored, "bbox")
     if with_masks and gt_has_masks:
         metrics["segm"] = coco_metrics(gt, scored, "segm")
     else:
         metrics["segm"] = None
-        metrics["segm_skipped"] = ("the model predicts boxes only" if not with_masks
-                                   else "the set has no instance masks for every object")
+        metrics["segm_skipped"] = (
+            "the model predicts boxes only"
+            if not with_masks
+            else "the set has no instance masks for every object"
+        )
     if out_dir is not None:
         out = Path(out_dir)
         atomic_write_json(out / "predictions.json", results, indent=None)
@@ -329,12 +372,29 @@ def evaluate(
         class_agnostic = class_names[0]
     if class_agnostic and category_map:
         raise ConfigError("--class-agnostic", "cannot be combined with --category-map")
-    meta = {"checkpoint": str(ckpt_path.resolve()), "step": int(ck["step"]), "model": model_cfg.name,
-            "weights_source": ck.get("weights_source", "unknown"), "device": str(dev)}
-    return evaluate_detector(detector, class_names, source, out_dir=out_dir, name=set_name,
-                             category_map=category_map, class_agnostic=class_agnostic, image_ids=image_ids,
-                             device=dev, batch_size=batch_size, workers=workers,
-                             nms_threshold=model_cfg.nms_threshold, progress=progress, meta=meta)
+    meta = {
+        "checkpoint": str(ckpt_path.resolve()),
+        "step": int(ck["step"]),
+        "model": model_cfg.name,
+        "weights_source": ck.get("weights_source", "unknown"),
+        "device": str(dev),
+    }
+    return evaluate_detector(
+        detector,
+        class_names,
+        source,
+        out_dir=out_dir,
+        name=set_name,
+        category_map=category_map,
+        class_agnostic=class_agnostic,
+        image_ids=image_ids,
+        device=dev,
+        batch_size=batch_size,
+        workers=workers,
+        nms_threshold=model_cfg.nms_threshold,
+        progress=progress,
+        meta=meta,
+    )
 
 
 def label_map_for_metrics(metrics: dict, source: CocoSource) -> LabelMap:
@@ -343,6 +403,9 @@ def label_map_for_metrics(metrics: dict, source: CocoSource) -> LabelMap:
     if metrics.get("class_agnostic"):
         return build_label_map(source.categories, class_agnostic=mapping["class_names"][0])
     lookup = {c["name"]: c["id"] for c in metrics["categories"]}
-    to_label = {c["id"]: lookup[mapping["mapped"][c["name"]]] for c in source.categories
-                if mapping["mapped"].get(c["name"]) in lookup}
+    to_label = {
+        c["id"]: lookup[mapping["mapped"][c["name"]]]
+        for c in source.categories
+        if mapping["mapped"].get(c["name"]) in lookup
+    }
     return LabelMap(tuple(metrics["class_names"]), to_label, mapping["mode"], tuple(mapping["unmapped"]))

@@ -48,14 +48,19 @@ def _weight_files(name: str) -> tuple[list[str], list[str]]:
     )
 
     table = {
-        "maskrcnn_resnet50_fpn_v2": ([MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1],
-                                     [ResNet50_Weights.IMAGENET1K_V2, ResNet50_Weights.IMAGENET1K_V1]),
-        "maskrcnn_mobilenet_v3_large_fpn": ([FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1],
-                                            [MobileNet_V3_Large_Weights.IMAGENET1K_V1,
-                                             MobileNet_V3_Large_Weights.IMAGENET1K_V2]),
+        "maskrcnn_resnet50_fpn_v2": (
+            [MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1],
+            [ResNet50_Weights.IMAGENET1K_V2, ResNet50_Weights.IMAGENET1K_V1],
+        ),
+        "maskrcnn_mobilenet_v3_large_fpn": (
+            [FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1],
+            [MobileNet_V3_Large_Weights.IMAGENET1K_V1, MobileNet_V3_Large_Weights.IMAGENET1K_V2],
+        ),
         "ssd300_vgg16": ([SSD300_VGG16_Weights.COCO_V1], [VGG16_Weights.IMAGENET1K_FEATURES]),
-        "ssdlite320_mobilenet_v3_large": ([SSDLite320_MobileNet_V3_Large_Weights.COCO_V1],
-                                          [MobileNet_V3_Large_Weights.IMAGENET1K_V1]),
+        "ssdlite320_mobilenet_v3_large": (
+            [SSDLite320_MobileNet_V3_Large_Weights.COCO_V1],
+            [MobileNet_V3_Large_Weights.IMAGENET1K_V1],
+        ),
     }
     det, bb = table[name]
     return [w.url.rsplit("/", 1)[-1] for w in det], [w.url.rsplit("/", 1)[-1] for w in bb]
@@ -76,7 +81,9 @@ def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise ConfigError(path, f"not a loadable weights file ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        raise ConfigError(
+            path, f"not a loadable weights file ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+        ) from None
     norm = None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         norm = obj.get("norm") if isinstance(obj.get("norm"), str) else None
@@ -111,10 +118,20 @@ def _choose_initial_weights(cfg: ModelConfig) -> tuple[str, dict | None, str, st
         det_files, bb_files = _weight_files(cfg.name)
         for f in det_files:
             if (hub / f).is_file():
-                return "detector", read_weights(hub / f)[0], f"torch hub cache {hub / f} (COCO detector)", None
+                return (
+                    "detector",
+                    read_weights(hub / f)[0],
+                    f"torch hub cache {hub / f} (COCO detector)",
+                    None,
+                )
         for f in bb_files:
             if (hub / f).is_file():
-                return "backbone", read_weights(hub / f)[0], f"torch hub cache {hub / f} (ImageNet backbone)", None
+                return (
+                    "backbone",
+                    read_weights(hub / f)[0],
+                    f"torch hub cache {hub / f} (ImageNet backbone)",
+                    None,
+                )
         why = f"no weights file given and none of {', '.join(det_files + bb_files)} in {hub}"
     else:
         why = "no weights file given and the torch hub cache is switched off"
@@ -132,8 +149,11 @@ def _anchor_generator(cfg: ModelConfig, levels: int, all_sizes_per_level: bool):
 
     if cfg.anchor_sizes is not None:
         if len(cfg.anchor_sizes) != levels:
-            raise ConfigError("model.anchor_sizes", f"{cfg.name} with these settings has {levels} feature levels; "
-                                                    f"give {levels} lists of sizes, got {len(cfg.anchor_sizes)}")
+            raise ConfigError(
+                "model.anchor_sizes",
+                f"{cfg.name} with these settings has {levels} feature levels; "
+                f"give {levels} lists of sizes, got {len(cfg.anchor_sizes)}",
+            )
         sizes = [tuple(float(s) for s in lv) for lv in cfg.anchor_sizes]
     else:
         ladder = default_anchor_sizes(cfg.image_size, 5)
@@ -186,15 +206,23 @@ def _rcnn_kwargs(cfg: ModelConfig) -> dict:
         "box_nms_thresh": cfg.nms_threshold,
         "box_detections_per_img": cfg.detections_per_image,
     }
-    for key in ("rpn_batch_size_per_image", "rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train",
-                "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test", "box_batch_size_per_image"):
+    for key in (
+        "rpn_batch_size_per_image",
+        "rpn_pre_nms_top_n_train",
+        "rpn_post_nms_top_n_train",
+        "rpn_pre_nms_top_n_test",
+        "rpn_post_nms_top_n_test",
+        "box_batch_size_per_image",
+    ):
         value = getattr(cfg, key)
         if value is not None:
             kw[key] = value
     return kw
 
 
-def _build_maskrcnn(cfg: ModelConfig, num_classes: int, kind: str, state: dict | None, norm_name: str) -> nn.Module:
+def _build_maskrcnn(
+    cfg: ModelConfig, num_classes: int, kind: str, state: dict | None, norm_name: str
+) -> nn.Module:
     from torchvision.models import mobilenet_v3_large, resnet50
     from torchvision.models.detection import MaskRCNN
     from torchvision.models.detection.backbone_utils import _mobilenet_extractor, _resnet_fpn_extractor
@@ -205,7 +233,11 @@ def _build_maskrcnn(cfg: ModelConfig, num_classes: int, kind: str, state: dict |
 
     pretrained = kind != "random"
     if cfg.name == "maskrcnn_resnet50_fpn_v2":
-        trainable = cfg.trainable_backbone_layers if cfg.trainable_backbone_layers is not None else (3 if pretrained else 5)
+        trainable = (
+            cfg.trainable_backbone_layers
+            if cfg.trainable_backbone_layers is not None
+            else (3 if pretrained else 5)
+        )
         norm = _norm_factory(norm_name)
         net = resnet50(weights=None, norm_layer=norm)
         if kind == "backbone":
@@ -216,11 +248,17 @@ def _build_maskrcnn(cfg: ModelConfig, num_classes: int, kind: str, state: dict |
         anchors = _anchor_generator(cfg, levels, all_sizes_per_level=False)
         rpn_head = RPNHead(backbone.out_channels, anchors.num_anchors_per_location()[0], conv_depth=2)
         dim = cfg.box_head_dim or 1024
-        box_head = FastRCNNConvFCHead((backbone.out_channels, 7, 7), [256, 256, 256, 256], [dim], norm_layer=norm)
+        box_head = FastRCNNConvFCHead(
+            (backbone.out_channels, 7, 7), [256, 256, 256, 256], [dim], norm_layer=norm
+        )
         mask_layers = cfg.mask_head_channels or [256, 256, 256, 256]
         mask_head = MaskRCNNHeads(backbone.out_channels, mask_layers, 1, norm_layer=norm)
     else:
-        trainable = cfg.trainable_backbone_layers if cfg.trainable_backbone_layers is not None else (3 if pretrained else 6)
+        trainable = (
+            cfg.trainable_backbone_layers
+            if cfg.trainable_backbone_layers is not None
+            else (3 if pretrained else 6)
+        )
         net = mobilenet_v3_large(weights=None, norm_layer=_norm_factory(norm_name))
         if kind == "backbone":
             load_matching(net, state)
@@ -257,11 +295,15 @@ def _set_fpn_width(backbone: nn.Module, channels: int, norm_layer) -> None:
     if channels == backbone.out_channels:
         return
     in_channels = [blk[0].in_channels for blk in backbone.fpn.inner_blocks]
-    backbone.fpn = FeaturePyramidNetwork(in_channels, channels, extra_blocks=LastLevelMaxPool(), norm_layer=norm_layer)
+    backbone.fpn = FeaturePyramidNetwork(
+        in_channels, channels, extra_blocks=LastLevelMaxPool(), norm_layer=norm_layer
+    )
     backbone.out_channels = channels
 
 
-def _build_ssd(cfg: ModelConfig, num_classes: int, kind: str, state: dict | None, norm_name: str) -> nn.Module:
+def _build_ssd(
+    cfg: ModelConfig, num_classes: int, kind: str, state: dict | None, norm_name: str
+) -> nn.Module:
     from torchvision.models import mobilenet_v3_large, vgg16
     from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
     from torchvision.models.detection.ssd import SSD, _vgg_extractor
@@ -269,10 +311,17 @@ def _build_ssd(cfg: ModelConfig, num_classes: int, kind: str, state: dict | None
     from torchvision.models.detection.ssdlite import _mobilenet_extractor as _ssdlite_extractor
 
     size = (cfg.image_size, cfg.image_size)
-    common = {"score_thresh": cfg.score_threshold, "nms_thresh": cfg.nms_threshold,
-              "detections_per_img": cfg.detections_per_image}
+    common = {
+        "score_thresh": cfg.score_threshold,
+        "nms_thresh": cfg.nms_threshold,
+        "detections_per_img": cfg.detections_per_image,
+    }
     if cfg.name == "ssd300_vgg16":
-        trainable = cfg.trainable_backbone_layers if cfg.trainable_backbone_layers is not None else (4 if kind != "random" else 5)
+        trainable = (
+            cfg.trainable_backbone_layers
+            if cfg.trainable_backbone_layers is not None
+            else (4 if kind != "random" else 5)
+        )
         net = vgg16(weights=None)
         if kind == "backbone":
             load_matching(net, state)
@@ -283,9 +332,16 @@ def _build_ssd(cfg: ModelConfig, num_classes: int, kind: str, state: dict | None
         steps = [8, 16, 32, 64, 100, 300] if cfg.image_size == 300 else None
         anchors = _default_boxes(DefaultBoxGenerator, ratios, scales, steps, "ssd300_vgg16")
         _probe_backbone(backbone, size, cfg)
-        return SSD(backbone, anchors, size, num_classes + BACKGROUND,
-                   image_mean=[0.48235, 0.45882, 0.40784], image_std=[1.0 / 255.0] * 3,
-                   topk_candidates=400, **common)
+        return SSD(
+            backbone,
+            anchors,
+            size,
+            num_classes + BACKGROUND,
+            image_mean=[0.48235, 0.45882, 0.40784],
+            image_std=[1.0 / 255.0] * 3,
+            topk_candidates=400,
+            **common,
+        )
     norm = _norm_factory(norm_name, partial(nn.BatchNorm2d, eps=0.001, momentum=0.03))
     trainable = cfg.trainable_backbone_layers if cfg.trainable_backbone_layers is not None else 6
     # torchvision trains the reduced tail unless an ImageNet backbone is loaded (MobileNetV3 paper, Table 6).
@@ -297,13 +353,24 @@ def _build_ssd(cfg: ModelConfig, num_classes: int, kind: str, state: dict | None
     backbone = _ssdlite_extractor(net, min(trainable, 6), norm)
     ratios = [[2, 3] for _ in range(6)]
     if cfg.anchor_scales is not None:
-        anchors = _default_boxes(DefaultBoxGenerator, ratios, cfg.anchor_scales, None, "ssdlite320_mobilenet_v3_large")
+        anchors = _default_boxes(
+            DefaultBoxGenerator, ratios, cfg.anchor_scales, None, "ssdlite320_mobilenet_v3_large"
+        )
     else:
         anchors = DefaultBoxGenerator(ratios, min_ratio=0.2, max_ratio=0.95)
     out_channels = _probe_backbone(backbone, size, cfg)
     head = SSDLiteHead(out_channels, anchors.num_anchors_per_location(), num_classes + BACKGROUND, norm)
-    return SSD(backbone, anchors, size, num_classes + BACKGROUND, head=head,
-               image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], topk_candidates=300, **common)
+    return SSD(
+        backbone,
+        anchors,
+        size,
+        num_classes + BACKGROUND,
+        head=head,
+        image_mean=[0.5, 0.5, 0.5],
+        image_std=[0.5, 0.5, 0.5],
+        topk_candidates=300,
+        **common,
+    )
 
 
 def _default_boxes(cls, ratios, scales, steps, name):
@@ -319,12 +386,15 @@ def _probe_backbone(backbone: nn.Module, size: tuple[int, int], cfg: ModelConfig
     try:
         return det_utils.retrieve_out_channels(backbone, size)
     except RuntimeError as e:
-        raise ConfigError("model.image_size", f"{cfg.image_size} px is too small for {cfg.name} "
-                                              f"({str(e).splitlines()[0][:100]})") from None
+        raise ConfigError(
+            "model.image_size",
+            f"{cfg.image_size} px is too small for {cfg.name} ({str(e).splitlines()[0][:100]})",
+        ) from None
 
 
-def build_model(cfg: ModelConfig, num_classes: int, *, restore_kind: str | None = None,
-                restore_norm: str | None = None) -> BuiltModel:
+def build_model(
+    cfg: ModelConfig, num_classes: int, *, restore_kind: str | None = None, restore_norm: str | None = None
+) -> BuiltModel:
     """Build the detector for `num_classes` foreground classes, with its initial weights.
 
     ``restore_kind`` / ``restore_norm`` (what a checkpoint records) read no weights: the caller restores
@@ -347,12 +417,17 @@ def build_model(cfg: ModelConfig, num_classes: int, *, restore_kind: str | None 
     if load_weights and kind == "detector":
         loaded, total = load_matching(model, state)
         if loaded == 0:
-            raise ConfigError(source.split(" (")[0], f"no tensor fits {cfg.name}: is it weights for another architecture?")
-        source += f": {loaded}/{total} tensors loaded, the rest (class heads, resized layers) randomly initialised"
+            raise ConfigError(
+                source.split(" (")[0], f"no tensor fits {cfg.name}: is it weights for another architecture?"
+            )
+        source += (
+            f": {loaded}/{total} tensors loaded, the rest (class heads, resized layers) randomly initialised"
+        )
     elif load_weights and kind == "backbone":
         source += " into the backbone; detection heads randomly initialised"
-    return BuiltModel(model=model, name=cfg.name, weights_source=source, init_kind=kind, norm=norm,
-                      has_masks=cfg.is_rcnn)
+    return BuiltModel(
+        model=model, name=cfg.name, weights_source=source, init_kind=kind, norm=norm, has_masks=cfg.is_rcnn
+    )
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -28,7 +28,10 @@ def git_info(repo: Path | None = None) -> dict:
     commit = run("rev-parse", "HEAD")
     if commit is None:
         inside = run("rev-parse", "--is-inside-work-tree")
-        return {"commit": "no commits yet" if inside == "true" else "unknown (not a git checkout)", "dirty": None}
+        return {
+            "commit": "no commits yet" if inside == "true" else "unknown (not a git checkout)",
+            "dirty": None,
+        }
     status = run("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
@@ -49,13 +52,22 @@ def device_info(device: torch.device | str) -> dict:
     if device.type == "cuda" and torch.cuda.is_available():
         idx = device.index if device.index is not None else torch.cuda.current_device()
         props = torch.cuda.get_device_properties(idx)
-        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    cuda=torch.version.cuda, gpu_count=torch.cuda.device_count())
+        info.update(
+            gpu=props.name,
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            cuda=torch.version.cuda,
+            gpu_count=torch.cuda.device_count(),
+        )
     else:
         info["cpu"] = platform.processor() or platform.machine()
     return info
 
 
 def provenance(device: torch.device | str, **extra) -> dict:
-    return {"git": git_info(), "packages": package_versions(), "device": device_info(device),
-            "command": " ".join(sys.argv), **extra}
+    return {
+        "git": git_info(),
+        "packages": package_versions(),
+        "device": device_info(device),
+        "command": " ".join(sys.argv),
+        **extra,
+    }

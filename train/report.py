@@ -109,10 +109,14 @@ def training_curves_figure(log: dict[str, np.ndarray]) -> bytes | None:
     k = max(1, len(step) // 25)
     for ax, panel in zip(axes, panels, strict=True):
         if panel == "loss":
-            for key in sorted(c for c in log if c.startswith("loss") or c in ("classification", "bbox_regression")):
+            for key in sorted(
+                c for c in log if c.startswith("loss") or c in ("classification", "bbox_regression")
+            ):
                 y = log[key][ok]
                 if np.isfinite(y).all():
-                    ax.plot(step, _smooth(y, k), label=key.replace("loss_", ""), lw=2.2 if key == "loss" else 1.2)
+                    ax.plot(
+                        step, _smooth(y, k), label=key.replace("loss_", ""), lw=2.2 if key == "loss" else 1.2
+                    )
             ax.set_yscale("log")
             ax.set_title("training loss (smoothed)")
             ax.legend(fontsize=7)
@@ -122,7 +126,9 @@ def training_curves_figure(log: dict[str, np.ndarray]) -> bytes | None:
         elif panel == "domain":
             ax.plot(step, log["domain_acc"][ok], label="domain classifier accuracy", color="#4575b4")
             if "domain_acc_instance" in log:
-                ax.plot(step, log["domain_acc_instance"][ok], label="instance-level accuracy", color="#91bfdb")
+                ax.plot(
+                    step, log["domain_acc_instance"][ok], label="instance-level accuracy", color="#91bfdb"
+                )
             if "lambda" in log:
                 ax.plot(step, log["lambda"][ok], label="GRL lambda", color="#999999", ls="--")
             ax.axhline(0.5, color="#d73027", lw=0.8, ls=":", label="chance (aligned)")
@@ -158,9 +164,16 @@ def pr_curves_figure(block: dict, title: str) -> bytes | None:
     fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.6 * rows), squeeze=False)
     items = [(name, curves[name]) for name in order]
     if len(curves) > 1:
-        items.insert(0, ("all classes (mean)", {
-            "iou50": np.mean([c["iou50"] for c in curves.values()], axis=0),
-            "iou75": np.mean([c["iou75"] for c in curves.values()], axis=0)}))
+        items.insert(
+            0,
+            (
+                "all classes (mean)",
+                {
+                    "iou50": np.mean([c["iou50"] for c in curves.values()], axis=0),
+                    "iou75": np.mean([c["iou75"] for c in curves.values()], axis=0),
+                },
+            ),
+        )
     for ax, (name, c) in zip(axes.flat, items, strict=False):
         ax.plot(recall, c["iou50"], color="#1a9850", label="IoU 0.50")
         ax.plot(recall, c["iou75"], color="#4575b4", label="IoU 0.75")
@@ -170,13 +183,20 @@ def pr_curves_figure(block: dict, title: str) -> bytes | None:
         ax.set_ylim(0, 1.02)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(items):]:
+    for ax in list(axes.flat)[len(items) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7, loc="lower left")
     fig.supxlabel("recall", fontsize=9)
     fig.supylabel("precision", fontsize=9)
-    fig.suptitle(title + (f" - {len(order)} of {len(curves)} classes with the most objects"
-                          if len(curves) > len(order) else ""), fontsize=10)
+    fig.suptitle(
+        title
+        + (
+            f" - {len(order)} of {len(curves)} classes with the most objects"
+            if len(curves) > len(order)
+            else ""
+        ),
+        fontsize=10,
+    )
     fig.tight_layout()
     return _png(fig)
 
@@ -194,8 +214,9 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(union, 1e-9)
 
 
-def match_predictions(gt_by_image: dict[int, list[dict]], preds_by_image: dict[int, list[dict]],
-                      iou: float = 0.5) -> tuple[dict, float]:
+def match_predictions(
+    gt_by_image: dict[int, list[dict]], preds_by_image: dict[int, list[dict]], iou: float = 0.5
+) -> tuple[dict, float]:
     """Greedy per-image, per-class matching by descending score at bbox IoU >= `iou`.
 
     Returns ({image_id: (matched pred indices, matched gt indices)}, score threshold maximising F1).
@@ -209,10 +230,17 @@ def match_predictions(gt_by_image: dict[int, list[dict]], preds_by_image: dict[i
         used_gt, tp = set(), set()
         order = sorted(range(len(preds)), key=lambda i: -preds[i]["score"])
         if preds and gts:
-            ious = _box_iou(np.array([p["bbox"] for p in preds], float), np.array([g["bbox"] for g in gts], float))
+            ious = _box_iou(
+                np.array([p["bbox"] for p in preds], float), np.array([g["bbox"] for g in gts], float)
+            )
             for i in order:
-                cands = [(ious[i, j], j) for j in range(len(gts))
-                         if j not in used_gt and gts[j]["category_id"] == preds[i]["category_id"] and ious[i, j] >= iou]
+                cands = [
+                    (ious[i, j], j)
+                    for j in range(len(gts))
+                    if j not in used_gt
+                    and gts[j]["category_id"] == preds[i]["category_id"]
+                    and ious[i, j] >= iou
+                ]
                 if cands:
                     j = max(cands)[1]
                     used_gt.add(j)
@@ -266,7 +294,9 @@ def examples_figure(metrics: dict, eval_dir: Path, max_examples: int) -> tuple[b
     kept = {i: [p for p in preds_by_image.get(i, []) if p["score"] >= threshold] for i in ids}
     matches, _ = match_predictions(gt_by_image, kept)
     with_objects = [i for i in ids if gt_by_image[i] and source.image_path(i).is_file()]
-    picks = np.unique(np.linspace(0, len(with_objects) - 1, min(max_examples, len(with_objects))).round().astype(int))
+    picks = np.unique(
+        np.linspace(0, len(with_objects) - 1, min(max_examples, len(with_objects))).round().astype(int)
+    )
     chosen = [with_objects[k] for k in picks] if with_objects else []
     if not chosen:
         return None, "the evaluated images are not available on this machine"
@@ -280,8 +310,9 @@ def examples_figure(metrics: dict, eval_dir: Path, max_examples: int) -> tuple[b
         overlay = img.copy()
         for k, p in enumerate(kept[image_id]):
             if k in tp and "segmentation" in p:
-                m = mask_utils.decode({"size": p["segmentation"]["size"],
-                                       "counts": p["segmentation"]["counts"].encode("ascii")}).astype(bool)
+                m = mask_utils.decode(
+                    {"size": p["segmentation"]["size"], "counts": p["segmentation"]["counts"].encode("ascii")}
+                ).astype(bool)
                 overlay[m] = 0.55 * overlay[m] + 0.45 * np.array([0.1, 0.6, 0.3])
         ax.imshow(overlay)
         for j, g in enumerate(gt_by_image[image_id]):
@@ -293,24 +324,42 @@ def examples_figure(metrics: dict, eval_dir: Path, max_examples: int) -> tuple[b
             x, y, w, h = p["bbox"]
             kind = "tp" if k in tp else "fp"
             totals[kind] += 1
-            ax.add_patch(Rectangle((x, y), w, h, fill=False, ec=COLORS[kind], lw=1.6, ls="-" if kind == "tp" else "--"))
-            ax.text(x, y - 2, f"{names.get(p['category_id'], '?')[:18]} {p['score']:.2f}", fontsize=6, color="white",
-                    bbox={"facecolor": COLORS[kind], "alpha": 0.8, "pad": 1, "lw": 0})
+            ax.add_patch(
+                Rectangle((x, y), w, h, fill=False, ec=COLORS[kind], lw=1.6, ls="-" if kind == "tp" else "--")
+            )
+            ax.text(
+                x,
+                y - 2,
+                f"{names.get(p['category_id'], '?')[:18]} {p['score']:.2f}",
+                fontsize=6,
+                color="white",
+                bbox={"facecolor": COLORS[kind], "alpha": 0.8, "pad": 1, "lw": 0},
+            )
         ax.set_title(Path(source.images[image_id]["file_name"]).name[:40], fontsize=7)
         ax.axis("off")
-    for ax in list(axes.flat)[len(chosen):]:
+    for ax in list(axes.flat)[len(chosen) :]:
         ax.axis("off")
     from matplotlib.lines import Line2D
 
-    fig.legend(handles=[Line2D([], [], color=COLORS["tp"], lw=2, label="correct detection"),
-                        Line2D([], [], color=COLORS["fp"], lw=2, ls="--", label="false positive"),
-                        Line2D([], [], color=COLORS["miss"], lw=2.5, ls=":", label="missed object")],
-               loc="lower center", ncol=3, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.legend(
+        handles=[
+            Line2D([], [], color=COLORS["tp"], lw=2, label="correct detection"),
+            Line2D([], [], color=COLORS["fp"], lw=2, ls="--", label="false positive"),
+            Line2D([], [], color=COLORS["miss"], lw=2.5, ls=":", label="missed object"),
+        ],
+        loc="lower center",
+        ncol=3,
+        fontsize=9,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02),
+    )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
-    caption = (f"{len(chosen)} of {len(with_objects)} labelled images, detections with score >= {threshold:.2f} "
-               f"(the threshold that maximises F1 on this set, IoU 0.5). Green solid = correct detection "
-               f"({totals['tp']}), red dashed = false positive ({totals['fp']}), orange dotted = missed object "
-               f"({totals['miss']}); green tint = predicted mask of a correct detection.")
+    caption = (
+        f"{len(chosen)} of {len(with_objects)} labelled images, detections with score >= {threshold:.2f} "
+        f"(the threshold that maximises F1 on this set, IoU 0.5). Green solid = correct detection "
+        f"({totals['tp']}), red dashed = false positive ({totals['fp']}), orange dotted = missed object "
+        f"({totals['miss']}); green tint = predicted mask of a correct detection."
+    )
     return _png(fig, dpi=80, photo=True), caption
 
 
@@ -339,11 +388,21 @@ class _Doc:
         self.md.append(f"{text}\n")
 
     def table(self, header: list[str], rows: list[list[str]], cls: str = "") -> None:
-        self.html.append(f"<table class='{cls}'><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-                         + "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-                         + "</table>")
-        self.md.append("| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n"
-                       + "".join("| " + " | ".join(str(c).replace("|", "/") for c in r) + " |\n" for r in rows))
+        self.html.append(
+            f"<table class='{cls}'><tr>"
+            + "".join(f"<th>{html.escape(h)}</th>" for h in header)
+            + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+            + "</table>"
+        )
+        self.md.append(
+            "| "
+            + " | ".join(header)
+            + " |\n|"
+            + "---|" * len(header)
+            + "\n"
+            + "".join("| " + " | ".join(str(c).replace("|", "/") for c in r) + " |\n" for r in rows)
+        )
 
     def figure(self, name: str, png: bytes | None, caption: str = "") -> None:
         if png is None:
@@ -352,8 +411,10 @@ class _Doc:
             return
         self.images[name] = png
         b64 = base64.b64encode(png).decode("ascii")
-        self.html.append(f"<figure><img src='data:image/png;base64,{b64}' alt='{html.escape(name)}'/>"
-                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        self.html.append(
+            f"<figure><img src='data:image/png;base64,{b64}' alt='{html.escape(name)}'/>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
         self.md.append(f"![{name}]({self.files_dir.name}/{name}.png)\n\n{caption}\n")
 
     def pre(self, text: str) -> None:
@@ -389,7 +450,9 @@ def write_report(run_dir: str | Path, *, max_examples: int = 6) -> Path:
     log = _read_log(run / "log.csv")
     sets = _eval_sets(run)
     if not config_text and not sets:
-        raise ConfigError(run, "neither a training run (config.yaml) nor evaluations (eval/*/metrics.json) found")
+        raise ConfigError(
+            run, "neither a training run (config.yaml) nor evaluations (eval/*/metrics.json) found"
+        )
     import yaml
 
     cfg = yaml.safe_load(config_text) if config_text else {}
@@ -401,14 +464,21 @@ def write_report(run_dir: str | Path, *, max_examples: int = 6) -> Path:
 
     # Headline.
     doc.h(1, f"Detector report: {run.name}")
-    doc.p(f"{MODEL_TITLES.get(model_name, model_name)} · generated {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
-          "note")
+    doc.p(
+        f"{MODEL_TITLES.get(model_name, model_name)} · generated {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}",
+        "note",
+    )
     train_info = summary.get("train") or {}
-    parts = [f"{MODEL_TITLES.get(model_name, model_name)} trained for {steps} steps" if steps else
-             f"{MODEL_TITLES.get(model_name, model_name)}"]
+    parts = [
+        f"{MODEL_TITLES.get(model_name, model_name)} trained for {steps} steps"
+        if steps
+        else f"{MODEL_TITLES.get(model_name, model_name)}"
+    ]
     if train_info:
-        parts.append(f"on {train_info.get('images')} labelled images ({train_info.get('instances')} objects, "
-                     f"{len(train_info.get('instances_per_class', {}))} classes)")
+        parts.append(
+            f"on {train_info.get('images')} labelled images ({train_info.get('instances')} objects, "
+            f"{len(train_info.get('instances_per_class', {}))} classes)"
+        )
     if (summary.get("target") or {}).get("images"):
         parts.append(f"adapted with DANN to {summary['target']['images']} unlabelled target photos")
     headline = " ".join(parts) + "."
@@ -416,26 +486,37 @@ def write_report(run_dir: str | Path, *, max_examples: int = 6) -> Path:
     for name, m, _ in sets:
         seg = m.get("segm") or {}
         label = "held-out validation images" if name == "val" else name
-        results.append(f"{label}: box AP {_fmt(m['bbox']['AP'])} (AP50 {_fmt(m['bbox']['AP50'])})"
-                       + (f", mask AP {_fmt(seg.get('AP'))}" if seg else ""))
-    doc.p(headline + (" Results — " + "; ".join(results) + "." if results else " No evaluation yet."), "summary")
+        results.append(
+            f"{label}: box AP {_fmt(m['bbox']['AP'])} (AP50 {_fmt(m['bbox']['AP50'])})"
+            + (f", mask AP {_fmt(seg.get('AP'))}" if seg else "")
+        )
+    doc.p(
+        headline + (" Results — " + "; ".join(results) + "." if results else " No evaluation yet."), "summary"
+    )
     if str(weights).startswith("random init"):
-        doc.p("Trained from random initialisation (no pretrained weights were available): expect far lower accuracy "
-              "than a pretrained start; put torchvision's weight files in the torch hub cache or pass --weights.",
-              "warn")
+        doc.p(
+            "Trained from random initialisation (no pretrained weights were available): expect far lower accuracy "
+            "than a pretrained start; put torchvision's weight files in the torch hub cache or pass --weights.",
+            "warn",
+        )
 
     # Metrics.
     doc.h(2, "Accuracy (COCO metrics)")
-    doc.p("AP is COCO mAP averaged over IoU 0.50:0.95 (1.0 = perfect); AP50 / AP75 at one IoU; APs/m/l for small "
-          "(< 32² px), medium and large objects; AR100 the recall with 100 detections per image. "
-          "'n/a' = no object of that kind in the set.", "note")
+    doc.p(
+        "AP is COCO mAP averaged over IoU 0.50:0.95 (1.0 = perfect); AP50 / AP75 at one IoU; APs/m/l for small "
+        "(< 32² px), medium and large objects; AR100 the recall with 100 detections per image. "
+        "'n/a' = no object of that kind in the set.",
+        "note",
+    )
     rows = []
     for name, m, _ in sets:
         for kind in ("bbox", "segm"):
             block = m.get(kind)
             if block:
-                rows.append([name, "box" if kind == "bbox" else "mask", m.get("images"), m.get("gt_instances")]
-                            + [_fmt(block.get(c)) for c in METRIC_COLUMNS])
+                rows.append(
+                    [name, "box" if kind == "bbox" else "mask", m.get("images"), m.get("gt_instances")]
+                    + [_fmt(block.get(c)) for c in METRIC_COLUMNS]
+                )
     if rows:
         doc.table(["set", "type", "images", "objects", *METRIC_COLUMNS], rows)
     for name, m, _ in sets:
@@ -443,27 +524,46 @@ def write_report(run_dir: str | Path, *, max_examples: int = 6) -> Path:
         if m.get("segm") is None and m.get("segm_skipped"):
             notes.append(f"mask AP not computed: {m['segm_skipped']}")
         if m.get("class_agnostic"):
-            notes.append(f"class-agnostic: every category counted as '{m['class_names'][0] if len(m['class_names']) == 1 else m['mapping']['class_names'][0]}'")
+            notes.append(
+                f"class-agnostic: every category counted as '{m['class_names'][0] if len(m['class_names']) == 1 else m['mapping']['class_names'][0]}'"
+            )
         elif m.get("mapping", {}).get("unmapped"):
             um = m["mapping"]["unmapped"]
-            notes.append(f"{len(um)} categor{'y' if len(um) == 1 else 'ies'} the model does not know left out "
-                         f"({', '.join(um[:6])}{' ...' if len(um) > 6 else ''}; {m.get('gt_left_out', 0)} objects)")
+            notes.append(
+                f"{len(um)} categor{'y' if len(um) == 1 else 'ies'} the model does not know left out "
+                f"({', '.join(um[:6])}{' ...' if len(um) > 6 else ''}; {m.get('gt_left_out', 0)} objects)"
+            )
         if notes:
             doc.p(f"{name}: " + "; ".join(notes) + ".", "note")
 
     for name, m, eval_dir in sets:
         doc.h(2, f"Set '{name}'" + (" (held-out images of the training data)" if name == "val" else ""))
-        doc.p(f"{m.get('images')} images from {m.get('data')}; checkpoint step {m.get('step')}; "
-              f"{m.get('predictions')} detections; inference {_fmt(m.get('images_per_s'), 1)} images/s "
-              f"on {m.get('device', '?')}.", "note")
+        doc.p(
+            f"{m.get('images')} images from {m.get('data')}; checkpoint step {m.get('step')}; "
+            f"{m.get('predictions')} detections; inference {_fmt(m.get('images_per_s'), 1)} images/s "
+            f"on {m.get('device', '?')}.",
+            "note",
+        )
         seg = m.get("segm") or {}
-        doc.table(["class", "objects", "box AP", "box AP50", "mask AP", "mask AP50"],
-                  [[c, v["gt"], _fmt(v["AP"]), _fmt(v["AP50"]),
+        doc.table(
+            ["class", "objects", "box AP", "box AP50", "mask AP", "mask AP50"],
+            [
+                [
+                    c,
+                    v["gt"],
+                    _fmt(v["AP"]),
+                    _fmt(v["AP50"]),
                     _fmt(seg.get("per_class", {}).get(c, {}).get("AP")) if seg else "-",
-                    _fmt(seg.get("per_class", {}).get(c, {}).get("AP50")) if seg else "-"]
-                   for c, v in m["bbox"]["per_class"].items()])
-        doc.figure(f"pr_{name}_bbox", pr_curves_figure(m["bbox"], f"{name}: box precision-recall"),
-                   "Precision-recall per class (COCOeval, all object sizes, up to 100 detections per image).")
+                    _fmt(seg.get("per_class", {}).get(c, {}).get("AP50")) if seg else "-",
+                ]
+                for c, v in m["bbox"]["per_class"].items()
+            ],
+        )
+        doc.figure(
+            f"pr_{name}_bbox",
+            pr_curves_figure(m["bbox"], f"{name}: box precision-recall"),
+            "Precision-recall per class (COCOeval, all object sizes, up to 100 detections per image).",
+        )
         if seg:
             doc.figure(f"pr_{name}_segm", pr_curves_figure(seg, f"{name}: mask precision-recall"), "")
         png, caption = examples_figure(m, eval_dir, max_examples)
@@ -475,14 +575,19 @@ def write_report(run_dir: str | Path, *, max_examples: int = 6) -> Path:
         fig = training_curves_figure(log)
         cap = "Loss terms (log scale), learning rate"
         if "domain_acc" in log:
-            cap += ("; domain-classifier accuracy: 1.0 means synthetic and real features are trivially separable, "
-                    "0.5 (chance) means they are aligned")
+            cap += (
+                "; domain-classifier accuracy: 1.0 means synthetic and real features are trivially separable, "
+                "0.5 (chance) means they are aligned"
+            )
         doc.figure("training_curves", fig, cap + ".")
         if "images_per_s" in log:
             ips = log["images_per_s"][np.isfinite(log["images_per_s"])]
             wait = log.get("data_wait_frac", np.array([np.nan]))
-            doc.p(f"Throughput {np.median(ips):.1f} images/s (median over log intervals); the loop waited for data "
-                  f"{100 * np.nanmedian(wait):.0f}% of the time.", "note")
+            doc.p(
+                f"Throughput {np.median(ips):.1f} images/s (median over log intervals); the loop waited for data "
+                f"{100 * np.nanmedian(wait):.0f}% of the time.",
+                "note",
+            )
 
     # Data.
     doc.h(2, "Data")
@@ -490,20 +595,36 @@ def write_report(run_dir: str | Path, *, max_examples: int = 6) -> Path:
     for role in ("train", "val"):
         s = summary.get(role)
         if s and "instances_per_class" in s:
-            drows.append([role, s["images"], s["instances"], s["instances_per_image"],
-                          f"{s['width_range'][0]}-{s['width_range'][1]} x {s['height_range'][0]}-{s['height_range'][1]}",
-                          "yes" if s["has_masks"] else "no", s["path"]])
+            drows.append(
+                [
+                    role,
+                    s["images"],
+                    s["instances"],
+                    s["instances_per_image"],
+                    f"{s['width_range'][0]}-{s['width_range'][1]} x {s['height_range'][0]}-{s['height_range'][1]}",
+                    "yes" if s["has_masks"] else "no",
+                    s["path"],
+                ]
+            )
         elif s:
             drows.append([role, s.get("images"), "", "", "", "", s.get("path")])
     if (summary.get("target") or {}).get("images"):
-        drows.append(["target (unlabelled)", summary["target"]["images"], "", "", "", "", summary["target"]["path"]])
+        drows.append(
+            ["target (unlabelled)", summary["target"]["images"], "", "", "", "", summary["target"]["path"]]
+        )
     if drows:
         doc.table(["set", "images", "objects", "objects/image", "size (px)", "masks", "path"], drows)
     if train_info.get("instances_per_class"):
-        doc.table(["class", "training objects"], [[c, n] for c, n in train_info["instances_per_class"].items()])
+        doc.table(
+            ["class", "training objects"], [[c, n] for c, n in train_info["instances_per_class"].items()]
+        )
         mp = train_info.get("mapping", {})
-        doc.p(f"Category mapping: {mp.get('mode')}" + (f"; dropped: {', '.join(mp['unmapped'])}" if mp.get("unmapped") else "")
-              + (f". Training ran {summary.get('epochs')} epochs." if summary.get("epochs") else "."), "note")
+        doc.p(
+            f"Category mapping: {mp.get('mode')}"
+            + (f"; dropped: {', '.join(mp['unmapped'])}" if mp.get("unmapped") else "")
+            + (f". Training ran {summary.get('epochs')} epochs." if summary.get("epochs") else "."),
+            "note",
+        )
 
     # Provenance.
     doc.h(2, "Provenance")
@@ -512,15 +633,32 @@ def write_report(run_dir: str | Path, *, max_examples: int = 6) -> Path:
     prow = [
         ["model", MODEL_TITLES.get(model_name, model_name)],
         ["weights", weights],
-        ["git commit", f"{git.get('commit', 'unknown')}" + (" (uncommitted changes)" if git.get("dirty") else "")],
-        ["device", f"{device.get('gpu') or device.get('cpu', '')} ({device.get('device', '?')})"
-                   + (f" x{prov['world_size']} processes" if prov.get("world_size", 1) > 1 else "")],
+        [
+            "git commit",
+            f"{git.get('commit', 'unknown')}" + (" (uncommitted changes)" if git.get("dirty") else ""),
+        ],
+        [
+            "device",
+            f"{device.get('gpu') or device.get('cpu', '')} ({device.get('device', '?')})"
+            + (f" x{prov['world_size']} processes" if prov.get("world_size", 1) > 1 else ""),
+        ],
         ["precision", f"AMP {prov.get('amp', '?')}, channels_last {prov.get('channels_last', '?')}"],
-        ["normalisation", {"group": "GroupNorm", "batch": "BatchNorm", "frozen_batch": "frozen BatchNorm",
-                           "none": "none"}.get(prov.get("norm"), prov.get("norm", "?"))],
+        [
+            "normalisation",
+            {
+                "group": "GroupNorm",
+                "batch": "BatchNorm",
+                "frozen_batch": "frozen BatchNorm",
+                "none": "none",
+            }.get(prov.get("norm"), prov.get("norm", "?")),
+        ],
         ["seed", prov.get("seed", cfg.get("seed", "?"))],
-        ["parameters", f"{prov.get('parameters', 0) / 1e6:.1f} M ({prov.get('trainable_parameters', 0) / 1e6:.1f} M trainable)"
-                       if prov.get("parameters") else "?"],
+        [
+            "parameters",
+            f"{prov.get('parameters', 0) / 1e6:.1f} M ({prov.get('trainable_parameters', 0) / 1e6:.1f} M trainable)"
+            if prov.get("parameters")
+            else "?",
+        ],
         ["augmentation", ", ".join(prov.get("augment") or []) or "none"],
         ["packages", ", ".join(f"{k} {v}" for k, v in (prov.get("packages") or {}).items())],
         ["command", prov.get("command", "?")],
@@ -531,9 +669,13 @@ def write_report(run_dir: str | Path, *, max_examples: int = 6) -> Path:
         doc.pre(config_text)
 
     # Write: HTML self-contained; Markdown with its figures beside it.
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>"
-            + html.escape(f"simreal report {run.name}") + f"</title><style>{CSS}</style></head><body>"
-            + "\n".join(doc.html) + "</body></html>\n")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>"
+        + html.escape(f"simreal report {run.name}")
+        + f"</title><style>{CSS}</style></head><body>"
+        + "\n".join(doc.html)
+        + "</body></html>\n"
+    )
     for name, png in doc.images.items():
         atomic_write_bytes(files_dir / f"{name}.png", png)
     atomic_write_text(run / "report.md", "\n".join(doc.md))

@@ -45,7 +45,11 @@ class Split:
     groups: int  # distinct photos the images came from
 
     def describe(self) -> dict:
-        return {"train_images": len(self.train_ids), "test_images": len(self.test_ids), "photo_groups": self.groups}
+        return {
+            "train_images": len(self.train_ids),
+            "test_images": len(self.test_ids),
+            "photo_groups": self.groups,
+        }
 
 
 def split_by_photo(source: CocoSource, test_fraction: float, seed: int) -> Split:
@@ -86,8 +90,11 @@ def write_subset(source: CocoSource, image_ids: Iterable[int], path: str | Path,
     if note:
         info["note"] = note
     out = Path(path)
-    atomic_write_json(out, {"info": info, "images": images, "annotations": anns, "categories": source.categories},
-                      indent=None)
+    atomic_write_json(
+        out,
+        {"info": info, "images": images, "annotations": anns, "categories": source.categories},
+        indent=None,
+    )
     return out
 
 
@@ -108,8 +115,10 @@ def thumbnail_signature(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
-        grey = np.asarray(im.convert("L").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR),
-                          dtype=np.float64).ravel()
+        grey = np.asarray(
+            im.convert("L").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BILINEAR),
+            dtype=np.float64,
+        ).ravel()
     grey -= grey.mean()
     norm = np.linalg.norm(grey)
     return grey / norm if norm > 0 else grey
@@ -119,8 +128,12 @@ def _paths(source: CocoSource, ids: Sequence[int] | None) -> list[Path]:
     return [source.image_path(i) for i in (sorted(source.images) if ids is None else ids)]
 
 
-def overlap_report(train: CocoSource, test: CocoSource, train_ids: Sequence[int] | None = None,
-                   test_ids: Sequence[int] | None = None) -> dict:
+def overlap_report(
+    train: CocoSource,
+    test: CocoSource,
+    train_ids: Sequence[int] | None = None,
+    test_ids: Sequence[int] | None = None,
+) -> dict:
     """Compare a training and a test selection: shared photos, identical files, near-identical pictures.
 
     Returns counts and up to 10 example pairs of each; ``leak`` is True when anything is shared."""
@@ -171,12 +184,18 @@ def assert_no_leak(report: dict, where: str | Path) -> None:
         parts.append(f"{report['same_files_count']} files are in both")
     if report["identical_files_count"]:
         a, b = report["identical_files"][0]
-        parts.append(f"{report['identical_files_count']} identical files (e.g. {Path(b).name} = {Path(a).name})")
+        parts.append(
+            f"{report['identical_files_count']} identical files (e.g. {Path(b).name} = {Path(a).name})"
+        )
     if report["shared_photo_groups_count"]:
-        parts.append(f"{report['shared_photo_groups_count']} photos have copies on both sides "
-                     f"(e.g. {report['shared_photo_groups'][0]})")
+        parts.append(
+            f"{report['shared_photo_groups_count']} photos have copies on both sides "
+            f"(e.g. {report['shared_photo_groups'][0]})"
+        )
     if report["near_duplicates_count"]:
         a, b, d = report["near_duplicates"][0]
-        parts.append(f"{report['near_duplicates_count']} near-identical pictures (e.g. {Path(b).name} ~ "
-                     f"{Path(a).name}, thumbnail correlation {d})")
+        parts.append(
+            f"{report['near_duplicates_count']} near-identical pictures (e.g. {Path(b).name} ~ "
+            f"{Path(a).name}, thumbnail correlation {d})"
+        )
     raise DataError(where, "test images leak into training: " + "; ".join(parts))

@@ -52,8 +52,13 @@ class ProceduralAsset:
     def record(self, sku_id: str) -> SkuRecord:
         """The catalog record for this asset (the caller writes ``mesh.export(file_type="glb")``)."""
         return SkuRecord(
-            id=sku_id, name=self.name, category=self.category, supercategory=self.supercategory,
-            size_m=self.size_m, material=self.material, symmetry=self.symmetry,
+            id=sku_id,
+            name=self.name,
+            category=self.category,
+            supercategory=self.supercategory,
+            size_m=self.size_m,
+            material=self.material,
+            symmetry=self.symmetry,
             symmetry_order=self.symmetry_order,
             source=Source(kind="procedural", generator=self.kind, seed=self.seed),
         )
@@ -62,8 +67,17 @@ class ProceduralAsset:
 Generator = Callable[[np.random.Generator, int], ProceduralAsset]
 
 RETAIL_KINDS: tuple[str, ...] = ("box", "can", "bottle", "jar", "carton", "pouch", "tube")
-INDUSTRIAL_KINDS: tuple[str, ...] = ("hex_bolt", "hex_nut", "washer", "wood_screw", "drywall_screw",
-                                     "socket_cap_screw", "spur_gear", "l_bracket", "pipe_fitting")
+INDUSTRIAL_KINDS: tuple[str, ...] = (
+    "hex_bolt",
+    "hex_nut",
+    "washer",
+    "wood_screw",
+    "drywall_screw",
+    "socket_cap_screw",
+    "spur_gear",
+    "l_bracket",
+    "pipe_fitting",
+)
 ALL_KINDS: tuple[str, ...] = RETAIL_KINDS + INDUSTRIAL_KINDS
 
 
@@ -75,7 +89,9 @@ def _generators() -> dict[str, Generator]:
 
 def kind_rng(kind: str, seed: int) -> np.random.Generator:
     """The random stream for (kind, seed); salted by the kind so 'can' 7 and 'box' 7 are unrelated."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, zlib.crc32(kind.encode())]))
+    return np.random.default_rng(
+        np.random.SeedSequence([int(seed) & 0xFFFFFFFFFFFFFFFF, zlib.crc32(kind.encode())])
+    )
 
 
 def generate_asset(kind: str, seed: int) -> ProceduralAsset:
@@ -92,10 +108,14 @@ def default_library(n_retail: int, n_industrial: int, seed: int) -> list[tuple[s
     """(kind, seed) pairs cycling over all retail then all industrial kinds. Item seeds come from
     ``seed`` and the item's position, so growing a library keeps its existing items unchanged."""
     if n_retail < 0 or n_industrial < 0:
-        raise AssetError("procedural", f"library sizes must be >= 0, got {n_retail} retail, {n_industrial} industrial")
+        raise AssetError(
+            "procedural", f"library sizes must be >= 0, got {n_retail} retail, {n_industrial} industrial"
+        )
     out: list[tuple[str, int]] = []
     for group, kinds, n in ((0, RETAIL_KINDS, n_retail), (1, INDUSTRIAL_KINDS, n_industrial)):
         for i in range(n):
-            item_seed = int(np.random.SeedSequence([int(seed), group, i]).generate_state(1, dtype=np.uint32)[0])
+            item_seed = int(
+                np.random.SeedSequence([int(seed), group, i]).generate_state(1, dtype=np.uint32)[0]
+            )
             out.append((kinds[i % len(kinds)], item_seed))
     return out

@@ -41,6 +41,7 @@ ISO_THREAD = ((0.0, 0.0), (0.1667, 0.0), (0.5208, 1.0), (0.6458, 1.0))  # (fract
 
 # ---- shared helpers --------------------------------------------------------------------------------------
 
+
 def _pick(rng: np.random.Generator, options):
     return options[int(rng.integers(len(options)))]
 
@@ -51,13 +52,31 @@ def _finish(rng: np.random.Generator, weights: dict[str, float]) -> Finish:
     return METALS[names[int(rng.choice(len(names), p=p / p.sum()))]].varied(rng)
 
 
-def _part(kind: str, seed: int, name: str, category: str, soup: Soup, finish: Finish, symmetry: str,
-          order: int | None, crease: float = CREASE_DEG) -> ProceduralAsset:
+def _part(
+    kind: str,
+    seed: int,
+    name: str,
+    category: str,
+    soup: Soup,
+    finish: Finish,
+    symmetry: str,
+    order: int | None,
+    crease: float = CREASE_DEG,
+) -> ProceduralAsset:
     pts = soup.arrays()[0].reshape(-1, 3)
     size = float(np.max(pts.max(axis=0) - pts.min(axis=0)))
     mesh = assemble(soup, finish.pbr_material(), crease_deg=crease, uv_size=size)
-    return ProceduralAsset(mesh=mesh, name=name, category=category, supercategory="industrial", kind=kind,
-                           material=finish.hints(), symmetry=symmetry, symmetry_order=order, seed=seed)
+    return ProceduralAsset(
+        mesh=mesh,
+        name=name,
+        category=category,
+        supercategory="industrial",
+        kind=kind,
+        material=finish.hints(),
+        symmetry=symmetry,
+        symmetry_order=order,
+        seed=seed,
+    )
 
 
 def hex_radius(phi: np.ndarray, across_flats: float) -> np.ndarray:
@@ -68,6 +87,7 @@ def hex_radius(phi: np.ndarray, across_flats: float) -> np.ndarray:
 
 def cross_radius(phi: np.ndarray, arm: float, half_width: float, hub: float) -> np.ndarray:
     """Radial extent of a '+' recess (two slots of half-length ``arm``) with a round centre ``hub``."""
+
     def slot(psi):
         c, s = np.abs(np.cos(psi)), np.abs(np.sin(psi))
         return np.minimum(arm / np.maximum(c, 1e-9), half_width / np.maximum(s, 1e-9))
@@ -90,8 +110,15 @@ class PolarGrid:
         self._r.append(np.broadcast_to(np.asarray(r, dtype=np.float64), (self.n + 1,)).copy())
         self._z.append(np.broadcast_to(np.asarray(z, dtype=np.float64), (self.n + 1,)).copy())
 
-    def add_thread(self, pitch: float, z_lo: float, z_hi: float, r_fn: Callable, profile=ISO_THREAD,
-                   downward: bool = False) -> None:
+    def add_thread(
+        self,
+        pitch: float,
+        z_lo: float,
+        z_hi: float,
+        r_fn: Callable,
+        profile=ISO_THREAD,
+        downward: bool = False,
+    ) -> None:
         """Helical rows over [z_lo, z_hi]: row k of turn i sits at z = pitch * (i + f_k + column/n),
         clamped to the interval; ``r_fn(z, h)`` gives the radius for thread height h in [0, 1] and must
         not depend on h at z_lo and z_hi, so clamped rows collapse onto one circle."""
@@ -116,6 +143,7 @@ def _standard_length(rng: np.random.Generator, lo: float, hi: float) -> int:
 
 
 # ---- hex bolt, socket cap screw ----------------------------------------------------------------------------
+
 
 def _metric_shank(g: PolarGrid, d: float, pitch: float, L: float, b: float) -> None:
     """Chamfered end, ISO thread over the last ``b`` metres with a one-pitch runout, plain shank to L."""
@@ -156,8 +184,16 @@ def make_hex_bolt(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     g.to_soup(soup)
     fin = _finish(rng, {"zinc": 0.35, "steel": 0.25, "stainless": 0.2, "black_oxide": 0.1, "brass": 0.1})
     full = "fully threaded " if b >= L else ""
-    return _part("hex_bolt", seed, f"M{size}x{L_mm} {full}hex bolt, {fin.name.replace('_', ' ')}", "bolt", soup,
-                 fin, "discrete", 6)
+    return _part(
+        "hex_bolt",
+        seed,
+        f"M{size}x{L_mm} {full}hex bolt, {fin.name.replace('_', ' ')}",
+        "bolt",
+        soup,
+        fin,
+        "discrete",
+        6,
+    )
 
 
 def make_socket_cap_screw(rng: np.random.Generator, seed: int) -> ProceduralAsset:
@@ -186,11 +222,20 @@ def make_socket_cap_screw(rng: np.random.Generator, seed: int) -> ProceduralAsse
     soup = Soup()
     g.to_soup(soup)
     fin = _finish(rng, {"black_oxide": 0.6, "stainless": 0.3, "zinc": 0.1})
-    return _part("socket_cap_screw", seed, f"M{size}x{L_mm} socket head cap screw, {fin.name.replace('_', ' ')}",
-                 "screw", soup, fin, "discrete", 6)
+    return _part(
+        "socket_cap_screw",
+        seed,
+        f"M{size}x{L_mm} socket head cap screw, {fin.name.replace('_', ' ')}",
+        "screw",
+        soup,
+        fin,
+        "discrete",
+        6,
+    )
 
 
 # ---- nut, washer --------------------------------------------------------------------------------------------
+
 
 def make_hex_nut(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     """Hex nut (ISO 4032 across flats, DIN 934 height): 30-degree chamfers both sides, 120-degree
@@ -222,7 +267,9 @@ def make_hex_nut(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     soup = Soup()
     g.to_soup(soup, closed=True)
     fin = _finish(rng, {"zinc": 0.35, "steel": 0.25, "stainless": 0.2, "brass": 0.1, "black_oxide": 0.1})
-    return _part("hex_nut", seed, f"M{size} hex nut, {fin.name.replace('_', ' ')}", "nut", soup, fin, "discrete", 6)
+    return _part(
+        "hex_nut", seed, f"M{size} hex nut, {fin.name.replace('_', ' ')}", "nut", soup, fin, "discrete", 6
+    )
 
 
 def make_washer(rng: np.random.Generator, seed: int) -> ProceduralAsset:
@@ -240,14 +287,24 @@ def make_washer(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     soup = Soup()
     g.to_soup(soup, closed=True)
     fin = _finish(rng, {"zinc": 0.4, "steel": 0.25, "stainless": 0.25, "brass": 0.1})
-    return _part("washer", seed, f"M{size} flat washer, {fin.name.replace('_', ' ')}", "washer", soup, fin,
-                 "cylindrical", None)
+    return _part(
+        "washer",
+        seed,
+        f"M{size} flat washer, {fin.name.replace('_', ' ')}",
+        "washer",
+        soup,
+        fin,
+        "cylindrical",
+        None,
+    )
 
 
 # ---- wood and drywall screws -------------------------------------------------------------------------------
 
-def _screw_thread(g: PolarGrid, d: float, pitch: float, core: float, b: float, r_shank: float, tip: float,
-                  profile) -> None:
+
+def _screw_thread(
+    g: PolarGrid, d: float, pitch: float, core: float, b: float, r_shank: float, tip: float, profile
+) -> None:
     """A gimlet point: core and thread both grow from zero over ``tip``, thread runs out at ``b``."""
     depth = d / 2 - core
 
@@ -289,8 +346,9 @@ def make_wood_screw(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     b = L if L_mm < 30 else 0.6 * L
     head_h = (dk / 2 - r_shank) / np.tan(np.radians(45))
     g = PolarGrid()
-    _screw_thread(g, d, pitch, core, min(b, L - head_h), r_shank, 1.6 * d,
-                  _sharp_profile(d / 2 - core, pitch, 22))
+    _screw_thread(
+        g, d, pitch, core, min(b, L - head_h), r_shank, 1.6 * d, _sharp_profile(d / 2 - core, pitch, 22)
+    )
     g.add(r_shank, L - head_h)
     g.add(dk / 2, L - 0.25 * MM)
     g.add(dk / 2, L)
@@ -298,8 +356,16 @@ def make_wood_screw(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     soup = Soup()
     g.to_soup(soup)
     fin = _finish(rng, {"zinc": 0.5, "brass": 0.2, "stainless": 0.2, "steel": 0.1})
-    return _part("wood_screw", seed, f"{d_mm}x{L_mm} countersunk wood screw, {fin.name.replace('_', ' ')}", "screw",
-                 soup, fin, "discrete", 4)
+    return _part(
+        "wood_screw",
+        seed,
+        f"{d_mm}x{L_mm} countersunk wood screw, {fin.name.replace('_', ' ')}",
+        "screw",
+        soup,
+        fin,
+        "discrete",
+        4,
+    )
 
 
 def make_drywall_screw(rng: np.random.Generator, seed: int) -> ProceduralAsset:
@@ -316,8 +382,9 @@ def make_drywall_screw(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     r_shank = core * 1.06
     head_h = 0.45 * dk
     g = PolarGrid()
-    _screw_thread(g, d, pitch, core, L - head_h - 1.5 * MM, r_shank, 1.4 * d,
-                  _sharp_profile(d / 2 - core, pitch, 20))
+    _screw_thread(
+        g, d, pitch, core, L - head_h - 1.5 * MM, r_shank, 1.4 * d, _sharp_profile(d / 2 - core, pitch, 20)
+    )
     z0 = L - head_h
     u = np.linspace(0.0, 1.0, 9)
     for ui in u:  # bugle: tangent to the shank, flaring to the rim
@@ -329,11 +396,20 @@ def make_drywall_screw(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     g.to_soup(soup)
     fin = _finish(rng, {"black_oxide": 0.85, "zinc": 0.15})
     kind = "coarse" if coarse else "fine"
-    return _part("drywall_screw", seed, f"{d_mm}x{L_mm} {kind} thread drywall screw, {fin.name.replace('_', ' ')}",
-                 "screw", soup, fin, "discrete", 4)
+    return _part(
+        "drywall_screw",
+        seed,
+        f"{d_mm}x{L_mm} {kind} thread drywall screw, {fin.name.replace('_', ' ')}",
+        "screw",
+        soup,
+        fin,
+        "discrete",
+        4,
+    )
 
 
 # ---- spur gear --------------------------------------------------------------------------------------------
+
 
 def involute_outline(module: float, teeth: int, pressure_deg: float = 20.0, flank_pts: int = 8) -> np.ndarray:
     """(N, 2) counter-clockwise outline of a standard spur gear (addendum m, dedendum 1.25 m) with
@@ -387,14 +463,18 @@ def make_spur_gear(rng: np.random.Generator, seed: int) -> ProceduralAsset:
 
     soup = Soup()
     outer = np.asarray(outline)
-    side = np.stack([np.column_stack([outer, np.zeros(len(outer))]),
-                     np.column_stack([outer, np.full(len(outer), face)])], axis=0)
+    side = np.stack(
+        [np.column_stack([outer, np.zeros(len(outer))]), np.column_stack([outer, np.full(len(outer), face)])],
+        axis=0,
+    )
     side = np.concatenate([side, side[:, :1]], axis=1)  # close the loop
     soup.add_grid(side)
     _, c, s = ring(COLS)
     circle = lambda r, z: np.column_stack([r * c[:-1], r * s[:-1], np.full(COLS, z)])  # noqa: E731
     soup.add_polygon(np.column_stack([outer, np.zeros(len(outer))]), (0, 0, -1), holes=[circle(r_bore, 0.0)])
-    soup.add_polygon(np.column_stack([outer, np.full(len(outer), face)]), (0, 0, 1), holes=[circle(r_hub, face)])
+    soup.add_polygon(
+        np.column_stack([outer, np.full(len(outer), face)]), (0, 0, 1), holes=[circle(r_hub, face)]
+    )
     g = PolarGrid(COLS)
     if hub:
         g.add(r_hub, face)
@@ -406,11 +486,21 @@ def make_spur_gear(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     g.to_soup(soup)  # hub wall up, hub top inward, bore down: the revolve rule faces the bore inward
     fin = _finish(rng, {"steel": 0.5, "brass": 0.35, "black_oxide": 0.15})
     mod = f"{module / MM:g}"
-    return _part("spur_gear", seed, f"module {mod} spur gear, {teeth} teeth, {fin.name.replace('_', ' ')}", "gear",
-                 soup, fin, "discrete", teeth, crease=40.0)
+    return _part(
+        "spur_gear",
+        seed,
+        f"module {mod} spur gear, {teeth} teeth, {fin.name.replace('_', ' ')}",
+        "gear",
+        soup,
+        fin,
+        "discrete",
+        teeth,
+        crease=40.0,
+    )
 
 
 # ---- bracket and pipe fitting (boolean-built) --------------------------------------------------------------
+
 
 def _manifold_difference(a: trimesh.Trimesh, cutters: list[trimesh.Trimesh]) -> trimesh.Trimesh:
     return trimesh.boolean.difference([a, *cutters], engine="manifold")
@@ -432,22 +522,35 @@ def make_l_bracket(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     body = trimesh.creation.extrude_polygon(Polygon(prof), w)
     rot = np.array([[1, 0, 0, 0], [0, 0, -1, w / 2], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.float64)
     body.apply_transform(rot)  # profile (x, z) in the XZ plane, width along Y centred
-    hole_d = _pick(rng, [h for h in (4.5, 5.5, 6.6, 9.0, 11.0) if h * MM < 0.6 * min(w, a - ro, bh - ro)] or [4.5]) * MM
+    hole_d = (
+        _pick(rng, [h for h in (4.5, 5.5, 6.6, 9.0, 11.0) if h * MM < 0.6 * min(w, a - ro, bh - ro)] or [4.5])
+        * MM
+    )
     n_holes = 2 if w > 4.5 * hole_d else 1
     ys = [0.0] if n_holes == 1 else [-w / 4, w / 4]
     cutters = []
     xc = ro + (a - ro) * rng.uniform(0.45, 0.65)
     for y in ys:
-        cutters.append(trimesh.creation.cylinder(hole_d / 2, 4 * t, sections=32,
-                                                 transform=trimesh.transformations.translation_matrix([xc, y, t / 2])))
+        cutters.append(
+            trimesh.creation.cylinder(
+                hole_d / 2,
+                4 * t,
+                sections=32,
+                transform=trimesh.transformations.translation_matrix([xc, y, t / 2]),
+            )
+        )
     zc = ro + (bh - ro) * rng.uniform(0.45, 0.65)
     slotted = rng.random() < 0.4
     to_x = trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
     for y in ys:
         if slotted:
             slot_len = min(2.5 * hole_d, 0.4 * (bh - ro))
-            stadium = Point(0, -slot_len / 2).buffer(hole_d / 2, 12).union(
-                Point(0, slot_len / 2).buffer(hole_d / 2, 12)).convex_hull
+            stadium = (
+                Point(0, -slot_len / 2)
+                .buffer(hole_d / 2, 12)
+                .union(Point(0, slot_len / 2).buffer(hole_d / 2, 12))
+                .convex_hull
+            )
             cut = trimesh.creation.extrude_polygon(stadium, 4 * t)
             # extrusion (u, v, w) -> (x = w through the leg, y = u, z = v): a proper rotation, no flip
             m = np.array([[0, 0, 1, -1.5 * t], [1, 0, 0, y], [0, 1, 0, zc], [0, 0, 0, 1]], dtype=np.float64)
@@ -461,9 +564,17 @@ def make_l_bracket(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     soup.add_mesh(part)
     fin = _finish(rng, {"zinc": 0.5, "stainless": 0.3, "steel": 0.2})
     holes = "slotted " if slotted else ""
-    return _part("l_bracket", seed,
-                 f"{a / MM:.0f}x{bh / MM:.0f}x{w / MM:.0f} mm angle bracket with {holes}holes, {fin.name.replace('_', ' ')}",
-                 "bracket", soup, fin, "mirror", None, crease=40.0)
+    return _part(
+        "l_bracket",
+        seed,
+        f"{a / MM:.0f}x{bh / MM:.0f}x{w / MM:.0f} mm angle bracket with {holes}holes, {fin.name.replace('_', ' ')}",
+        "bracket",
+        soup,
+        fin,
+        "mirror",
+        None,
+        crease=40.0,
+    )
 
 
 PIPE_OD_MM = (15.0, 22.0, 28.0)
@@ -502,10 +613,16 @@ def make_pipe_fitting(rng: np.random.Generator, seed: int) -> ProceduralAsset:
         total = 2 * ls + np.pi / 2 * rb
         sw = 1.2 * MM  # swage length
         bend = np.linspace(ls, ls + np.pi / 2 * rb, 25)[1:-1]
-        outer = ([(0.0, r_sock_out), (sock, r_sock_out), (sock + sw, r_body)] + [(s, r_body) for s in bend]
-                 + [(total - sock - sw, r_body), (total - sock, r_sock_out), (total, r_sock_out)])
-        inner = ([(total, r_sock_in), (total - sock, r_sock_in), (total - sock, r_bore)]
-                 + [(s, r_bore) for s in bend[::-1]] + [(sock, r_bore), (sock, r_sock_in), (0.0, r_sock_in)])
+        outer = (
+            [(0.0, r_sock_out), (sock, r_sock_out), (sock + sw, r_body)]
+            + [(s, r_body) for s in bend]
+            + [(total - sock - sw, r_body), (total - sock, r_sock_out), (total, r_sock_out)]
+        )
+        inner = (
+            [(total, r_sock_in), (total - sock, r_sock_in), (total - sock, r_bore)]
+            + [(s, r_bore) for s in bend[::-1]]
+            + [(sock, r_bore), (sock, r_sock_in), (0.0, r_sock_in)]
+        )
         loop = np.array(outer + inner + [outer[0]])  # closed, counter-clockwise in (s, rho)
         _, c, s_ = ring(COLS)
         grid = _sweep_point(loop[:, 0], loop[:, 1], c, s_, ls, rb)
@@ -521,23 +638,44 @@ def make_pipe_fitting(rng: np.random.Generator, seed: int) -> ProceduralAsset:
                 m = m @ trimesh.transformations.rotation_matrix(np.pi / 2, [0, 1, 0])
             elif axis == "y":
                 m = m @ trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0])
-            return trimesh.creation.cylinder(r, length, sections=COLS, transform=m @ trimesh.transformations
-                                             .translation_matrix([0, 0, length / 2]))
+            return trimesh.creation.cylinder(
+                r,
+                length,
+                sections=COLS,
+                transform=m @ trimesh.transformations.translation_matrix([0, 0, length / 2]),
+            )
 
-        solids = [tube(r_body, 2 * arm, "x", [-arm, 0, 0]), tube(r_body, arm, "y", [0, 0, 0]),
-                  tube(r_sock_out, sock, "x", [-arm, 0, 0]), tube(r_sock_out, sock, "x", [arm - sock, 0, 0]),
-                  tube(r_sock_out, sock, "y", [0, arm - sock, 0])]
+        solids = [
+            tube(r_body, 2 * arm, "x", [-arm, 0, 0]),
+            tube(r_body, arm, "y", [0, 0, 0]),
+            tube(r_sock_out, sock, "x", [-arm, 0, 0]),
+            tube(r_sock_out, sock, "x", [arm - sock, 0, 0]),
+            tube(r_sock_out, sock, "y", [0, arm - sock, 0]),
+        ]
         outer_m = trimesh.boolean.union(solids, engine="manifold")
         eps = 0.5 * MM
-        holes = [tube(r_bore, 2 * arm + 2 * eps, "x", [-arm - eps, 0, 0]), tube(r_bore, arm + eps, "y", [0, 0, 0]),
-                 tube(r_sock_in, sock + eps, "x", [-arm - eps, 0, 0]), tube(r_sock_in, sock + eps, "x", [arm - sock, 0, 0]),
-                 tube(r_sock_in, sock + eps, "y", [0, arm - sock, 0])]
+        holes = [
+            tube(r_bore, 2 * arm + 2 * eps, "x", [-arm - eps, 0, 0]),
+            tube(r_bore, arm + eps, "y", [0, 0, 0]),
+            tube(r_sock_in, sock + eps, "x", [-arm - eps, 0, 0]),
+            tube(r_sock_in, sock + eps, "x", [arm - sock, 0, 0]),
+            tube(r_sock_in, sock + eps, "y", [0, arm - sock, 0]),
+        ]
         part = _manifold_difference(outer_m, holes)
         soup.add_mesh(part)
         name = f"{od / MM:.0f} mm equal tee"
         symmetry = "mirror"
-    return _part("pipe_fitting", seed, f"{name}, {fin.name.replace('_', ' ')}", "fitting", soup, fin, symmetry, None,
-                 crease=40.0)
+    return _part(
+        "pipe_fitting",
+        seed,
+        f"{name}, {fin.name.replace('_', ' ')}",
+        "fitting",
+        soup,
+        fin,
+        symmetry,
+        None,
+        crease=40.0,
+    )
 
 
 GENERATORS = {

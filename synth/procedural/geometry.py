@@ -119,6 +119,7 @@ class Soup:
 
 # ---- grids -----------------------------------------------------------------------------------------
 
+
 def ring(n: int, start: float = np.pi / 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Angles, cosines and sines of n+1 columns around the Z axis, counter-clockwise from ``start``.
 
@@ -143,8 +144,7 @@ def revolve(r, z, cos, sin) -> np.ndarray:
     return np.stack([r * cos[None, :], r * sin[None, :], z], axis=-1)
 
 
-def band_uv(region: Region, rows: int, cols: int, t0: float = 0.0, t1: float = 1.0,
-            t=None) -> np.ndarray:
+def band_uv(region: Region, rows: int, cols: int, t0: float = 0.0, t1: float = 1.0, t=None) -> np.ndarray:
     """UVs for a grid wrapped around a label band: columns span the region's width, rows span
     ``t0..t1`` of its height (or the explicit per-row ``t``)."""
     s = np.linspace(0.0, 1.0, cols)
@@ -168,6 +168,7 @@ def polar_uv(region: Region, points: np.ndarray, radius: float, mirror: bool = F
 
 # ---- assembly --------------------------------------------------------------------------------------
 
+
 def weld(tris: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unique positions and (m, 3) vertex indices of a triangle array, welding within WELD_QUANTUM."""
     flat = tris.reshape(-1, 3)
@@ -182,7 +183,9 @@ def _corner_angles(v: np.ndarray, f: np.ndarray) -> np.ndarray:
     for k in range(3):
         a = p[:, (k + 1) % 3] - p[:, k]
         b = p[:, (k + 2) % 3] - p[:, k]
-        cosang = np.einsum("ij,ij->i", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-300)
+        cosang = np.einsum("ij,ij->i", a, b) / (
+            np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-300
+        )
         ang[:, k] = np.arccos(np.clip(cosang, -1.0, 1.0))
     return ang
 
@@ -190,7 +193,9 @@ def _corner_angles(v: np.ndarray, f: np.ndarray) -> np.ndarray:
 def crease_normals(vertices: np.ndarray, faces: np.ndarray, crease_deg: float) -> np.ndarray:
     """(m, 3, 3) per-corner normals: the angle-weighted mean of the face normals around the corner's
     vertex, counting only faces within ``crease_deg`` of the corner's own face."""
-    fn = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    fn = np.cross(
+        vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]]
+    )
     fn /= np.linalg.norm(fn, axis=1, keepdims=True)
     ang = _corner_angles(vertices, faces).ravel()
     corner_v = faces.ravel()
@@ -222,8 +227,9 @@ def box_uv(tris: np.ndarray, size: float) -> np.ndarray:
     return uv / size + 0.5
 
 
-def assemble(soup: Soup, material: PBRMaterial, crease_deg: float = 30.0,
-             uv_size: float | None = None) -> trimesh.Trimesh:
+def assemble(
+    soup: Soup, material: PBRMaterial, crease_deg: float = 30.0, uv_size: float | None = None
+) -> trimesh.Trimesh:
     """Turn a soup into one render-ready mesh, bounding-box centred (see module docstring). ``uv_size`` replaces the soup's
     UVs with a box projection scaled by that length (metres per UV unit)."""
     tris, uvs = soup.arrays()
@@ -238,14 +244,21 @@ def assemble(soup: Soup, material: PBRMaterial, crease_deg: float = 30.0,
     if uv_size is not None:
         uvs = box_uv(tris, uv_size)
     normals = crease_normals(verts, faces, crease_deg)
-    corner = np.concatenate([faces.reshape(-1, 1).astype(np.float64), uvs.reshape(-1, 2),
-                             normals.reshape(-1, 3)], axis=1)
+    corner = np.concatenate(
+        [faces.reshape(-1, 1).astype(np.float64), uvs.reshape(-1, 2), normals.reshape(-1, 3)], axis=1
+    )
     unique, inverse = np.unique(corner, axis=0, return_inverse=True)
     out_faces = inverse.reshape(-1, 3).astype(np.int64)
     out_verts = verts[unique[:, 0].astype(np.int64)]
     visual = TextureVisuals(uv=unique[:, 1:3].copy(), material=material)
-    mesh = trimesh.Trimesh(vertices=out_verts, faces=out_faces, vertex_normals=unique[:, 3:6].copy(),
-                           visual=visual, process=False, validate=False)
+    mesh = trimesh.Trimesh(
+        vertices=out_verts,
+        faces=out_faces,
+        vertex_normals=unique[:, 3:6].copy(),
+        visual=visual,
+        process=False,
+        validate=False,
+    )
     return mesh
 
 
@@ -257,6 +270,7 @@ def closed_solid(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 
 # ---- revolve profiles --------------------------------------------------------------------------------
+
 
 class Profile:
     """A revolve profile: a polyline in the (r, z) half-plane, traversed counter-clockwise (bottom
@@ -284,8 +298,9 @@ class Profile:
         r0, z0 = self._end
         return self._add(np.stack([r0 + (r - r0) * t, z0 + (z - z0) * t], axis=1), uv)
 
-    def arc(self, cr: float, cz: float, rho: float, a0_deg: float, a1_deg: float, uv,
-            step_deg: float = 12.0) -> Profile:
+    def arc(
+        self, cr: float, cz: float, rho: float, a0_deg: float, a1_deg: float, uv, step_deg: float = 12.0
+    ) -> Profile:
         n = max(2, int(np.ceil(abs(a1_deg - a0_deg) / step_deg)))
         a = np.radians(np.linspace(a0_deg, a1_deg, n + 1))
         return self._add(np.stack([cr + rho * np.cos(a), cz + rho * np.sin(a)], axis=1), uv)

@@ -76,8 +76,15 @@ def fit_font(face: str, text: str, max_w: float, max_h: float, max_size: int = 4
     return best
 
 
-def draw_text_box(draw: ImageDraw.ImageDraw, box, text: str, face: str, fill: RGB8,
-                  max_size: int = 400, stroke: RGB8 | None = None) -> bool:
+def draw_text_box(
+    draw: ImageDraw.ImageDraw,
+    box,
+    text: str,
+    face: str,
+    fill: RGB8,
+    max_size: int = 400,
+    stroke: RGB8 | None = None,
+) -> bool:
     """Centre ``text`` in box (x0, y0, x1, y1) at the largest size that fits; False if nothing fits."""
     x0, y0, x1, y1 = box
     sw = 0
@@ -86,49 +93,134 @@ def draw_text_box(draw: ImageDraw.ImageDraw, box, text: str, face: str, fill: RG
         return False
     if stroke is not None:
         sw = max(1, int(getattr(f, "size", 12) / 18))
-    draw.text(((x0 + x1) / 2, (y0 + y1) / 2), text, font=f, fill=fill, anchor="mm",
-              stroke_width=sw, stroke_fill=stroke)
+    draw.text(
+        ((x0 + x1) / 2, (y0 + y1) / 2),
+        text,
+        font=f,
+        fill=fill,
+        anchor="mm",
+        stroke_width=sw,
+        stroke_fill=stroke,
+    )
     return True
 
 
 # ---- names -----------------------------------------------------------------------------------------
 
-_ONSETS = ("b", "c", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "cr", "dr",
-           "fl", "gr", "pr", "st", "tr", "ch", "sh")
+_ONSETS = (
+    "b",
+    "c",
+    "d",
+    "f",
+    "g",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "z",
+    "br",
+    "cr",
+    "dr",
+    "fl",
+    "gr",
+    "pr",
+    "st",
+    "tr",
+    "ch",
+    "sh",
+)
 _VOWELS = ("a", "e", "i", "o", "u", "a", "o", "e", "i", "io", "ea")
 _CODAS = ("", "", "", "n", "r", "l", "s", "m", "x", "nd", "rt")
 
 PRODUCTS: dict[str, tuple[str, ...]] = {
-    "cereal": ("Crunchy Oats", "Honey Flakes", "Corn Flakes", "Cocoa Puffs", "Fruit Muesli", "Bran Flakes",
-               "Granola Clusters", "Frosted Rings", "Multigrain Hoops", "Rice Crisps"),
-    "crackers": ("Sea Salt Crackers", "Cracked Pepper Thins", "Rosemary Crispbread", "Cheddar Crackers",
-                 "Rye Crispbread", "Water Biscuits", "Sesame Crackers"),
+    "cereal": (
+        "Crunchy Oats",
+        "Honey Flakes",
+        "Corn Flakes",
+        "Cocoa Puffs",
+        "Fruit Muesli",
+        "Bran Flakes",
+        "Granola Clusters",
+        "Frosted Rings",
+        "Multigrain Hoops",
+        "Rice Crisps",
+    ),
+    "crackers": (
+        "Sea Salt Crackers",
+        "Cracked Pepper Thins",
+        "Rosemary Crispbread",
+        "Cheddar Crackers",
+        "Rye Crispbread",
+        "Water Biscuits",
+        "Sesame Crackers",
+    ),
     "pasta": ("Spaghetti", "Penne Rigate", "Fusilli", "Farfalle", "Linguine", "Rigatoni", "Tagliatelle"),
-    "tea": ("Earl Grey Tea", "English Breakfast", "Green Tea", "Chamomile Infusion", "Peppermint Tea",
-            "Rooibos Tea", "Jasmine Green Tea"),
-    "cake": ("Chocolate Cake Mix", "Vanilla Sponge Mix", "Lemon Drizzle Mix", "Brownie Mix",
-             "Carrot Cake Mix", "Muffin Mix"),
-    "sugar": ("Granulated Sugar", "Caster Sugar", "Light Brown Sugar", "Icing Sugar", "Cane Sugar",
-              "Demerara Sugar"),
-    "beans": ("Baked Beans", "Red Kidney Beans", "Cannellini Beans", "Black Beans", "Butter Beans",
-              "Chickpeas"),
+    "tea": (
+        "Earl Grey Tea",
+        "English Breakfast",
+        "Green Tea",
+        "Chamomile Infusion",
+        "Peppermint Tea",
+        "Rooibos Tea",
+        "Jasmine Green Tea",
+    ),
+    "cake": (
+        "Chocolate Cake Mix",
+        "Vanilla Sponge Mix",
+        "Lemon Drizzle Mix",
+        "Brownie Mix",
+        "Carrot Cake Mix",
+        "Muffin Mix",
+    ),
+    "sugar": (
+        "Granulated Sugar",
+        "Caster Sugar",
+        "Light Brown Sugar",
+        "Icing Sugar",
+        "Cane Sugar",
+        "Demerara Sugar",
+    ),
+    "beans": (
+        "Baked Beans",
+        "Red Kidney Beans",
+        "Cannellini Beans",
+        "Black Beans",
+        "Butter Beans",
+        "Chickpeas",
+    ),
     "corn": ("Sweet Corn", "Golden Sweetcorn", "Creamed Corn", "Corn Kernels"),
     "fish": ("Tuna Chunks", "Sardines", "Pink Salmon", "Mackerel Fillets", "Tuna in Olive Oil"),
     "soda": ("Cola", "Lemon Lime", "Orange Soda", "Ginger Ale", "Cream Soda", "Tonic Water"),
-    "tomato_sauce": ("Chopped Tomatoes", "Tomato Passata", "Tomato Sauce", "Pizza Sauce",
-                     "Plum Tomatoes"),
+    "tomato_sauce": ("Chopped Tomatoes", "Tomato Passata", "Tomato Sauce", "Pizza Sauce", "Plum Tomatoes"),
     "water": ("Still Water", "Spring Water", "Sparkling Water", "Mineral Water"),
     "oil": ("Olive Oil", "Sunflower Oil", "Extra Virgin Olive Oil", "Rapeseed Oil", "Vegetable Oil"),
     "juice": ("Orange Juice", "Apple Juice", "Multivitamin Juice", "Pineapple Juice", "Grape Juice"),
     "vinegar": ("White Wine Vinegar", "Balsamic Vinegar", "Cider Vinegar", "Malt Vinegar"),
     "jam": ("Strawberry Jam", "Raspberry Jam", "Apricot Jam", "Blackcurrant Jam", "Orange Marmalade"),
     "honey": ("Pure Honey", "Wildflower Honey", "Clear Honey", "Acacia Honey", "Set Honey"),
-    "spices": ("Ground Paprika", "Ground Cumin", "Black Pepper", "Mixed Herbs", "Ground Turmeric",
-               "Chilli Flakes"),
+    "spices": (
+        "Ground Paprika",
+        "Ground Cumin",
+        "Black Pepper",
+        "Mixed Herbs",
+        "Ground Turmeric",
+        "Chilli Flakes",
+    ),
     "nuts": ("Roasted Peanuts", "Mixed Nuts", "Cashews", "Salted Almonds", "Pistachios"),
     "milk": ("Whole Milk", "Semi Skimmed Milk", "Skimmed Milk", "Oat Drink", "Organic Milk"),
-    "chips": ("Ready Salted Crisps", "Salt & Vinegar Crisps", "Paprika Chips", "Sour Cream Chips",
-              "Cheese & Onion Crisps", "Tortilla Chips"),
+    "chips": (
+        "Ready Salted Crisps",
+        "Salt & Vinegar Crisps",
+        "Paprika Chips",
+        "Sour Cream Chips",
+        "Cheese & Onion Crisps",
+        "Tortilla Chips",
+    ),
     "candy": ("Fruit Gums", "Chewy Mints", "Jelly Beans", "Sour Worms", "Toffees", "Wine Gums"),
     "coffee": ("Ground Coffee", "Espresso Beans", "Medium Roast", "Dark Roast", "Decaf Coffee"),
     "rice": ("Basmati Rice", "Long Grain Rice", "Jasmine Rice", "Brown Rice", "Risotto Rice"),
@@ -139,39 +231,88 @@ _QUALIFIERS = ("", "", "", "Organic ", "Classic ", "Premium ", "Family ")
 
 # Hue (degrees) families per category, plus the colour of the "contents" shown in the illustration.
 _CATEGORY_HUES: dict[str, tuple[float, ...]] = {
-    "cereal": (10, 35, 45, 200, 120), "crackers": (30, 0, 210, 45), "pasta": (220, 0, 45, 130),
-    "tea": (120, 150, 280, 15, 200), "cake": (330, 25, 280, 0), "sugar": (210, 30, 0, 45),
-    "beans": (200, 20, 120, 0), "corn": (55, 120, 210), "fish": (210, 190, 0, 230), "soda": (0, 130, 30, 220),
-    "tomato_sauce": (0, 355, 120), "water": (200, 190, 215), "oil": (60, 90, 45), "juice": (30, 45, 90, 0),
-    "vinegar": (300, 45, 0, 120), "jam": (345, 330, 30, 280), "honey": (40, 30, 50), "spices": (15, 0, 120, 45),
-    "nuts": (25, 35, 0, 130), "milk": (210, 200, 0, 120), "chips": (0, 45, 210, 120, 280),
-    "candy": (300, 330, 190, 50), "coffee": (25, 0, 40), "rice": (30, 120, 210, 0), "flour": (210, 0, 45, 30),
+    "cereal": (10, 35, 45, 200, 120),
+    "crackers": (30, 0, 210, 45),
+    "pasta": (220, 0, 45, 130),
+    "tea": (120, 150, 280, 15, 200),
+    "cake": (330, 25, 280, 0),
+    "sugar": (210, 30, 0, 45),
+    "beans": (200, 20, 120, 0),
+    "corn": (55, 120, 210),
+    "fish": (210, 190, 0, 230),
+    "soda": (0, 130, 30, 220),
+    "tomato_sauce": (0, 355, 120),
+    "water": (200, 190, 215),
+    "oil": (60, 90, 45),
+    "juice": (30, 45, 90, 0),
+    "vinegar": (300, 45, 0, 120),
+    "jam": (345, 330, 30, 280),
+    "honey": (40, 30, 50),
+    "spices": (15, 0, 120, 45),
+    "nuts": (25, 35, 0, 130),
+    "milk": (210, 200, 0, 120),
+    "chips": (0, 45, 210, 120, 280),
+    "candy": (300, 330, 190, 50),
+    "coffee": (25, 0, 40),
+    "rice": (30, 120, 210, 0),
+    "flour": (210, 0, 45, 30),
     "toothpaste": (210, 0, 190, 130),
 }
 CONTENT_COLORS: dict[str, RGB8] = {
-    "cereal": (214, 160, 70), "crackers": (222, 184, 120), "pasta": (236, 206, 120), "tea": (120, 70, 30),
-    "cake": (92, 52, 30), "sugar": (245, 240, 232), "beans": (200, 90, 40), "corn": (250, 210, 40),
-    "fish": (232, 150, 130), "soda": (90, 30, 10), "tomato_sauce": (200, 30, 20), "water": (170, 210, 240),
-    "oil": (200, 180, 40), "juice": (250, 150, 20), "vinegar": (120, 40, 30), "jam": (170, 20, 50),
-    "honey": (220, 150, 20), "spices": (180, 70, 30), "nuts": (190, 140, 80), "milk": (250, 250, 245),
-    "chips": (240, 200, 90), "candy": (230, 60, 120), "coffee": (70, 40, 20), "rice": (245, 240, 225),
-    "flour": (248, 246, 238), "toothpaste": (90, 180, 230),
+    "cereal": (214, 160, 70),
+    "crackers": (222, 184, 120),
+    "pasta": (236, 206, 120),
+    "tea": (120, 70, 30),
+    "cake": (92, 52, 30),
+    "sugar": (245, 240, 232),
+    "beans": (200, 90, 40),
+    "corn": (250, 210, 40),
+    "fish": (232, 150, 130),
+    "soda": (90, 30, 10),
+    "tomato_sauce": (200, 30, 20),
+    "water": (170, 210, 240),
+    "oil": (200, 180, 40),
+    "juice": (250, 150, 20),
+    "vinegar": (120, 40, 30),
+    "jam": (170, 20, 50),
+    "honey": (220, 150, 20),
+    "spices": (180, 70, 30),
+    "nuts": (190, 140, 80),
+    "milk": (250, 250, 245),
+    "chips": (240, 200, 90),
+    "candy": (230, 60, 120),
+    "coffee": (70, 40, 20),
+    "rice": (245, 240, 225),
+    "flour": (248, 246, 238),
+    "toothpaste": (90, 180, 230),
 }
 
 # Typical nutrition per 100 g/ml: kcal, fat, saturates, carbohydrate, sugars, fibre, protein, salt.
 _NUTRITION: dict[str, tuple[float, ...]] = {
-    "cereal": (375, 4, 1, 70, 18, 8, 9, 0.6), "crackers": (440, 12, 5, 70, 3, 4, 10, 1.5),
-    "pasta": (355, 1.5, 0.3, 71, 3, 3, 12, 0.01), "tea": (1, 0, 0, 0.3, 0, 0, 0.1, 0),
-    "cake": (400, 6, 2, 80, 45, 2, 5, 0.8), "sugar": (400, 0, 0, 100, 100, 0, 0, 0),
-    "beans": (80, 0.5, 0.1, 12, 4, 4, 5, 0.6), "corn": (80, 1.2, 0.2, 14, 5, 3, 3, 0.3),
-    "fish": (140, 5, 1, 0, 0, 0, 24, 1.0), "soda": (42, 0, 0, 10.6, 10.6, 0, 0, 0),
-    "tomato_sauce": (30, 0.2, 0, 5, 4, 1, 1.3, 0.3), "water": (0, 0, 0, 0, 0, 0, 0, 0.01),
-    "oil": (824, 91.6, 13, 0, 0, 0, 0, 0), "juice": (45, 0.1, 0, 10, 9, 0.2, 0.6, 0),
-    "vinegar": (20, 0, 0, 0.5, 0.5, 0, 0.2, 0), "jam": (250, 0.1, 0, 60, 58, 1, 0.4, 0.05),
-    "honey": (330, 0, 0, 82, 82, 0, 0.4, 0.01), "spices": (300, 10, 2, 50, 10, 30, 12, 0.1),
-    "nuts": (600, 50, 8, 15, 5, 8, 25, 1.0), "milk": (64, 3.6, 2.3, 4.8, 4.8, 0, 3.4, 0.1),
-    "chips": (530, 32, 3, 52, 1, 4, 6, 1.3), "candy": (340, 0.2, 0.1, 78, 60, 0, 5, 0.1),
-    "coffee": (2, 0, 0, 0.3, 0, 0, 0.1, 0), "rice": (355, 1, 0.3, 78, 0.2, 1.5, 8, 0.01),
+    "cereal": (375, 4, 1, 70, 18, 8, 9, 0.6),
+    "crackers": (440, 12, 5, 70, 3, 4, 10, 1.5),
+    "pasta": (355, 1.5, 0.3, 71, 3, 3, 12, 0.01),
+    "tea": (1, 0, 0, 0.3, 0, 0, 0.1, 0),
+    "cake": (400, 6, 2, 80, 45, 2, 5, 0.8),
+    "sugar": (400, 0, 0, 100, 100, 0, 0, 0),
+    "beans": (80, 0.5, 0.1, 12, 4, 4, 5, 0.6),
+    "corn": (80, 1.2, 0.2, 14, 5, 3, 3, 0.3),
+    "fish": (140, 5, 1, 0, 0, 0, 24, 1.0),
+    "soda": (42, 0, 0, 10.6, 10.6, 0, 0, 0),
+    "tomato_sauce": (30, 0.2, 0, 5, 4, 1, 1.3, 0.3),
+    "water": (0, 0, 0, 0, 0, 0, 0, 0.01),
+    "oil": (824, 91.6, 13, 0, 0, 0, 0, 0),
+    "juice": (45, 0.1, 0, 10, 9, 0.2, 0.6, 0),
+    "vinegar": (20, 0, 0, 0.5, 0.5, 0, 0.2, 0),
+    "jam": (250, 0.1, 0, 60, 58, 1, 0.4, 0.05),
+    "honey": (330, 0, 0, 82, 82, 0, 0.4, 0.01),
+    "spices": (300, 10, 2, 50, 10, 30, 12, 0.1),
+    "nuts": (600, 50, 8, 15, 5, 8, 25, 1.0),
+    "milk": (64, 3.6, 2.3, 4.8, 4.8, 0, 3.4, 0.1),
+    "chips": (530, 32, 3, 52, 1, 4, 6, 1.3),
+    "candy": (340, 0.2, 0.1, 78, 60, 0, 5, 0.1),
+    "coffee": (2, 0, 0, 0.3, 0, 0, 0.1, 0),
+    "rice": (355, 1, 0.3, 78, 0.2, 1.5, 8, 0.01),
     "flour": (340, 1.3, 0.2, 70, 1.5, 3.5, 10, 0.01),
 }
 _DRINKS = {"soda", "water", "oil", "juice", "vinegar", "milk"}
@@ -201,6 +342,7 @@ def product_name(rng: np.random.Generator, category: str) -> str:
 
 
 # ---- colours ---------------------------------------------------------------------------------------
+
 
 def _hsv(h: float, s: float, v: float) -> RGB8:
     r, g, b = colorsys.hsv_to_rgb((h % 360) / 360.0, float(np.clip(s, 0, 1)), float(np.clip(v, 0, 1)))
@@ -248,14 +390,51 @@ def sample_palette(rng: np.random.Generator, category: str) -> Palette:
 
 # ---- EAN-13 ----------------------------------------------------------------------------------------
 
-_L_CODES = ("0001101", "0011001", "0010011", "0111101", "0100011", "0110001", "0101111", "0111011",
-            "0110111", "0001011")
+_L_CODES = (
+    "0001101",
+    "0011001",
+    "0010011",
+    "0111101",
+    "0100011",
+    "0110001",
+    "0101111",
+    "0111011",
+    "0110111",
+    "0001011",
+)
 _G_CODES = tuple(c.translate(str.maketrans("01", "10"))[::-1] for c in _L_CODES)
 _R_CODES = tuple(c.translate(str.maketrans("01", "10")) for c in _L_CODES)
 _PARITY = ("LLLLLL", "LLGLGG", "LLGGLG", "LLGGGL", "LGLLGG", "LGGLLG", "LGGGLL", "LGLGLG", "LGLGGL", "LGGLGL")
 # GS1 prefixes of national member organisations (a realistic first three digits).
-_GS1_PREFIXES = ("00", "01", "03", "04", "06", "07", "30", "34", "37", "40", "42", "44", "45", "49", "50",
-                 "54", "57", "64", "70", "73", "76", "80", "84", "87", "90", "93", "94")
+_GS1_PREFIXES = (
+    "00",
+    "01",
+    "03",
+    "04",
+    "06",
+    "07",
+    "30",
+    "34",
+    "37",
+    "40",
+    "42",
+    "44",
+    "45",
+    "49",
+    "50",
+    "54",
+    "57",
+    "64",
+    "70",
+    "73",
+    "76",
+    "80",
+    "84",
+    "87",
+    "90",
+    "93",
+    "94",
+)
 
 
 def ean13_check_digit(first12: str) -> int:
@@ -272,9 +451,13 @@ def ean13_modules(code: str) -> str:
     if len(code) != 13 or not code.isdigit():
         raise AssetError("ean13", f"'{code}' is not 13 digits")
     if ean13_check_digit(code[:12]) != int(code[12]):
-        raise AssetError("ean13", f"'{code}' has a wrong check digit (expected {ean13_check_digit(code[:12])})")
+        raise AssetError(
+            "ean13", f"'{code}' has a wrong check digit (expected {ean13_check_digit(code[:12])})"
+        )
     parity = _PARITY[int(code[0])]
-    left = "".join((_L_CODES if p == "L" else _G_CODES)[int(d)] for p, d in zip(parity, code[1:7], strict=True))
+    left = "".join(
+        (_L_CODES if p == "L" else _G_CODES)[int(d)] for p, d in zip(parity, code[1:7], strict=True)
+    )
     right = "".join(_R_CODES[int(d)] for d in code[7:])
     return "101" + left + "01010" + right + "101"
 
@@ -317,6 +500,7 @@ def draw_ean13(img: Image.Image, code: str, x: int, y: int, module_px: int) -> N
 
 # ---- the design of one product -----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class LabelDesign:
     """Everything random about one product's artwork, decided once from the seed."""
@@ -338,8 +522,19 @@ class LabelDesign:
 
 LOGOS = ("circle", "star", "diamond", "ribbon", "leaf", "sun")
 MOTIFS = ("band", "diagonal", "wave", "burst", "stripes")
-_CLAIMS = ("NEW", "High in Fibre", "No Added Sugar", "Vegan", "Gluten Free", "Source of Protein",
-           "Family Size", "Value Pack", "Since 1921", "Product of Italy", "Recyclable")
+_CLAIMS = (
+    "NEW",
+    "High in Fibre",
+    "No Added Sugar",
+    "Vegan",
+    "Gluten Free",
+    "Source of Protein",
+    "Family Size",
+    "Value Pack",
+    "Since 1921",
+    "Product of Italy",
+    "Recyclable",
+)
 
 
 def sample_nutrition(rng: np.random.Generator, category: str) -> tuple[tuple[str, str], ...] | None:
@@ -350,9 +545,13 @@ def sample_nutrition(rng: np.random.Generator, category: str) -> tuple[tuple[str
     kcal = v[0]
     return (
         ("Energy", f"{kcal * 4.184:.0f} kJ / {kcal:.0f} kcal"),
-        ("Fat", f"{v[1]:.1f} g"), ("  of which saturates", f"{min(v[2], v[1]):.1f} g"),
-        ("Carbohydrate", f"{v[3]:.1f} g"), ("  of which sugars", f"{min(v[4], v[3]):.1f} g"),
-        ("Fibre", f"{v[5]:.1f} g"), ("Protein", f"{v[6]:.1f} g"), ("Salt", f"{v[7]:.2f} g"),
+        ("Fat", f"{v[1]:.1f} g"),
+        ("  of which saturates", f"{min(v[2], v[1]):.1f} g"),
+        ("Carbohydrate", f"{v[3]:.1f} g"),
+        ("  of which sugars", f"{min(v[4], v[3]):.1f} g"),
+        ("Fibre", f"{v[5]:.1f} g"),
+        ("Protein", f"{v[6]:.1f} g"),
+        ("Salt", f"{v[7]:.2f} g"),
     )
 
 
@@ -360,15 +559,24 @@ def sample_design(rng: np.random.Generator, category: str, net_quantity: str) ->
     palette = sample_palette(rng, category)
     claims = tuple(str(c) for c in rng.choice(_CLAIMS, size=int(rng.integers(0, 3)), replace=False))
     return LabelDesign(
-        brand=brand_name(rng), product=product_name(rng, category), category=category, palette=palette,
-        brand_face=BRAND_FACES[rng.integers(len(BRAND_FACES))], logo=LOGOS[rng.integers(len(LOGOS))],
-        motif=MOTIFS[rng.integers(len(MOTIFS))], ean=random_ean13(rng), net_quantity=net_quantity,
-        nutrition=sample_nutrition(rng, category), per="100 ml" if category in _DRINKS else "100 g",
-        dots_seed=int(rng.integers(0, 2**31 - 1)), claims=claims,
+        brand=brand_name(rng),
+        product=product_name(rng, category),
+        category=category,
+        palette=palette,
+        brand_face=BRAND_FACES[rng.integers(len(BRAND_FACES))],
+        logo=LOGOS[rng.integers(len(LOGOS))],
+        motif=MOTIFS[rng.integers(len(MOTIFS))],
+        ean=random_ean13(rng),
+        net_quantity=net_quantity,
+        nutrition=sample_nutrition(rng, category),
+        per="100 ml" if category in _DRINKS else "100 g",
+        dots_seed=int(rng.integers(0, 2**31 - 1)),
+        claims=claims,
     )
 
 
 # ---- drawing primitives -------------------------------------------------------------------------------
+
 
 def _star(cx, cy, r_out, r_in, n=5, rot=-np.pi / 2):
     a = rot + np.pi * np.arange(2 * n) / n
@@ -381,23 +589,40 @@ def draw_logo(d: ImageDraw.ImageDraw, design: LabelDesign, cx: float, cy: float,
     p = design.palette
     kind = design.logo
     if kind == "circle":
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=p.accent, outline=p.highlight, width=max(1, int(r / 10)))
+        d.ellipse(
+            [cx - r, cy - r, cx + r, cy + r], fill=p.accent, outline=p.highlight, width=max(1, int(r / 10))
+        )
     elif kind == "star":
         d.polygon(_star(cx, cy, r, r * 0.5), fill=p.accent)
     elif kind == "diamond":
         d.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], fill=p.accent)
     elif kind == "ribbon":
         w, h = r * 1.4, r * 0.55
-        d.polygon([(cx - w, cy - h), (cx + w, cy - h), (cx + w * 0.8, cy), (cx + w, cy + h),
-                   (cx - w, cy + h), (cx - w * 0.8, cy)], fill=p.accent)
+        d.polygon(
+            [
+                (cx - w, cy - h),
+                (cx + w, cy - h),
+                (cx + w * 0.8, cy),
+                (cx + w, cy + h),
+                (cx - w, cy + h),
+                (cx - w * 0.8, cy),
+            ],
+            fill=p.accent,
+        )
     elif kind == "leaf":
         d.ellipse([cx - r, cy - r * 0.55, cx + r, cy + r * 0.55], fill=p.accent)
         d.line([(cx - r, cy), (cx + r * 0.9, cy)], fill=p.highlight, width=max(1, int(r / 12)))
     else:  # sun
         for k in range(12):
             a = 2 * np.pi * k / 12
-            d.line([(cx + 0.7 * r * np.cos(a), cy + 0.7 * r * np.sin(a)),
-                    (cx + r * np.cos(a), cy + r * np.sin(a))], fill=p.accent, width=max(1, int(r / 8)))
+            d.line(
+                [
+                    (cx + 0.7 * r * np.cos(a), cy + 0.7 * r * np.sin(a)),
+                    (cx + r * np.cos(a), cy + r * np.sin(a)),
+                ],
+                fill=p.accent,
+                width=max(1, int(r / 8)),
+            )
         d.ellipse([cx - 0.6 * r, cy - 0.6 * r, cx + 0.6 * r, cy + 0.6 * r], fill=p.accent)
     if kind not in ("ribbon", "leaf"):
         f = fit_font(design.brand_face, design.brand[0], r * 0.9, r * 0.9)
@@ -416,19 +641,30 @@ def draw_motif(d: ImageDraw.ImageDraw, design: LabelDesign, w: int, h: int, x0: 
     elif kind == "wave":
         xs = np.linspace(x0, x0 + w, 64)
         ys = h * 0.7 + h * 0.05 * np.sin(2 * np.pi * (xs - x0) / max(w, 1) * 1.5)
-        d.polygon([(float(x), float(y)) for x, y in zip(xs, ys, strict=True)] + [(x0 + w, h), (x0, h)], fill=p.accent)
+        d.polygon(
+            [(float(x), float(y)) for x, y in zip(xs, ys, strict=True)] + [(x0 + w, h), (x0, h)],
+            fill=p.accent,
+        )
     elif kind == "burst":
         cx, cy, rr = x0 + w * 0.5, h * 0.45, float(np.hypot(w, h))
         for k in range(0, 24, 2):
             a0, a1 = 2 * np.pi * k / 24, 2 * np.pi * (k + 1) / 24
-            d.polygon([(cx, cy), (cx + rr * np.cos(a0), cy + rr * np.sin(a0)),
-                       (cx + rr * np.cos(a1), cy + rr * np.sin(a1))], fill=_mix(p.background, p.highlight, 0.35))
+            d.polygon(
+                [
+                    (cx, cy),
+                    (cx + rr * np.cos(a0), cy + rr * np.sin(a0)),
+                    (cx + rr * np.cos(a1), cy + rr * np.sin(a1)),
+                ],
+                fill=_mix(p.background, p.highlight, 0.35),
+            )
         d.rectangle([x0, int(h * 0.86), x0 + w, h], fill=p.accent)
     else:  # stripes
         n = 9
         for k in range(0, n, 2):
-            d.rectangle([x0 + int(w * k / n), 0, x0 + int(w * (k + 1) / n), int(h * 0.2)],
-                        fill=_mix(p.background, p.highlight, 0.5))
+            d.rectangle(
+                [x0 + int(w * k / n), 0, x0 + int(w * (k + 1) / n), int(h * 0.2)],
+                fill=_mix(p.background, p.highlight, 0.5),
+            )
         d.rectangle([x0, int(h * 0.2), x0 + w, int(h * 0.23)], fill=p.accent)
 
 
@@ -448,11 +684,21 @@ def draw_illustration(d: ImageDraw.ImageDraw, design: LabelDesign, box) -> None:
     if design.per == "100 ml":  # drinks: a glass of the contents with bubbles
         gw, gh = min(w * 0.35, h * 0.7), h * 0.9
         gx0, gy0 = cx - gw / 2, cy - gh / 2
-        d.polygon([(gx0, gy0), (gx0 + gw, gy0), (gx0 + gw * 0.88, gy0 + gh), (gx0 + gw * 0.12, gy0 + gh)],
-                  fill=(235, 242, 245), outline=(170, 180, 185))
+        d.polygon(
+            [(gx0, gy0), (gx0 + gw, gy0), (gx0 + gw * 0.88, gy0 + gh), (gx0 + gw * 0.12, gy0 + gh)],
+            fill=(235, 242, 245),
+            outline=(170, 180, 185),
+        )
         ly = gy0 + gh * 0.22
-        d.polygon([(gx0 + gw * 0.03, ly), (gx0 + gw * 0.97, ly), (gx0 + gw * 0.88, gy0 + gh),
-                   (gx0 + gw * 0.12, gy0 + gh)], fill=content)
+        d.polygon(
+            [
+                (gx0 + gw * 0.03, ly),
+                (gx0 + gw * 0.97, ly),
+                (gx0 + gw * 0.88, gy0 + gh),
+                (gx0 + gw * 0.12, gy0 + gh),
+            ],
+            fill=content,
+        )
         for _ in range(int(8 + 12 * rng.random())):
             bx, by = rng.uniform(gx0 + gw * 0.2, gx0 + gw * 0.8), rng.uniform(ly + gh * 0.05, gy0 + gh * 0.95)
             br = max(1.0, gw * rng.uniform(0.015, 0.035))
@@ -465,12 +711,23 @@ def draw_illustration(d: ImageDraw.ImageDraw, design: LabelDesign, box) -> None:
         top = [(float(x), float(y - th)) for x, y in zip(xs, ys, strict=True)]
         bottom = [(float(x), float(y + th)) for x, y in zip(xs[::-1], ys[::-1], strict=True)]
         d.polygon(top + bottom, fill=(250, 250, 250), outline=(200, 205, 210))
-        d.line([(float(x), float(y)) for x, y in zip(xs, ys, strict=True)], fill=content, width=max(1, int(th * 0.6)))
+        d.line(
+            [(float(x), float(y)) for x, y in zip(xs, ys, strict=True)],
+            fill=content,
+            width=max(1, int(th * 0.6)),
+        )
         return
     rx, ry = w * 0.45, min(h * 0.45, w * 0.22)
-    d.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=(245, 245, 240), outline=(190, 190, 185),
-              width=max(1, int(ry / 12)))
-    d.ellipse([cx - rx * 0.8, cy - ry * 0.75, cx + rx * 0.8, cy + ry * 0.75], fill=_mix(content, (255, 255, 255), 0.3))
+    d.ellipse(
+        [cx - rx, cy - ry, cx + rx, cy + ry],
+        fill=(245, 245, 240),
+        outline=(190, 190, 185),
+        width=max(1, int(ry / 12)),
+    )
+    d.ellipse(
+        [cx - rx * 0.8, cy - ry * 0.75, cx + rx * 0.8, cy + ry * 0.75],
+        fill=_mix(content, (255, 255, 255), 0.3),
+    )
     n = int(30 + 60 * rng.random())
     pr = max(1.0, min(rx, ry) * 0.09)
     for _ in range(n):
@@ -480,8 +737,9 @@ def draw_illustration(d: ImageDraw.ImageDraw, design: LabelDesign, box) -> None:
         d.ellipse([px - pr, py - pr * 0.7, px + pr, py + pr * 0.7], fill=shade)
 
 
-def draw_lines(d: ImageDraw.ImageDraw, box, lines: list[tuple[str, str]], ink: RGB8,
-               title: str | None = None) -> None:
+def draw_lines(
+    d: ImageDraw.ImageDraw, box, lines: list[tuple[str, str]], ink: RGB8, title: str | None = None
+) -> None:
     """Two-column small print (label / value) filling ``box``. Lines too small to rasterise legibly
     (< 7 px) are drawn as grey text-like bars, which is what they look like in a photo anyway."""
     x0, y0, x1, y1 = box
@@ -490,8 +748,9 @@ def draw_lines(d: ImageDraw.ImageDraw, box, lines: list[tuple[str, str]], ink: R
     size = int(lh * 0.72)
     if size >= 7:  # also fit the widest "label  value" line into the box width
         probe = font("sans", 100)
-        widest = max(probe.getlength(a) + probe.getlength(b) + (probe.getlength("  ") if b else 0)
-                     for a, b in lines)
+        widest = max(
+            probe.getlength(a) + probe.getlength(b) + (probe.getlength("  ") if b else 0) for a, b in lines
+        )
         size = min(size, int(100 * (x1 - x0) / max(widest, 1.0)))
     grey = _mix(ink, (255, 255, 255), 0.45)
     y = y0
@@ -517,12 +776,19 @@ def draw_lines(d: ImageDraw.ImageDraw, box, lines: list[tuple[str, str]], ink: R
 
 def _ingredients(design: LabelDesign) -> list[tuple[str, str]]:
     if design.category == "toothpaste":
-        return [("Sodium Fluoride", "1450 ppm F"), ("Aqua, Hydrated Silica", ""), ("Sorbitol, Glycerin", ""),
-                ("Aroma, Cellulose Gum", ""), ("Keep out of reach", ""), ("of children under 6", "")]
+        return [
+            ("Sodium Fluoride", "1450 ppm F"),
+            ("Aqua, Hydrated Silica", ""),
+            ("Sorbitol, Glycerin", ""),
+            ("Aroma, Cellulose Gum", ""),
+            ("Keep out of reach", ""),
+            ("of children under 6", ""),
+        ]
     return [("Ingredients:", design.product), ("Store in a cool", ""), ("dry place", "")]
 
 
 # ---- panels -------------------------------------------------------------------------------------------
+
 
 def front_panel(design: LabelDesign, w: int, h: int) -> Image.Image:
     """Brand, logo, product name, illustration and net quantity laid out for any aspect ratio."""
@@ -538,16 +804,26 @@ def front_panel(design: LabelDesign, w: int, h: int) -> Image.Image:
     draw_text_box(d, brand_box, design.brand, design.brand_face, p.ink, stroke=p.accent)
     draw_illustration(d, design, (m, int(brand_box[3] + h * 0.02), w - m, int(h * 0.58)))
     on_accent = design.motif in ("band", "diagonal")
-    draw_text_box(d, (m, int(h * 0.6), w - m, int(h * 0.74)), design.product, "sans_bold",
-                  p.accent_ink if on_accent else p.ink)
+    draw_text_box(
+        d,
+        (m, int(h * 0.6), w - m, int(h * 0.74)),
+        design.product,
+        "sans_bold",
+        p.accent_ink if on_accent else p.ink,
+    )
     for k, claim in enumerate(design.claims[:2]):  # round stickers at the right of the illustration
         r = logo_r * 0.9
         cx, cy = w - m - r, brand_box[3] + h * 0.02 + r + k * r * 2.2
         if cy + r > h * 0.58:
             break
         d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=p.highlight)
-        draw_text_box(d, (cx - r * 0.8, cy - r * 0.4, cx + r * 0.8, cy + r * 0.4), claim, "sans_bold",
-                      contrast_ink(p.highlight))
+        draw_text_box(
+            d,
+            (cx - r * 0.8, cy - r * 0.4, cx + r * 0.8, cy + r * 0.4),
+            claim,
+            "sans_bold",
+            contrast_ink(p.highlight),
+        )
     ink_bottom = p.accent_ink if design.motif in ("wave", "burst") else p.ink
     draw_text_box(d, (m, int(h * 0.88), w - m, h - m // 2), design.net_quantity, "sans_bold", ink_bottom)
     return img
@@ -573,8 +849,9 @@ def _fit_module(module_px: int, max_w: float, max_h: float) -> int:
     return 0
 
 
-def info_panel(design: LabelDesign, w: int, h: int, module_px: int, barcode: bool = True,
-               nutrition: bool = True) -> Image.Image:
+def info_panel(
+    design: LabelDesign, w: int, h: int, module_px: int, barcode: bool = True, nutrition: bool = True
+) -> Image.Image:
     """Back or side panel: brand, nutrition/ingredients table and the barcode, on a lighter ground.
     Portrait panels stack them; landscape panels put the barcode beside the table."""
     p = design.palette
@@ -636,7 +913,9 @@ def top_panel(design: LabelDesign, w: int, h: int) -> Image.Image:
     return img
 
 
-def band_panel(design: LabelDesign, w: int, h: int, module_px: int, front_fraction: float = 0.42) -> Image.Image:
+def band_panel(
+    design: LabelDesign, w: int, h: int, module_px: int, front_fraction: float = 0.42
+) -> Image.Image:
     """A label wrapped around a cylinder: the front design centred (u = 0.5 faces the viewer), an
     information panel with the barcode on one side, nutrition on the other; the glue seam at the back."""
     p = design.palette
@@ -658,6 +937,7 @@ def swatch_image(color: RGB8, size: int) -> Image.Image:
 
 
 # ---- atlas --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Slot:
@@ -700,7 +980,9 @@ class Atlas:
     def pack(self) -> None:
         ppm = self.px_per_m
         for _ in range(40):
-            slots = [_Slot(n, max(8, round(w * ppm)), max(8, round(h * ppm)), f) for n, w, h, f in self._panels]
+            slots = [
+                _Slot(n, max(8, round(w * ppm)), max(8, round(h * ppm)), f) for n, w, h, f in self._panels
+            ]
             slots += [_Slot(n, self.SWATCH, self.SWATCH, f) for n, _, f in self._swatches]
             size = self._shelf_pack(slots)
             if max(size) <= self.max_side:
@@ -748,11 +1030,14 @@ class Atlas:
         s = self._slots[name]
         if image.size != (s.w, s.h):
             raise AssetError("atlas", f"panel '{name}' is {image.size}, slot is {(s.w, s.h)}")
-        arr = np.pad(np.asarray(image.convert("RGB")), ((ATLAS_PAD,) * 2, (ATLAS_PAD,) * 2, (0, 0)), mode="edge")
+        arr = np.pad(
+            np.asarray(image.convert("RGB")), ((ATLAS_PAD,) * 2, (ATLAS_PAD,) * 2, (0, 0)), mode="edge"
+        )
         self._base.paste(Image.fromarray(arr), (s.x - ATLAS_PAD, s.y - ATLAS_PAD))
         mr = (0, int(round(s.finish.roughness * 255)), int(round(s.finish.metallic * 255)))
-        ImageDraw.Draw(self._mr).rectangle([s.x - ATLAS_PAD, s.y - ATLAS_PAD, s.x + s.w + ATLAS_PAD - 1,
-                                            s.y + s.h + ATLAS_PAD - 1], fill=mr)
+        ImageDraw.Draw(self._mr).rectangle(
+            [s.x - ATLAS_PAD, s.y - ATLAS_PAD, s.x + s.w + ATLAS_PAD - 1, s.y + s.h + ATLAS_PAD - 1], fill=mr
+        )
 
     def images(self) -> tuple[Image.Image, Image.Image]:
         return self._base, self._mr

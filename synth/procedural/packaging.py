@@ -56,17 +56,32 @@ def _finish(name: str) -> Finish:
     return SURFACES[name]
 
 
-def _textured_asset(kind: str, seed: int, design: LabelDesign, noun: str, soup: Soup, atlas: Atlas,
-                    label_finish: Finish) -> ProceduralAsset:
+def _textured_asset(
+    kind: str, seed: int, design: LabelDesign, noun: str, soup: Soup, atlas: Atlas, label_finish: Finish
+) -> ProceduralAsset:
     base, mr = atlas.images()
-    material = PBRMaterial(name=f"{kind}_label", baseColorTexture=base, metallicRoughnessTexture=mr,
-                           metallicFactor=1.0, roughnessFactor=1.0)
+    material = PBRMaterial(
+        name=f"{kind}_label",
+        baseColorTexture=base,
+        metallicRoughnessTexture=mr,
+        metallicFactor=1.0,
+        roughnessFactor=1.0,
+    )
     mesh = assemble(soup, material, crease_deg=CREASE_DEG)
     r, g, b = srgb8_to_linear(design.palette.background)
     hints = label_finish.hints(textured=True).model_copy(update={"base_color": (r, g, b, 1.0)})
-    return ProceduralAsset(mesh=mesh, name=f"{design.brand} {design.product} {noun}", category=design.category,
-                           supercategory="retail", kind=kind, material=hints, symmetry="none",
-                           symmetry_order=None, seed=seed, label=design)
+    return ProceduralAsset(
+        mesh=mesh,
+        name=f"{design.brand} {design.product} {noun}",
+        category=design.category,
+        supercategory="retail",
+        kind=kind,
+        material=hints,
+        symmetry="none",
+        symmetry_order=None,
+        seed=seed,
+        label=design,
+    )
 
 
 def _pick(rng: np.random.Generator, options):
@@ -94,17 +109,26 @@ def make_box(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     design = sample_design(rng, category, _grams(W * D * H * 0.9, density))
     fin = _finish("glossy_print")
     atlas = Atlas()
-    for name, (pw, ph) in {"front": (W, H), "back": (W, H), "left": (D, H), "right": (D, H),
-                           "top": (W, D), "bottom": (W, D)}.items():
+    for name, (pw, ph) in {
+        "front": (W, H),
+        "back": (W, H),
+        "left": (D, H),
+        "right": (D, H),
+        "top": (W, D),
+        "bottom": (W, D),
+    }.items():
         atlas.reserve(name, pw, ph, fin)
     atlas.pack()
     mp = atlas.module_px()
     atlas.paint("front", front_panel(design, *atlas.pixels("front")))
     atlas.paint("back", info_panel(design, *atlas.pixels("back"), mp))
     atlas.paint("left", narrow_panel(design, *atlas.pixels("left")))
-    atlas.paint("right", info_panel(design, *atlas.pixels("right"), mp, barcode=False)
-                if atlas.pixels("right")[0] > 0.45 * atlas.pixels("right")[1]
-                else narrow_panel(design, *atlas.pixels("right")))
+    atlas.paint(
+        "right",
+        info_panel(design, *atlas.pixels("right"), mp, barcode=False)
+        if atlas.pixels("right")[0] > 0.45 * atlas.pixels("right")[1]
+        else narrow_panel(design, *atlas.pixels("right")),
+    )
     atlas.paint("top", top_panel(design, *atlas.pixels("top")))
     atlas.paint("bottom", top_panel(design, *atlas.pixels("bottom")))
 
@@ -121,7 +145,9 @@ def make_box(rng: np.random.Generator, seed: int) -> ProceduralAsset:
         "bottom": ([(-x, y, 0), (x, y, 0), (x, -y, 0), (-x, -y, 0)], (0, 0, -1)),
     }
     for name, (corners, normal) in faces.items():
-        soup.add_polygon(np.array(corners, dtype=np.float64), normal, atlas.region(name).uv(st[:, 0], st[:, 1]))
+        soup.add_polygon(
+            np.array(corners, dtype=np.float64), normal, atlas.region(name).uv(st[:, 0], st[:, 1])
+        )
     return _textured_asset("box", seed, design, f"{category} box", soup, atlas, fin)
 
 
@@ -146,16 +172,28 @@ def _lid_image(w: int, h: int, metal: tuple[int, int, int], beverage: bool) -> I
     cx, cy = w / 2, h / 2
     if beverage:
         tw, th = w * 0.20, h * 0.34
-        d.rounded_rectangle([cx - tw, cy - 0.05 * h, cx + tw, cy + th], radius=int(tw * 0.6), fill=light,
-                            outline=dark, width=max(1, w // 90))
+        d.rounded_rectangle(
+            [cx - tw, cy - 0.05 * h, cx + tw, cy + th],
+            radius=int(tw * 0.6),
+            fill=light,
+            outline=dark,
+            width=max(1, w // 90),
+        )
         d.ellipse([cx - tw * 0.45, cy + th * 0.45, cx + tw * 0.45, cy + th * 0.8], fill=metal, outline=dark)
         d.ellipse([cx - w * 0.03, cy - w * 0.03, cx + w * 0.03, cy + w * 0.03], fill=dark)
-        d.rounded_rectangle([cx - w * 0.15, cy - h * 0.38, cx + w * 0.15, cy - h * 0.1], radius=int(w * 0.08),
-                            outline=dark, width=max(1, w // 120))
+        d.rounded_rectangle(
+            [cx - w * 0.15, cy - h * 0.38, cx + w * 0.15, cy - h * 0.1],
+            radius=int(w * 0.08),
+            outline=dark,
+            width=max(1, w // 120),
+        )
     else:
         for f in (0.92, 0.75, 0.55):
-            d.ellipse([cx - f * w / 2, cy - f * h / 2, cx + f * w / 2, cy + f * h / 2], outline=dark,
-                      width=max(1, w // 80))
+            d.ellipse(
+                [cx - f * w / 2, cy - f * h / 2, cx + f * w / 2, cy + f * h / 2],
+                outline=dark,
+                width=max(1, w // 80),
+            )
     return img
 
 
@@ -198,12 +236,20 @@ def make_can(rng: np.random.Generator, seed: int) -> ProceduralAsset:
         p = Profile(0.0, 9.0 * MM)
         p.curve(lambda t: t * 0.70 * R, lambda t: 1.5 * MM + 7.5 * MM * (1 - t**2) ** 0.6, metal, n=10)
         p.line(rf, 0.0, metal)
-        p.curve(lambda t: rf + (R - rf) * np.sin(np.pi * t / 2), lambda t: z_body0 * (1 - np.cos(np.pi * t / 2)),
-                metal, n=10)
+        p.curve(
+            lambda t: rf + (R - rf) * np.sin(np.pi * t / 2),
+            lambda t: z_body0 * (1 - np.cos(np.pi * t / 2)),
+            metal,
+            n=10,
+        )
         p.line(R, z_body1, label, n=4)
         rn = 0.83 * R
-        p.curve(lambda t: R - (R - rn) * (1 - np.cos(np.pi * t)) / 2, lambda t: z_body1 + (H - 3 * MM - z_body1) * t,
-                metal, n=10)
+        p.curve(
+            lambda t: R - (R - rn) * (1 - np.cos(np.pi * t)) / 2,
+            lambda t: z_body1 + (H - 3 * MM - z_body1) * t,
+            metal,
+            n=10,
+        )
         p.line(rn, H - 1.0 * MM, metal)
         p.arc(rn - 0.9 * MM, H - 1.0 * MM, 0.9 * MM, 0, 180, metal)
         p.line(r_lid, H - 6.0 * MM, metal)
@@ -231,14 +277,27 @@ def make_can(rng: np.random.Generator, seed: int) -> ProceduralAsset:
 
 # category: (body radius mm, height mm, contents, neck radius mm, glass?)
 BOTTLE_SIZES = {
-    "water": ((32.5, 205, "500 ml", 13.5, False), (36, 240, "750 ml", 13.5, False), (45, 310, "1.5 L", 13.5, False)),
+    "water": (
+        (32.5, 205, "500 ml", 13.5, False),
+        (36, 240, "750 ml", 13.5, False),
+        (45, 310, "1.5 L", 13.5, False),
+    ),
     "oil": ((40, 290, "1 L", 13.5, False), (33, 280, "750 ml", 12.0, True), (30, 250, "500 ml", 12.0, True)),
     "juice": ((40, 250, "1 L", 19.0, False), (30, 150, "330 ml", 19.0, False)),
     "vinegar": ((30, 230, "500 ml", 12.0, True), (25, 190, "250 ml", 11.0, True)),
-    "soda": ((33, 210, "500 ml", 13.5, False), (45, 320, "1.5 L", 13.5, False), (52, 335, "2 L", 13.5, False)),
+    "soda": (
+        (33, 210, "500 ml", 13.5, False),
+        (45, 320, "1.5 L", 13.5, False),
+        (52, 335, "2 L", 13.5, False),
+    ),
 }
-_BOTTLE_TINT = {"water": (175, 215, 235), "oil": (205, 180, 45), "juice": (245, 150, 25),
-                "vinegar": (110, 40, 30), "soda": (60, 150, 70)}
+_BOTTLE_TINT = {
+    "water": (175, 215, 235),
+    "oil": (205, 180, 45),
+    "juice": (245, 150, 25),
+    "vinegar": (110, 40, 30),
+    "soda": (60, 150, 70),
+}
 
 
 def make_bottle(rng: np.random.Generator, seed: int) -> ProceduralAsset:
@@ -285,7 +344,9 @@ def make_bottle(rng: np.random.Generator, seed: int) -> ProceduralAsset:
         if zc - 2 * MM <= p.end[1] + 1e-4 or zc + 2 * MM >= z_lab0 - 1e-3:
             continue
         p.line(R, zc - 2 * MM, body)
-        p.curve(lambda t: R - 1.2 * MM * np.sin(np.pi * t), lambda t, zc=zc: zc - 2 * MM + 4 * MM * t, body, n=8)
+        p.curve(
+            lambda t: R - 1.2 * MM * np.sin(np.pi * t), lambda t, zc=zc: zc - 2 * MM + 4 * MM * t, body, n=8
+        )
     p.line(R, z_lab0, body)
     p.line(R, z_lab1, label, n=4)
     p.line(R, z_sh, body)
@@ -354,8 +415,12 @@ def make_jar(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     p.line(R, z_lab0, body)
     p.line(R, z_lab1, label, n=3)
     p.line(R, z_sh, body)
-    p.curve(lambda t: rn + (R - rn) * np.cos(np.pi * t / 2), lambda t: z_sh + shoulder * np.sin(np.pi * t / 2),
-            body, n=10)
+    p.curve(
+        lambda t: rn + (R - rn) * np.cos(np.pi * t / 2),
+        lambda t: z_sh + shoulder * np.sin(np.pi * t / 2),
+        body,
+        n=10,
+    )
     z_l0 = H - lid_h
     p.line(rn, z_l0, body)
     p.line(rl, z_l0, lid)
@@ -415,8 +480,19 @@ def make_carton(rng: np.random.Generator, seed: int) -> ProceduralAsset:
 
     # The side profile in (y, z), counter-clockwise seen from +X, extruded along X.
     y, t = W / 2, tf / 2
-    prof = np.array([(-y, 0), (y, 0), (y, Hb), (t, Hb + g), (t, Hb + g + fin), (-t, Hb + g + fin), (-t, Hb + g),
-                     (-y, Hb)], dtype=np.float64)
+    prof = np.array(
+        [
+            (-y, 0),
+            (y, 0),
+            (y, Hb),
+            (t, Hb + g),
+            (t, Hb + g + fin),
+            (-t, Hb + g + fin),
+            (-t, Hb + g),
+            (-y, Hb),
+        ],
+        dtype=np.float64,
+    )
     x = W / 2
     soup = Soup()
     for sign, name in ((1, "right"), (-1, "left")):
@@ -435,14 +511,23 @@ def make_carton(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     nroof = np.array(ny) / np.linalg.norm(ny)
     for region, sgn in ((front_r, -1), (back_r, 1)):
         s_at = (0.0, 1.0) if sgn < 0 else (1.0, 0.0)  # s at x = -W/2 and +W/2, as seen from outside
-        body = region.uv(np.array(s_at), np.array([0.0, 0.0])), region.uv(np.array(s_at), np.array([Hb / total] * 2))
-        roof = region.uv(np.array(s_at), np.array([Hb / total] * 2)), region.uv(np.array(s_at), np.array([1.0, 1.0]))
+        body = (
+            region.uv(np.array(s_at), np.array([0.0, 0.0])),
+            region.uv(np.array(s_at), np.array([Hb / total] * 2)),
+        )
+        roof = (
+            region.uv(np.array(s_at), np.array([Hb / total] * 2)),
+            region.uv(np.array(s_at), np.array([1.0, 1.0])),
+        )
         wall((sgn * y, 0), (sgn * y, Hb), (0, sgn, 0), *body)
         wall((sgn * y, Hb), (sgn * t, Hb + g), (0, sgn * -nroof[1], nroof[2]), *roof)
     fin_uv = atlas.region("fin").center_uv()
     fin_pair = np.array([fin_uv, fin_uv])
-    for a, b, n in (((t, Hb + g), (t, Hb + g + fin), (0, 1, 0)), ((t, Hb + g + fin), (-t, Hb + g + fin), (0, 0, 1)),
-                    ((-t, Hb + g + fin), (-t, Hb + g), (0, -1, 0))):
+    for a, b, n in (
+        ((t, Hb + g), (t, Hb + g + fin), (0, 1, 0)),
+        ((t, Hb + g + fin), (-t, Hb + g + fin), (0, 0, 1)),
+        ((-t, Hb + g + fin), (-t, Hb + g), (0, -1, 0)),
+    ):
         wall(a, b, n, fin_pair, fin_pair)
     bottom_uv = atlas.region("bottom").center_uv()
     wall((-y, 0), (y, 0), (0, 0, -1), np.array([bottom_uv] * 2), np.array([bottom_uv] * 2))
@@ -491,7 +576,9 @@ def make_pouch(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     bx = np.sqrt(np.clip(1.0 - (2 * xf / W) ** 2, 0.0, 1.0))
     half = 0.3 * MM + 0.5 * T * bz[:, None] * bx[None, :]
     in_seal = (z <= seal + 1e-12) | (z >= H - seal - 1e-12)
-    crimp = np.where(in_seal[:, None], 0.7 * MM * np.where(np.arange(K + 1) % 2 == 0, 1.0, -1.0)[None, :], 0.0)
+    crimp = np.where(
+        in_seal[:, None], 0.7 * MM * np.where(np.arange(K + 1) % 2 == 0, 1.0, -1.0)[None, :], 0.0
+    )
     x = xf[None, :] * (1.0 - 0.07 * bz[:, None])
     zz = np.broadcast_to(z[:, None], half.shape)
     front = np.stack([x, crimp - half, zz], axis=-1)
@@ -540,6 +627,7 @@ def _ellipse_at_uniform_length(a: float, b: float, n: int, start: float) -> tupl
 
 def _semi_axis_for_perimeter(perimeter: float, b: float) -> float:
     """The semi-axis a >= b of an ellipse with the given perimeter (Ramanujan's approximation)."""
+
     def per(a):
         return np.pi * (3 * (a + b) - np.sqrt((3 * a + b) * (a + 3 * b)))
 
@@ -580,8 +668,12 @@ def make_tube(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     p.line(rc, cap_h, cap, n=2)
     r0 = 0.5 * R
     p.line(r0, cap_h, cap)
-    p.curve(lambda t: r0 + (R - r0) * np.sin(np.pi * t / 2), lambda t: cap_h + sh_h * (1 - np.cos(np.pi * t / 2)),
-            tube, n=8)
+    p.curve(
+        lambda t: r0 + (R - r0) * np.sin(np.pi * t / 2),
+        lambda t: cap_h + sh_h * (1 - np.cos(np.pi * t / 2)),
+        tube,
+        n=8,
+    )
     soup = Soup()
     revolve_profile(soup, p, n)
 

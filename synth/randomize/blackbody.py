@@ -19,11 +19,13 @@ _K = 1.380649e-23  # Boltzmann constant, J/K
 
 _WAVELENGTHS_NM = np.arange(360.0, 831.0, 1.0)
 
-_XYZ_TO_LINEAR_SRGB = np.array([
-    [3.2404542, -1.5371385, -0.4985314],
-    [-0.9692660, 1.8760108, 0.0415560],
-    [0.0556434, -0.2040259, 1.0572252],
-])
+_XYZ_TO_LINEAR_SRGB = np.array(
+    [
+        [3.2404542, -1.5371385, -0.4985314],
+        [-0.9692660, 1.8760108, 0.0415560],
+        [0.0556434, -0.2040259, 1.0572252],
+    ]
+)
 
 
 def _lobe(wl: np.ndarray, mu: float, sigma_below: float, sigma_above: float) -> np.ndarray:
@@ -33,8 +35,11 @@ def _lobe(wl: np.ndarray, mu: float, sigma_below: float, sigma_above: float) -> 
 
 def _cie_1931_cmf(wl: np.ndarray) -> np.ndarray:
     """(N, 3) x-bar, y-bar, z-bar: Wyman et al. 2013 multi-lobe fit of the CIE 1931 2-degree observer."""
-    x = (1.056 * _lobe(wl, 599.8, 37.9, 31.0) + 0.362 * _lobe(wl, 442.0, 16.0, 26.7)
-         - 0.065 * _lobe(wl, 501.1, 20.4, 26.2))
+    x = (
+        1.056 * _lobe(wl, 599.8, 37.9, 31.0)
+        + 0.362 * _lobe(wl, 442.0, 16.0, 26.7)
+        - 0.065 * _lobe(wl, 501.1, 20.4, 26.2)
+    )
     y = 0.821 * _lobe(wl, 568.8, 46.9, 40.5) + 0.286 * _lobe(wl, 530.9, 16.3, 31.1)
     z = 1.217 * _lobe(wl, 437.0, 11.8, 36.0) + 0.681 * _lobe(wl, 459.0, 26.0, 13.8)
     return np.stack([x, y, z], axis=1)

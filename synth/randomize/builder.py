@@ -41,15 +41,20 @@ def build_scene(cfg: RenderConfig, catalog: Catalog, seed: int, index: int) -> S
 
     ordered = layout.placed("target") + layout.placed("distractor") + layout.placed("support")
     if len(ordered) > MAX_INSTANCES:
-        raise ConfigError(cfg.source, f"key 'layout': {len(ordered)} objects exceed the {MAX_INSTANCES} "
-                                      "instance ids an image can hold")
+        raise ConfigError(
+            cfg.source,
+            f"key 'layout': {len(ordered)} objects exceed the {MAX_INSTANCES} instance ids an image can hold",
+        )
     looks = streams["looks"]
     randomized = randomized_image(cfg.materials, looks)
     supports = SupportLooks(cfg.materials, randomized, looks)
     objects = []
     for instance_id, placed in enumerate(ordered, start=1):
-        material = (supports.material(placed) if placed.role == "support"
-                    else object_material(placed, cfg.materials, randomized, looks))
+        material = (
+            supports.material(placed)
+            if placed.role == "support"
+            else object_material(placed, cfg.materials, randomized, looks)
+        )
         objects.append(_scene_object(instance_id, placed, material))
 
     target_points = np.array([p.pose[:3, 3] for p in layout.placed("target")]).reshape(-1, 3)
@@ -57,8 +62,15 @@ def build_scene(cfg: RenderConfig, catalog: Catalog, seed: int, index: int) -> S
     camera = sample_camera(cfg.camera, cfg.image, layout, target_points, boxes, streams["camera"])
     lights, ambient_color, ambient = sample_lights(cfg.lighting, layout, streams["lights"])
     environment = sample_environment(cfg.background, ambient_color, ambient, streams["background"])
-    return Scene(seed=int(seed), index=int(index), config_hash=config_hash(cfg), camera=camera, lights=lights,
-                 objects=objects, environment=environment)
+    return Scene(
+        seed=int(seed),
+        index=int(index),
+        config_hash=config_hash(cfg),
+        camera=camera,
+        lights=lights,
+        objects=objects,
+        environment=environment,
+    )
 
 
 def target_categories(cfg: RenderConfig, catalog: Catalog) -> list[str]:
@@ -77,10 +89,15 @@ def _build_layout(cfg: RenderConfig, factory: ItemFactory, rng: np.random.Genera
 
 
 def _scene_object(instance_id: int, placed: Placed, material) -> SceneObject:
-    return SceneObject(instance_id=instance_id, role=placed.role,
-                       sku_id=placed.record.id if placed.record else None,
-                       category=placed.category if placed.role == "target" else None,
-                       geometry=placed.geometry, pose=_clean(placed.pose), material=material)
+    return SceneObject(
+        instance_id=instance_id,
+        role=placed.role,
+        sku_id=placed.record.id if placed.record else None,
+        category=placed.category if placed.role == "target" else None,
+        geometry=placed.geometry,
+        pose=_clean(placed.pose),
+        material=material,
+    )
 
 
 def _clean(pose: np.ndarray) -> list[list[float]]:

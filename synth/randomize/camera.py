@@ -67,13 +67,21 @@ def framed_fraction(camera: Camera, points: np.ndarray) -> float:
     return float(inside.mean())
 
 
-def sample_camera(cfg: CameraConfig, image: ImageConfig, layout: LayoutResult, target_points: np.ndarray,
-                  support_boxes: list[tuple[np.ndarray, np.ndarray]], rng: np.random.Generator) -> Camera:
+def sample_camera(
+    cfg: CameraConfig,
+    image: ImageConfig,
+    layout: LayoutResult,
+    target_points: np.ndarray,
+    support_boxes: list[tuple[np.ndarray, np.ndarray]],
+    rng: np.random.Generator,
+) -> Camera:
     """The first valid camera framing ``min_targets_in_view`` of the targets, else the best one drawn."""
     frame = layout.frame
     best, best_fraction = None, -1.0
     for _ in range(MAX_TRIES):
-        offset = rng.uniform(-1.0, 1.0, 3) * layout.focus_half + rng.uniform(-1.0, 1.0, 3) * cfg.look_at_jitter
+        offset = (
+            rng.uniform(-1.0, 1.0, 3) * layout.focus_half + rng.uniform(-1.0, 1.0, 3) * cfg.look_at_jitter
+        )
         target = layout.focus_center + frame @ offset
         distance = uniform(rng, cfg.distance)
         elevation = math.radians(uniform(rng, cfg.elevation_deg))
@@ -85,9 +93,17 @@ def sample_camera(cfg: CameraConfig, image: ImageConfig, layout: LayoutResult, t
         direction = orbit_direction(frame, elevation, azimuth)
         eye = target + distance * direction
         # straight down, "up" in the image is away from the front; otherwise world up
-        up_hint = frame[:, 2] if abs(direction @ frame[:, 2]) < 0.999 else -orbit_direction(frame, 0.0, azimuth)
-        camera = Camera.from_fov(image.width, image.height, yfov, pose=look_at(eye, target, up_hint, roll).tolist(),
-                                 znear=cfg.znear, zfar=max(cfg.zfar, distance * 4))
+        up_hint = (
+            frame[:, 2] if abs(direction @ frame[:, 2]) < 0.999 else -orbit_direction(frame, 0.0, azimuth)
+        )
+        camera = Camera.from_fov(
+            image.width,
+            image.height,
+            yfov,
+            pose=look_at(eye, target, up_hint, roll).tolist(),
+            znear=cfg.znear,
+            zfar=max(cfg.zfar, distance * 4),
+        )
         if not _eye_is_free(eye, support_boxes):
             continue
         fraction = framed_fraction(camera, target_points)
@@ -97,9 +113,14 @@ def sample_camera(cfg: CameraConfig, image: ImageConfig, layout: LayoutResult, t
             best, best_fraction = camera, fraction
     if best is None:  # every draw was inside something: take a plain view from high above the region
         eye = layout.focus_center + frame[:, 2] * (cfg.distance[1] + 2 * float(np.max(layout.focus_half)))
-        best = Camera.from_fov(image.width, image.height, cfg.yfov_deg[1],
-                               pose=look_at(eye, layout.focus_center, frame[:, 1]).tolist(),
-                               znear=cfg.znear, zfar=max(cfg.zfar, float(eye[2]) * 4))
+        best = Camera.from_fov(
+            image.width,
+            image.height,
+            cfg.yfov_deg[1],
+            pose=look_at(eye, layout.focus_center, frame[:, 1]).tolist(),
+            znear=cfg.znear,
+            zfar=max(cfg.zfar, float(eye[2]) * 4),
+        )
     return best
 
 

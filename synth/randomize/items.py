@@ -46,8 +46,13 @@ class ItemFactory:
         record = self.pool.sample_target(self.rng, max_size)
         if record is None:
             return None
-        return Item("target", Geometry(mesh=self.pool.mesh_path(record)), tuple(record.size_m), record,
-                    self.pool.category(record))
+        return Item(
+            "target",
+            Geometry(mesh=self.pool.mesh_path(record)),
+            tuple(record.size_m),
+            record,
+            self.pool.category(record),
+        )
 
     def distractor(self, max_size=None) -> Item | None:
         """A non-target catalog entry (with probability ``catalog_probability``) or a primitive."""
@@ -57,8 +62,9 @@ class ItemFactory:
             limit = np.minimum(np.full(3, hi), max_size) if max_size is not None else np.full(3, hi)
             record = self.pool.sample_other(rng, tuple(limit.tolist()))
             if record is not None:
-                return Item("distractor", Geometry(mesh=self.pool.mesh_path(record)), tuple(record.size_m),
-                            record)
+                return Item(
+                    "distractor", Geometry(mesh=self.pool.mesh_path(record)), tuple(record.size_m), record
+                )
         kind = self.cfg.primitives[int(rng.integers(len(self.cfg.primitives)))]
         cap = np.full(3, np.inf) if max_size is None else np.asarray(max_size, dtype=np.float64)
         if np.any(cap < 1e-3):

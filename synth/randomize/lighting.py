@@ -17,8 +17,9 @@ from synth.randomize.settings import LightingConfig
 from synth.scene import Light
 
 
-def sample_lights(cfg: LightingConfig, layout: LayoutResult, rng: np.random.Generator
-                  ) -> tuple[list[Light], tuple[float, float, float], float]:
+def sample_lights(
+    cfg: LightingConfig, layout: LayoutResult, rng: np.random.Generator
+) -> tuple[list[Light], tuple[float, float, float], float]:
     """The lights, and the ambient colour and intensity."""
     kinds = sorted(k for k, w in cfg.kinds.items() if w > 0)
     weights = np.array([cfg.kinds[k] for k in kinds], dtype=np.float64)
@@ -33,12 +34,23 @@ def sample_lights(cfg: LightingConfig, layout: LayoutResult, rng: np.random.Gene
         position = _position(cfg, layout, rng)
         aim = layout.focus_center + layout.frame @ (rng.uniform(-0.5, 0.5, 3) * layout.focus_half)
         pose = look_at(position, aim, layout.frame[:, 2])
-        intensity = _power_for(kind, total * float(share), float(np.linalg.norm(position - layout.focus_center)))
+        intensity = _power_for(
+            kind, total * float(share), float(np.linalg.norm(position - layout.focus_center))
+        )
         spot_angle = math.radians(uniform(rng, cfg.spot_angle_deg))
         blend = float(rng.uniform(0.05, 0.4))
         size = uniform(rng, cfg.area_size)
-        lights.append(Light(kind=kind, pose=pose.tolist(), color=color, intensity=intensity,
-                            spot_angle=spot_angle, spot_blend=blend, size=size))
+        lights.append(
+            Light(
+                kind=kind,
+                pose=pose.tolist(),
+                color=color,
+                intensity=intensity,
+                spot_angle=spot_angle,
+                spot_blend=blend,
+                size=size,
+            )
+        )
     ambient_color = kelvin_to_rgb(uniform(rng, cfg.temperature_k))
     ambient = uniform(rng, cfg.ambient)
     return lights, ambient_color, ambient

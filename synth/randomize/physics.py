@@ -47,8 +47,9 @@ class Body:
     def surface_object(self) -> fcl.CollisionObject:
         """The real (non-convex) surface placed at this pose; built once, it costs a pass over the mesh."""
         if self._surface_object is None:
-            self._surface_object = fcl.CollisionObject(self.shape.surface,
-                                                       fcl.Transform(self.pose[:3, :3], self.pose[:3, 3]))
+            self._surface_object = fcl.CollisionObject(
+                self.shape.surface, fcl.Transform(self.pose[:3, :3], self.pose[:3, 3])
+            )
         return self._surface_object
 
 
@@ -151,8 +152,9 @@ class World:
         foot_hi = np.array([x + hi_r[0], y + hi_r[1]])
         if not self.bodies:
             return None
-        below = (np.all(self._lo[:, :2] <= foot_hi + self.clearance, axis=1)
-                 & np.all(self._hi[:, :2] >= foot_lo - self.clearance, axis=1))
+        below = np.all(self._lo[:, :2] <= foot_hi + self.clearance, axis=1) & np.all(
+            self._hi[:, :2] >= foot_lo - self.clearance, axis=1
+        )
         if not below.any():
             return None
         column_top = float(self._hi[below, 2].max())
@@ -190,8 +192,9 @@ class World:
         return moved
 
     # ---- support ------------------------------------------------------------------------------------
-    def support(self, shape: Shape, pose: np.ndarray, tolerance: float = CONTACT_TOLERANCE,
-                resting_pose: bool = False) -> Support:
+    def support(
+        self, shape: Shape, pose: np.ndarray, tolerance: float = CONTACT_TOLERANCE, resting_pose: bool = False
+    ) -> Support:
         """What ``shape`` at ``pose`` rests on, and whether its centre of mass is over the support polygon.
 
         Contacts are found on the hulls, then kept only where both objects have real material (for
@@ -208,8 +211,11 @@ class World:
         touching = [body for body, _, _ in near]
         if resting_pose and touching and all(b.tag == SUPPORT_TAG for b in touching):
             for b in touching:  # lying on a support's top face, centre of mass over it
-                if (abs(b.hi[2] - probe.lo[2]) <= tolerance and np.all(com[:2] >= b.lo[:2])
-                        and np.all(com[:2] <= b.hi[:2])):
+                if (
+                    abs(b.hi[2] - probe.lo[2]) <= tolerance
+                    and np.all(com[:2] >= b.lo[:2])
+                    and np.all(com[:2] <= b.hi[:2])
+                ):
                     return Support(touching=touching, carriers=[b], stable=True)
         points, carriers = [], []
         for body, pa, pb in near:
@@ -246,8 +252,9 @@ class World:
 def _vertices_on_faces(owner: Body, other: Body, tolerance: float, facing_up: bool) -> np.ndarray:
     """Hull vertices of ``owner`` within ``tolerance`` of a face of ``other`` whose outward normal points
     up (``facing_up``) or down, kept where both bodies have real material there."""
-    near = np.flatnonzero(np.all((owner.vertices >= other.lo - tolerance)
-                                 & (owner.vertices <= other.hi + tolerance), axis=1))
+    near = np.flatnonzero(
+        np.all((owner.vertices >= other.lo - tolerance) & (owner.vertices <= other.hi + tolerance), axis=1)
+    )
     if not len(near):
         return np.zeros((0, 3))
     points = owner.vertices[near]
@@ -255,7 +262,8 @@ def _vertices_on_faces(owner: Body, other: Body, tolerance: float, facing_up: bo
     face = sd.argmax(axis=1)
     normal_z = other.planes[face, 2]
     on = (sd[np.arange(len(sd)), face] <= tolerance) & (
-        normal_z >= MIN_SUPPORT_NORMAL_Z if facing_up else normal_z <= -MIN_SUPPORT_NORMAL_Z)
+        normal_z >= MIN_SUPPORT_NORMAL_Z if facing_up else normal_z <= -MIN_SUPPORT_NORMAL_Z
+    )
     return _real_contacts(owner, near[on], other, face[on], points[on], tolerance)
 
 
@@ -281,8 +289,14 @@ def _on_material(body: Body, points: np.ndarray, doubtful: np.ndarray, tolerance
     return keep
 
 
-def _real_contacts(owner: Body, vertex_ids: np.ndarray, other: Body, plane_ids: np.ndarray,
-                   points: np.ndarray, tolerance: float) -> np.ndarray:
+def _real_contacts(
+    owner: Body,
+    vertex_ids: np.ndarray,
+    other: Body,
+    plane_ids: np.ndarray,
+    points: np.ndarray,
+    tolerance: float,
+) -> np.ndarray:
     """Contact points that are vertices of ``owner`` lying on planes of ``other``, kept where both have
     real material. The precomputed flags settle most points; the rest are checked against the meshes."""
     if not len(points):
@@ -307,12 +321,24 @@ def _make_body(shape: Shape, pose: np.ndarray, tag) -> Body:
     normals = shape.planes[:, :3] @ rot.T
     offsets = shape.planes[:, 3] + normals @ trans
     obj = fcl.CollisionObject(shape.fcl_geometry, fcl.Transform(rot, trans))
-    return Body(shape, pose, obj, vertices, np.column_stack([normals, offsets]),
-                vertices.min(axis=0), vertices.max(axis=0), tag)
+    return Body(
+        shape,
+        pose,
+        obj,
+        vertices,
+        np.column_stack([normals, offsets]),
+        vertices.min(axis=0),
+        vertices.max(axis=0),
+        tag,
+    )
 
 
-_DIRECTIONS = np.stack([np.cos(np.linspace(0, 2 * math.pi, 128, endpoint=False)),
-                        np.sin(np.linspace(0, 2 * math.pi, 128, endpoint=False))])  # (2, 128) unit vectors
+_DIRECTIONS = np.stack(
+    [
+        np.cos(np.linspace(0, 2 * math.pi, 128, endpoint=False)),
+        np.sin(np.linspace(0, 2 * math.pi, 128, endpoint=False)),
+    ]
+)  # (2, 128) unit vectors
 
 
 def _outside_distance(points: np.ndarray, q: np.ndarray) -> tuple[float, np.ndarray]:

@@ -46,8 +46,13 @@ class _Pile:
     region: _Region
 
 
-def build_table(cfg: TableLayout, objects_cfg: ObjectsConfig, distractors: DistractorsConfig,
-                factory: ItemFactory, rng: np.random.Generator) -> LayoutResult:
+def build_table(
+    cfg: TableLayout,
+    objects_cfg: ObjectsConfig,
+    distractors: DistractorsConfig,
+    factory: ItemFactory,
+    rng: np.random.Generator,
+) -> LayoutResult:
     width, depth = uniform(rng, cfg.width), uniform(rng, cfg.depth)
     height, thick = uniform(rng, cfg.height), uniform(rng, cfg.thickness)
     supports = [
@@ -57,11 +62,17 @@ def build_table(cfg: TableLayout, objects_cfg: ObjectsConfig, distractors: Distr
     leg_h = height - thick - CLEARANCE
     for sx in (-1, 1):
         for sy in (-1, 1):
-            supports.append(support_box((TABLE_LEG, TABLE_LEG, leg_h),
-                                        (sx * (width / 2 - TABLE_LEG), sy * (depth / 2 - TABLE_LEG), leg_h / 2),
-                                        "table_leg"))
+            supports.append(
+                support_box(
+                    (TABLE_LEG, TABLE_LEG, leg_h),
+                    (sx * (width / 2 - TABLE_LEG), sy * (depth / 2 - TABLE_LEG), leg_h / 2),
+                    "table_leg",
+                )
+            )
     m = min(cfg.edge_margin, width / 4, depth / 4)
-    table = _Region(np.array([-width / 2 + m, -depth / 2 + m]), np.array([width / 2 - m, depth / 2 - m]), height)
+    table = _Region(
+        np.array([-width / 2 + m, -depth / 2 + m]), np.array([width / 2 - m, depth / 2 - m]), height
+    )
     piles = _pile_centres(cfg, table, rng)
     basket_pile = None
     if rng.random() < cfg.basket_probability:
@@ -70,8 +81,9 @@ def build_table(cfg: TableLayout, objects_cfg: ObjectsConfig, distractors: Distr
         wall_t = uniform(rng, cfg.wall_thickness)
         cx = uniform(rng, (table.lo[0] + bw / 2, table.hi[0] - bw / 2))
         cy = uniform(rng, (table.lo[1] + bd / 2, table.hi[1] - bd / 2))
-        walls, inner = _container(bw, bd, uniform(rng, cfg.basket_wall_height), wall_t, cx, cy, height,
-                                  "basket")
+        walls, inner = _container(
+            bw, bd, uniform(rng, cfg.basket_wall_height), wall_t, cx, cy, height, "basket"
+        )
         supports += walls
         basket_pile = _Pile(np.array([cx, cy]), min(bw, bd) / 4, inner)
     items = _draw_items(objects_cfg, distractors, factory, rng)
@@ -84,8 +96,13 @@ def build_table(cfg: TableLayout, objects_cfg: ObjectsConfig, distractors: Distr
     return _settle(cfg, supports, assigned, rng)
 
 
-def build_bin(cfg: BinLayout, objects_cfg: ObjectsConfig, distractors: DistractorsConfig,
-              factory: ItemFactory, rng: np.random.Generator) -> LayoutResult:
+def build_bin(
+    cfg: BinLayout,
+    objects_cfg: ObjectsConfig,
+    distractors: DistractorsConfig,
+    factory: ItemFactory,
+    rng: np.random.Generator,
+) -> LayoutResult:
     kinds = sorted(cfg.container)
     weights = np.array([cfg.container[k] for k in kinds], dtype=np.float64)
     kind = kinds[categorical(rng, weights)]
@@ -93,7 +110,9 @@ def build_bin(cfg: BinLayout, objects_cfg: ObjectsConfig, distractors: Distracto
     if kind == "table":
         top_w, top_d = width + 2 * WORKTOP_MARGIN, depth + 2 * WORKTOP_MARGIN
         supports = [support_box((top_w, top_d, 0.04), (0.0, 0.0, -0.02), "worktop")]
-        region = _Region(np.array([-top_w / 2, -top_d / 2]) + 0.01, np.array([top_w / 2, top_d / 2]) - 0.01, 0.0)
+        region = _Region(
+            np.array([-top_w / 2, -top_d / 2]) + 0.01, np.array([top_w / 2, top_d / 2]) - 0.01, 0.0
+        )
         pile_area = _Region(np.array([-width / 2, -depth / 2]), np.array([width / 2, depth / 2]), 0.0)
     else:
         wall_h = uniform(rng, cfg.wall_height if kind == "bin" else cfg.tray_wall_height)
@@ -115,11 +134,19 @@ def _container(width, depth, wall_h, wall_t, cx, cy, base_z, surface) -> tuple[l
     parts = [support_box((width, depth, floor_t), (cx, cy, base_z + floor_t / 2), surface)]
     h = wall_h + floor_t
     for s in (-1, 1):
-        parts.append(support_box((wall_t, depth + 2 * wall_t, h), (cx + s * (width + wall_t) / 2, cy, base_z + h / 2),
-                                 surface))
-        parts.append(support_box((width, wall_t, h), (cx, cy + s * (depth + wall_t) / 2, base_z + h / 2), surface))
-    inner = _Region(np.array([cx - width / 2, cy - depth / 2]) + WALL_GAP,
-                    np.array([cx + width / 2, cy + depth / 2]) - WALL_GAP, base_z + floor_t)
+        parts.append(
+            support_box(
+                (wall_t, depth + 2 * wall_t, h), (cx + s * (width + wall_t) / 2, cy, base_z + h / 2), surface
+            )
+        )
+        parts.append(
+            support_box((width, wall_t, h), (cx, cy + s * (depth + wall_t) / 2, base_z + h / 2), surface)
+        )
+    inner = _Region(
+        np.array([cx - width / 2, cy - depth / 2]) + WALL_GAP,
+        np.array([cx + width / 2, cy + depth / 2]) - WALL_GAP,
+        base_z + floor_t,
+    )
     return parts, inner
 
 
@@ -132,8 +159,9 @@ def _pile_centres(cfg, area: _Region, rng, rest_region: _Region | None = None) -
     return piles
 
 
-def _draw_items(objects_cfg: ObjectsConfig, distractors: DistractorsConfig, factory: ItemFactory, rng
-                ) -> list[Item]:
+def _draw_items(
+    objects_cfg: ObjectsConfig, distractors: DistractorsConfig, factory: ItemFactory, rng
+) -> list[Item]:
     """Targets then distractors, dropped in a random order so distractors end up inside the pile too."""
     items = [factory.target() for _ in range(randint(rng, objects_cfg.count))]
     items += [factory.distractor() for _ in range(randint(rng, distractors.count))]
@@ -217,9 +245,9 @@ def _inside(shape, pose: np.ndarray, region: _Region) -> bool:
 
 def _focus(world: World, placed: list[Placed], supports: list[Placed]):
     """The camera aims at the region of the targets (or of everything placed, or the top support)."""
-    chosen = [b for b, p in zip(world.bodies[len(supports):], placed, strict=True) if p.role == "target"]
+    chosen = [b for b, p in zip(world.bodies[len(supports) :], placed, strict=True) if p.role == "target"]
     if not chosen:
-        chosen = world.bodies[len(supports):] or world.bodies[1:2]
+        chosen = world.bodies[len(supports) :] or world.bodies[1:2]
     lo = np.min([b.lo for b in chosen], axis=0)
     hi = np.max([b.hi for b in chosen], axis=0)
     return (lo + hi) / 2, (hi - lo) / 2

@@ -13,8 +13,20 @@ from synth.catalog import SkuRecord
 from synth.scene import Geometry
 
 # Surface kinds a layout assigns to its supports; synth.randomize.materials knows how each one looks.
-SurfaceKind = Literal["floor", "worktop", "table_top", "table_leg", "shelf_board", "shelf_panel",
-                      "shelf_back", "price_strip", "price_tag", "basket", "bin", "tray"]
+SurfaceKind = Literal[
+    "floor",
+    "worktop",
+    "table_top",
+    "table_leg",
+    "shelf_board",
+    "shelf_panel",
+    "shelf_back",
+    "price_strip",
+    "price_tag",
+    "basket",
+    "bin",
+    "tray",
+]
 
 # The layout frame used by every layout: right (+X), front (-Y, towards the viewer), up (+Z).
 DEFAULT_FRAME = np.array([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, 1.0]]).T  # columns
@@ -71,4 +83,6 @@ def categorical(rng: np.random.Generator, weights) -> int:
     """Index drawn with probability proportional to ``weights`` (one uniform draw; ``Generator.choice``
     with ``p=`` costs ~50x more per call and this runs for every object)."""
     cumulative = np.cumsum(weights, dtype=np.float64)
-    return int(min(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"), len(cumulative) - 1))
+    return int(
+        min(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"), len(cumulative) - 1)
+    )

@@ -48,8 +48,9 @@ class SkuPool:
         """A target drawn by weight; with ``max_size`` (x, y, z) only those whose extents fit."""
         p = self.probabilities
         if max_size is not None:
-            fits = np.array([all(s <= m for s, m in zip(r.size_m, max_size, strict=True))
-                             for r in self.targets])
+            fits = np.array(
+                [all(s <= m for s, m in zip(r.size_m, max_size, strict=True)) for r in self.targets]
+            )
             p = np.where(fits, p, 0.0)
             total = p.sum()
             if total <= 0:
@@ -59,8 +60,11 @@ class SkuPool:
 
     def sample_other(self, rng: np.random.Generator, max_size=None) -> SkuRecord | None:
         """A non-target entry, uniformly, optionally limited in size; None when there is none."""
-        choices = [r for r in self.others
-                   if max_size is None or all(s <= m for s, m in zip(r.size_m, max_size, strict=True))]
+        choices = [
+            r
+            for r in self.others
+            if max_size is None or all(s <= m for s, m in zip(r.size_m, max_size, strict=True))
+        ]
         if not choices:
             return None
         return choices[int(rng.integers(len(choices)))]
@@ -76,7 +80,9 @@ def sku_pool(cfg: RenderConfig, catalog: Catalog) -> SkuPool:
     try:
         stamp = os.stat(root).st_mtime_ns
     except OSError:
-        raise ConfigError(cfg.source, f"key 'catalog.root': catalog folder not found: {catalog.root}") from None
+        raise ConfigError(
+            cfg.source, f"key 'catalog.root': catalog folder not found: {catalog.root}"
+        ) from None
     return _pool_cached(root, stamp, cfg.catalog.model_dump_json(), cfg.objects.model_dump_json(), cfg.source)
 
 
@@ -87,16 +93,20 @@ def _pool_cached(root: str, _stamp: int, selection_json: str, objects_json: str,
     objects = ObjectsConfig.model_validate_json(objects_json)
     records = list(catalog)
     if not records:
-        raise ConfigError(source, f"key 'catalog.root': the catalog at {root} has no entries "
-                                  "(add some with `simreal sku add` or `simreal sku generate`)")
+        raise ConfigError(
+            source,
+            f"key 'catalog.root': the catalog at {root} has no entries "
+            "(add some with `simreal sku add` or `simreal sku generate`)",
+        )
     targets, others = select(records, selection, source)
     probs = _probabilities(targets, objects, selection.class_agnostic, source)
     probs.setflags(write=False)
     return SkuPool(Path(root), tuple(targets), probs, tuple(others), selection.class_agnostic)
 
 
-def select(records: list[SkuRecord], sel: CatalogSelection, source: str
-           ) -> tuple[list[SkuRecord], list[SkuRecord]]:
+def select(
+    records: list[SkuRecord], sel: CatalogSelection, source: str
+) -> tuple[list[SkuRecord], list[SkuRecord]]:
     """Split records into (targets, others) by supercategory, include and exclude patterns."""
     for key, patterns in (("include", sel.include), ("exclude", sel.exclude)):
         for pattern in patterns:
@@ -113,13 +123,17 @@ def select(records: list[SkuRecord], sel: CatalogSelection, source: str
     targets = [r for r in records if chosen(r)]
     others = [r for r in records if not chosen(r)]
     if not targets:
-        raise ConfigError(source, f"key 'catalog': no catalog entry matches the selection (supercategory="
-                                  f"{sel.supercategory}, include={sel.include}, exclude={sel.exclude})")
+        raise ConfigError(
+            source,
+            f"key 'catalog': no catalog entry matches the selection (supercategory="
+            f"{sel.supercategory}, include={sel.include}, exclude={sel.exclude})",
+        )
     return targets, others
 
 
-def _probabilities(targets: list[SkuRecord], objects: ObjectsConfig, class_agnostic: str | None,
-                   source: str) -> np.ndarray:
+def _probabilities(
+    targets: list[SkuRecord], objects: ObjectsConfig, class_agnostic: str | None, source: str
+) -> np.ndarray:
     weights = np.ones(len(targets))
     for pattern in objects.weights:
         if not any(fnmatch.fnmatchcase(r.id, pattern) for r in targets):
@@ -133,8 +147,9 @@ def _probabilities(targets: list[SkuRecord], objects: ObjectsConfig, class_agnos
         cats = [class_agnostic or r.category for r in targets]
         per_cat = {c: weights[[k for k, cc in enumerate(cats) if cc == c]].sum() for c in set(cats)}
         live = sum(1 for v in per_cat.values() if v > 0)
-        weights = np.array([w / per_cat[c] / live if per_cat[c] > 0 else 0.0
-                            for w, c in zip(weights, cats, strict=True)])
+        weights = np.array(
+            [w / per_cat[c] / live if per_cat[c] > 0 else 0.0 for w, c in zip(weights, cats, strict=True)]
+        )
     total = weights.sum()
     if total <= 0:
         raise ConfigError(source, "key 'objects.weights': every selected catalog entry has weight 0")

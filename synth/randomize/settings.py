@@ -157,7 +157,8 @@ class BinLayout(_PileLayout):
 
     kind: Literal["bin"]
     container: dict[Literal["bin", "tray", "table"], Weight] = Field(
-        default_factory=lambda: {"bin": 0.5, "tray": 0.3, "table": 0.2})
+        default_factory=lambda: {"bin": 0.5, "tray": 0.3, "table": 0.2}
+    )
     width: FloatRange(0.05, 3.0) = (0.2, 0.45)  # inner size of the bin / tray, or the pile area on a table
     depth: FloatRange(0.05, 3.0) = (0.15, 0.35)
     wall_height: FloatRange(0.005, 1.0) = (0.1, 0.25)  # bin walls
@@ -188,8 +189,9 @@ class DistractorsConfig(_Strict):
 
     count: IntRange(0, 500) = (0, 4)  # per image (on a shelf: facing groups)
     catalog_probability: Probability = 0.5  # a non-selected catalog entry rather than a textured primitive
-    primitives: list[Literal["box", "cylinder"]] = Field(default_factory=lambda: ["box", "cylinder"],
-                                                         min_length=1)
+    primitives: list[Literal["box", "cylinder"]] = Field(
+        default_factory=lambda: ["box", "cylinder"], min_length=1
+    )
     size: FloatRange(0.002, 3.0) = (0.04, 0.22)  # primitives: extents drawn here; catalog distractors:
     # ^ only entries whose largest extent is at most the maximum are used
 
@@ -197,7 +199,8 @@ class DistractorsConfig(_Strict):
 class LightingConfig(_Strict):
     count: IntRange(0, 16) = (1, 4)
     kinds: Annotated[dict[LightKind, Weight], AfterValidator(_some_positive)] = Field(
-        default_factory=lambda: {"point": 1.0, "spot": 1.0, "area": 1.0, "directional": 0.5})
+        default_factory=lambda: {"point": 1.0, "spot": 1.0, "area": 1.0, "directional": 0.5}
+    )
     irradiance: FloatRange(0.001, 1000.0) = (1.0, 3.0)  # W/m^2 all lights together deliver at the scene
     # ^ centre; each light's power follows from its share and distance, so exposure is independent of scale
     temperature_k: FloatRange(1000.0, 40000.0) = (2700.0, 6500.0)  # blackbody colour
@@ -240,7 +243,8 @@ class MaterialsConfig(_Strict):
     mode: Literal["realistic", "randomized", "mix"] = "mix"
     randomized_probability: Probability = 0.3  # mix: chance that an image is domain-randomized
     texture_kinds: list[TextureKind] = Field(
-        default_factory=lambda: ["flying", "noise", "checker", "stripes", "gradient"], min_length=1)
+        default_factory=lambda: ["flying", "noise", "checker", "stripes", "gradient"], min_length=1
+    )
     roughness_jitter: float = Field(0.1, ge=0.0, le=1.0)  # +- around the catalog value
     metallic_jitter: float = Field(0.05, ge=0.0, le=1.0)
     color_jitter: float = Field(0.05, ge=0.0, le=0.5)  # relative brightness / tint change per channel
@@ -252,7 +256,8 @@ class BackgroundConfig(_Strict):
     photos_dir: str | None = None  # folder of .jpg/.png backdrops (relative to the working directory)
     photo_probability: Probability = 1.0  # with photos_dir: chance of a photo instead of a pattern
     procedural_kinds: list[TextureKind] = Field(
-        default_factory=lambda: ["noise", "gradient", "checker", "stripes", "wood", "brushed", "flying"])
+        default_factory=lambda: ["noise", "gradient", "checker", "stripes", "wood", "brushed", "flying"]
+    )
     brightness: FloatRange(0.0, 1.0) = (0.15, 0.85)  # plain colour / palette brightness
 
 
@@ -285,22 +290,42 @@ class RenderConfig(_Strict):
 # Per layout kind: defaults for sections the file does not set (merged key by key under the file's values).
 LAYOUT_DEFAULTS: dict[str, dict[str, dict]] = {
     "shelf": {
-        "camera": {"distance": [0.7, 1.6], "elevation_deg": [-8.0, 18.0], "azimuth_deg": [-25.0, 25.0],
-                   "roll_deg": [-3.0, 3.0], "yfov_deg": [40.0, 60.0], "look_at_jitter": [0.05, 0.02, 0.05],
-                   "min_targets_in_view": 0.15},
-        "lighting": {"placement": "box", "box_min": [-1.0, 0.3, 0.6], "box_max": [1.0, 2.0, 1.4],
-                     "kinds": {"area": 2.0, "point": 1.0, "spot": 0.5, "directional": 0.3}},
+        "camera": {
+            "distance": [0.7, 1.6],
+            "elevation_deg": [-8.0, 18.0],
+            "azimuth_deg": [-25.0, 25.0],
+            "roll_deg": [-3.0, 3.0],
+            "yfov_deg": [40.0, 60.0],
+            "look_at_jitter": [0.05, 0.02, 0.05],
+            "min_targets_in_view": 0.15,
+        },
+        "lighting": {
+            "placement": "box",
+            "box_min": [-1.0, 0.3, 0.6],
+            "box_max": [1.0, 2.0, 1.4],
+            "kinds": {"area": 2.0, "point": 1.0, "spot": 0.5, "directional": 0.3},
+        },
     },
     "table": {
-        "camera": {"distance": [0.6, 1.3], "elevation_deg": [30.0, 75.0], "azimuth_deg": [-180.0, 180.0],
-                   "min_targets_in_view": 0.6},
+        "camera": {
+            "distance": [0.6, 1.3],
+            "elevation_deg": [30.0, 75.0],
+            "azimuth_deg": [-180.0, 180.0],
+            "min_targets_in_view": 0.6,
+        },
         "lighting": {"placement": "hemisphere", "distance": [1.2, 2.5], "elevation_deg": [30.0, 85.0]},
     },
     "bin": {
-        "camera": {"distance": [0.12, 1.5], "fill": [0.35, 0.85], "elevation_deg": [55.0, 90.0],
-                   "azimuth_deg": [-180.0, 180.0],
-                   "roll_deg": [-180.0, 180.0], "yfov_deg": [35.0, 55.0], "look_at_jitter": [0.02, 0.02, 0.0],
-                   "min_targets_in_view": 0.7},
+        "camera": {
+            "distance": [0.12, 1.5],
+            "fill": [0.35, 0.85],
+            "elevation_deg": [55.0, 90.0],
+            "azimuth_deg": [-180.0, 180.0],
+            "roll_deg": [-180.0, 180.0],
+            "yfov_deg": [35.0, 55.0],
+            "look_at_jitter": [0.02, 0.02, 0.0],
+            "min_targets_in_view": 0.7,
+        },
         "lighting": {"placement": "hemisphere", "distance": [0.8, 2.0], "elevation_deg": [40.0, 88.0]},
         "distractors": {"size": [0.005, 0.05]},
     },
@@ -344,8 +369,9 @@ class _UntaggedErrors:
             if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 e["loc"] = (*e["loc"], "kind")
                 tag = e.get("ctx", {}).get("tag")
-                e["msg"] = (f"unknown layout kind {tag!r}" if e["type"] == "union_tag_invalid"
-                            else "missing") + f" (expected one of: {', '.join(LAYOUT_KINDS)})"
+                e["msg"] = (
+                    f"unknown layout kind {tag!r}" if e["type"] == "union_tag_invalid" else "missing"
+                ) + f" (expected one of: {', '.join(LAYOUT_KINDS)})"
             self._errors.append(e)
 
     def errors(self):
@@ -382,5 +408,6 @@ def _check_paths(cfg: RenderConfig) -> None:
     if not path.is_dir():
         raise ConfigError(cfg.source, f"key 'background.photos_dir': folder not found: {path}")
     if not list_photos(path):
-        raise ConfigError(cfg.source, f"key 'background.photos_dir': no {'/'.join(PHOTO_SUFFIXES)} "
-                                      f"images in {path}")
+        raise ConfigError(
+            cfg.source, f"key 'background.photos_dir': no {'/'.join(PHOTO_SUFFIXES)} images in {path}"
+        )

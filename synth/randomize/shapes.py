@@ -97,8 +97,9 @@ def _mesh_shape_cached(mesh_path: str, stamp: int) -> Shape:
     return _make_shape(key, hull.vertices, hull.faces, center_mass, rotations, probabilities, surface)
 
 
-def near_surface(surface_object: fcl.CollisionObject, points: np.ndarray,
-                 tolerance: float = SURFACE_TOLERANCE) -> np.ndarray:
+def near_surface(
+    surface_object: fcl.CollisionObject, points: np.ndarray, tolerance: float = SURFACE_TOLERANCE
+) -> np.ndarray:
     """Which points lie within ``tolerance`` of a placed real surface (a ball of that radius touches it)."""
     ball = fcl.CollisionObject(fcl.Sphere(tolerance), fcl.Transform())
     request = fcl.CollisionRequest()
@@ -109,8 +110,9 @@ def near_surface(surface_object: fcl.CollisionObject, points: np.ndarray,
     return keep
 
 
-def _classify(vertices: np.ndarray, planes: np.ndarray, faces: np.ndarray, face_plane: np.ndarray,
-              surface: fcl.BVHModel) -> tuple[np.ndarray, np.ndarray]:
+def _classify(
+    vertices: np.ndarray, planes: np.ndarray, faces: np.ndarray, face_plane: np.ndarray, surface: fcl.BVHModel
+) -> tuple[np.ndarray, np.ndarray]:
     """Real hull vertices, and hull planes whose every sampled point lies on real material."""
     placed = fcl.CollisionObject(surface, fcl.Transform())
     vertex_real = near_surface(placed, vertices)
@@ -159,7 +161,9 @@ _ORIGIN.setflags(write=False)
 def _unit_box() -> _Template:
     """A unit box and the 6 rotations putting each of its faces down (axis-major order)."""
     box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
-    rotations = np.array([_rotation_taking_to_minus_z(axis, sign) for axis in range(3) for sign in (1.0, -1.0)])
+    rotations = np.array(
+        [_rotation_taking_to_minus_z(axis, sign) for axis in range(3) for sign in (1.0, -1.0)]
+    )
     template = _make_shape("unit-box", box.vertices, box.faces, np.zeros(3), rotations, np.ones(6))
     return _Template(template.vertices, template.planes, template.stable_rotations)
 
@@ -187,7 +191,9 @@ def _unit_prism() -> _Template:
     r_out = 1.0 / math.cos(math.pi / n)
     angles = 2 * math.pi * (np.arange(n) + 0.5) / n
     ring = np.stack([r_out * np.cos(angles), r_out * np.sin(angles)], axis=1)
-    points = np.concatenate([np.column_stack([ring, np.full(n, -0.5)]), np.column_stack([ring, np.full(n, 0.5)])])
+    points = np.concatenate(
+        [np.column_stack([ring, np.full(n, -0.5)]), np.column_stack([ring, np.full(n, 0.5)])]
+    )
     hull = trimesh.convex.convex_hull(points)
     rotations = [np.eye(3), _rotation_taking_to_minus_z(2, -1.0)]
     for i in range(8):
@@ -200,8 +206,12 @@ def _unit_prism() -> _Template:
 @lru_cache(maxsize=4096)
 def _cylinder_shape_cached(radius: float, height: float) -> Shape:
     cap, side = math.pi * radius**2, 2 * math.pi * radius * height
-    return _unit_prism().scaled(f"cyl:{radius}:{height}", np.array([radius, radius, height]),
-                                [cap, cap] + [side / 8] * 8, fcl.Cylinder(radius, height))
+    return _unit_prism().scaled(
+        f"cyl:{radius}:{height}",
+        np.array([radius, radius, height]),
+        [cap, cap] + [side / 8] * 8,
+        fcl.Cylinder(radius, height),
+    )
 
 
 def geometry_shape(geom: Geometry) -> Shape:
@@ -261,8 +271,11 @@ def _center_mass(vertices: np.ndarray, faces: np.ndarray, hull: trimesh.Trimesh)
     welded = trimesh.Trimesh(vertices=vertices, faces=faces, process=False, validate=False)
     if welded.is_watertight and welded.is_winding_consistent and welded.volume > 1e-12:
         com = np.asarray(welded.center_mass, dtype=np.float64)
-        inside = np.all(hull.face_normals @ com - np.einsum("ij,ij->i", hull.face_normals,
-                                                            hull.vertices[hull.faces[:, 0]]) <= 1e-9)
+        inside = np.all(
+            hull.face_normals @ com
+            - np.einsum("ij,ij->i", hull.face_normals, hull.vertices[hull.faces[:, 0]])
+            <= 1e-9
+        )
         if np.all(np.isfinite(com)) and inside:
             return com, float(welded.volume)
     return np.asarray(hull.center_mass, dtype=np.float64), 0.0
@@ -299,8 +312,9 @@ def _make_shape(key: str, vertices, faces, center_mass, rotations, probabilities
     solid = lengths > 1e-12 * max(1.0, float(np.abs(vertices).max()) ** 2)  # drop sliver faces
     faces, tri, normals = faces[solid], tri[solid], normals[solid] / lengths[solid, None]
     offsets = np.einsum("ij,ij->i", normals, tri[:, 0])
-    planes, face_plane = np.unique(np.round(np.column_stack([normals, offsets]), 12), axis=0,
-                                   return_inverse=True)
+    planes, face_plane = np.unique(
+        np.round(np.column_stack([normals, offsets]), 12), axis=0, return_inverse=True
+    )
     flat = np.column_stack([np.full(len(faces), 3), faces]).ravel()
     geometry = fcl.Convex(vertices, len(faces), flat)
     rotations = np.array(rotations, dtype=np.float64)
@@ -313,5 +327,6 @@ def _make_shape(key: str, vertices, faces, center_mass, rotations, probabilities
         vertex_real, plane_solid = _classify(vertices, planes, faces, face_plane.ravel(), surface)
         vertex_real.setflags(write=False)
         plane_solid.setflags(write=False)
-    return Shape(key, vertices, planes, com, rotations, probabilities, geometry, surface, vertex_real,
-                 plane_solid)
+    return Shape(
+        key, vertices, planes, com, rotations, probabilities, geometry, surface, vertex_real, plane_solid
+    )

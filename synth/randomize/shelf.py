@@ -55,8 +55,9 @@ class _Bay:
     top_board_bottom: float  # the cap board above the last level
 
 
-def build_shelf(cfg: ShelfLayout, distractors: DistractorsConfig, factory: ItemFactory,
-                rng: np.random.Generator) -> LayoutResult:
+def build_shelf(
+    cfg: ShelfLayout, distractors: DistractorsConfig, factory: ItemFactory, rng: np.random.Generator
+) -> LayoutResult:
     n_bays = randint(rng, cfg.sections)
     widths = [uniform(rng, cfg.section_width) for _ in range(n_bays)]
     depth = uniform(rng, cfg.depth)
@@ -96,8 +97,9 @@ def build_shelf(cfg: ShelfLayout, distractors: DistractorsConfig, factory: ItemF
 
 
 # ---- planning ------------------------------------------------------------------------------------------
-def _plan_bay(cfg: ShelfLayout, factory: ItemFactory, rng, left, right, base, board_t, n_levels,
-              usable_depth) -> _Bay:
+def _plan_bay(
+    cfg: ShelfLayout, factory: ItemFactory, rng, left, right, base, board_t, n_levels, usable_depth
+) -> _Bay:
     levels = []
     bottom = base
     for _ in range(n_levels):
@@ -129,8 +131,9 @@ def _plan_row(cfg: ShelfLayout, factory: ItemFactory, rng, width, usable_depth, 
     return groups
 
 
-def _insert_distractor_groups(bays: list[_Bay], distractors: DistractorsConfig, factory: ItemFactory,
-                              rng, usable_depth) -> None:
+def _insert_distractor_groups(
+    bays: list[_Bay], distractors: DistractorsConfig, factory: ItemFactory, rng, usable_depth
+) -> None:
     """Turn a drawn number of facing groups into distractor products no taller than their level's own."""
     slots = [(level, i) for bay in bays for level in bay.levels for i in range(len(level.groups))]
     n = min(randint(rng, distractors.count), len(slots))
@@ -178,8 +181,9 @@ def _place_bay_products(cfg: ShelfLayout, bay: _Bay, depth: float, rng) -> list[
     return out
 
 
-def _column(cfg: ShelfLayout, item: Item, level: _Level, x: float, col_w: float, yaws, feet, back_limit,
-            rng) -> list[Placed]:
+def _column(
+    cfg: ShelfLayout, item: Item, level: _Level, x: float, col_w: float, yaws, feet, back_limit, rng
+) -> list[Placed]:
     """Products of one facing column, front to back; the front one may be pulled towards the aisle."""
     out = []
     y = uniform(rng, FRONT_SETBACK)
@@ -192,8 +196,16 @@ def _column(cfg: ShelfLayout, item: Item, level: _Level, x: float, col_w: float,
             # pulled forward, but never further than a third of its depth over the board edge
             cy = max(cy - uniform(rng, cfg.pull_out), d / 6)
         cx = x + col_w / 2 + uniform(rng, (-(col_w - w) / 2, (col_w - w) / 2))
-        out.append(Placed(item.role, item.geometry, translation(cx, cy, z, yaw), item.record, item.category,
-                          depth_row=row))
+        out.append(
+            Placed(
+                item.role,
+                item.geometry,
+                translation(cx, cy, z, yaw),
+                item.record,
+                item.category,
+                depth_row=row,
+            )
+        )
         y += d + uniform(rng, ROW_GAP)
     return out
 
@@ -222,8 +234,9 @@ def _half_height(o: Placed) -> float:
 
 
 # ---- structure -----------------------------------------------------------------------------------------
-def _structure(cfg: ShelfLayout, bays, widths, depth, board_t, panel_t, back_t, base, height, total_width
-               ) -> list[Placed]:
+def _structure(
+    cfg: ShelfLayout, bays, widths, depth, board_t, panel_t, back_t, base, height, total_width
+) -> list[Placed]:
     """Floor, plinths, boards (one per level plus a cap), side panels and the back panel."""
     out = [support_box((total_width + 8.0, 8.0, 0.05), (0.0, -3.0, -0.025), "floor")]
     for bay, w in zip(bays, widths, strict=True):
@@ -231,20 +244,28 @@ def _structure(cfg: ShelfLayout, bays, widths, depth, board_t, panel_t, back_t, 
         if base > 1e-3:
             out.append(support_box((w, depth, base), (xc, depth / 2, base / 2), "shelf_board"))
         for level in bay.levels:
-            out.append(support_box((w, depth, board_t), (xc, depth / 2, level.board_bottom + board_t / 2),
-                                   "shelf_board"))
-        out.append(support_box((w, depth, board_t), (xc, depth / 2, bay.top_board_bottom + board_t / 2),
-                               "shelf_board"))
+            out.append(
+                support_box(
+                    (w, depth, board_t), (xc, depth / 2, level.board_bottom + board_t / 2), "shelf_board"
+                )
+            )
+        out.append(
+            support_box(
+                (w, depth, board_t), (xc, depth / 2, bay.top_board_bottom + board_t / 2), "shelf_board"
+            )
+        )
     if cfg.side_panels:
         x = -total_width / 2
         for i in range(len(bays) + 1):
-            out.append(support_box((panel_t, depth, height), (x + panel_t / 2, depth / 2, height / 2),
-                                   "shelf_panel"))
+            out.append(
+                support_box((panel_t, depth, height), (x + panel_t / 2, depth / 2, height / 2), "shelf_panel")
+            )
             if i < len(widths):
                 x += panel_t + widths[i]
     if cfg.back_panel:
-        out.append(support_box((total_width, back_t, height), (0.0, depth + back_t / 2, height / 2),
-                               "shelf_back"))
+        out.append(
+            support_box((total_width, back_t, height), (0.0, depth + back_t / 2, height / 2), "shelf_back")
+        )
     return out
 
 
@@ -268,15 +289,22 @@ def _price_tags(bays: list[_Bay], objects: list[Placed], tag_height: float, rng)
             if top - bottom < 0.005:
                 continue
             y = -CLEARANCE - t / 2
-            out.append(support_box((bay.right - bay.left, t, top - bottom),
-                                   ((bay.left + bay.right) / 2, y, (top + bottom) / 2), "price_strip"))
+            out.append(
+                support_box(
+                    (bay.right - bay.left, t, top - bottom),
+                    ((bay.left + bay.right) / 2, y, (top + bottom) / 2),
+                    "price_strip",
+                )
+            )
             out += _tags_on_strip(bay, level, products, y - t / 2, bottom, top, rng)
     return out
 
 
 def _on_level(o: Placed, level: _Level, bay: _Bay) -> bool:
-    return (bay.left <= o.pose[0, 3] <= bay.right
-            and abs(o.pose[2, 3] - _half_height(o) - level.board_top) < 2 * CLEARANCE)
+    return (
+        bay.left <= o.pose[0, 3] <= bay.right
+        and abs(o.pose[2, 3] - _half_height(o) - level.board_top) < 2 * CLEARANCE
+    )
 
 
 def _overhanging(products: list[Placed], level: _Level, bay: _Bay) -> bool:
@@ -299,11 +327,13 @@ def _size(o: Placed) -> tuple[float, float, float]:
     return o.record.size_m
 
 
-def _tags_on_strip(bay: _Bay, level: _Level, products: list[Placed], strip_front: float, bottom: float,
-                   top: float, rng) -> list[Placed]:
+def _tags_on_strip(
+    bay: _Bay, level: _Level, products: list[Placed], strip_front: float, bottom: float, top: float, rng
+) -> list[Placed]:
     """Tags under the left edge of each run of front-row products of one SKU on this level."""
-    row = sorted((o for o in products if o.depth_row == 0 and _on_level(o, level, bay)),
-                 key=lambda o: o.pose[0, 3])
+    row = sorted(
+        (o for o in products if o.depth_row == 0 and _on_level(o, level, bay)), key=lambda o: o.pose[0, 3]
+    )
     starts = []
     for i, o in enumerate(row):
         if i == 0 or row[i - 1].geometry != o.geometry:
@@ -318,7 +348,11 @@ def _tags_on_strip(bay: _Bay, level: _Level, products: list[Placed], strip_front
         w = min(uniform(rng, TAG_WIDTH), room)
         if w < 0.01:
             continue
-        out.append(support_box((w, TAG_THICKNESS, h),
-                               (left + w / 2, strip_front - CLEARANCE - TAG_THICKNESS / 2, (top + bottom) / 2),
-                               "price_tag"))
+        out.append(
+            support_box(
+                (w, TAG_THICKNESS, h),
+                (left + w / 2, strip_front - CLEARANCE - TAG_THICKNESS / 2, (top + bottom) / 2),
+                "price_tag",
+            )
+        )
     return out

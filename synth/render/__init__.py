@@ -72,6 +72,8 @@ def get_backend(name: str, **opts) -> Backend:
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         unknown = sorted(set(opts) - set(params))
         if unknown:
-            raise ConfigError(f"backend {name}", f"unknown option(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(params)) or 'none'})")
+            raise ConfigError(
+                f"backend {name}",
+                f"unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(params)) or 'none'})",
+            )
     return cls(**opts)

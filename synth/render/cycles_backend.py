@@ -65,8 +65,11 @@ class CyclesBackend:
         global _open_backend
         self.settings: CyclesSettings = cycles_settings(options)
         if threading.current_thread() is not threading.main_thread():
-            raise SimrealError("cycles", "bpy must run on a process's main thread (render in worker "
-                                         "processes, not threads; see STACK.md)")
+            raise SimrealError(
+                "cycles",
+                "bpy must run on a process's main thread (render in worker "
+                "processes, not threads; see STACK.md)",
+            )
         if _open_backend is not None:
             raise SimrealError("cycles", "a Cycles backend is already open in this process; close it first")
         self._closed = False
@@ -75,28 +78,37 @@ class CyclesBackend:
         self.scene.render.engine = "CYCLES"
         self.device = select_device(self.scene, self.settings.device)
         if self.settings.denoiser == "optix" and not self.device.startswith("OPTIX"):
-            raise ConfigError("cycles.denoiser", f"'optix' needs an OptiX GPU; this worker renders on "
-                                                 f"{self.device} (use 'openimagedenoise')")
+            raise ConfigError(
+                "cycles.denoiser",
+                f"'optix' needs an OptiX GPU; this worker renders on {self.device} (use 'openimagedenoise')",
+            )
         self._configure_render()
         # pass files live here for milliseconds; removed on close, at exit, or when this is collected
         self._tmp = Path(tempfile.mkdtemp(prefix="simreal-cycles-", dir=_scratch_root()))
         self._remove_tmp = weakref.finalize(self, shutil.rmtree, self._tmp, True)
         self._materials = MaterialLibrary()
-        self._geometry = GeometryCache(self.settings.geometry_cache_size,
-                                       quiet=_stdout_silenced if self.settings.quiet else contextlib.nullcontext)
+        self._geometry = GeometryCache(
+            self.settings.geometry_cache_size,
+            quiet=_stdout_silenced if self.settings.quiet else contextlib.nullcontext,
+        )
         self._frame_collection = bpy.data.collections.new("simreal-frame")
         self.scene.collection.children.link(self._frame_collection)
         cam_data = bpy.data.cameras.new("simreal-camera")
         self._camera = bpy.data.objects.new("simreal-camera", cam_data)
         self.scene.collection.objects.link(self._camera)
         self.scene.camera = self._camera
-        self._world = WorldBuilder(self.scene, self._materials, self.settings.hdri_root,
-                                   self.settings.sky_strength)
+        self._world = WorldBuilder(
+            self.scene, self._materials, self.settings.hdri_root, self.settings.sky_strength
+        )
         self.frames_rendered = 0
         self._id_lut: list[int] = [0]
         _open_backend = self
-        log.info("cycles backend ready: %s, %d samples, denoiser %s", self.device, self.settings.samples,
-                 self.settings.denoiser)
+        log.info(
+            "cycles backend ready: %s, %d samples, denoiser %s",
+            self.device,
+            self.settings.samples,
+            self.settings.denoiser,
+        )
 
     # ---- set-up --------------------------------------------------------------------------------------
     def _configure_render(self) -> None:
@@ -180,8 +192,11 @@ class CyclesBackend:
             if light_data:
                 bpy.data.batch_remove(light_data)
         if len(scene.objects) > MAX_PASS_INDEX:
-            raise SimrealError("cycles", f"scene has {len(scene.objects)} objects; Blender's object index "
-                                         f"pass holds at most {MAX_PASS_INDEX}")
+            raise SimrealError(
+                "cycles",
+                f"scene has {len(scene.objects)} objects; Blender's object index "
+                f"pass holds at most {MAX_PASS_INDEX}",
+            )
         self._id_lut = [0]  # pass index -> instance id; 0 = background
         self._sync_camera(scene)
         for i, light in enumerate(scene.lights):
@@ -189,8 +204,9 @@ class CyclesBackend:
         self._world.update(scene.environment, scene.lights, (scene.camera.width, scene.camera.height))
         for obj in scene.objects:
             parts = self._geometry.parts(obj.geometry)
-            objs = instance_objects(parts, object_to_world(obj), f"inst-{obj.instance_id}",
-                                    self._frame_collection)
+            objs = instance_objects(
+                parts, object_to_world(obj), f"inst-{obj.instance_id}", self._frame_collection
+            )
             pass_index = len(self._id_lut)
             self._id_lut.append(obj.instance_id)
             for o, part in zip(objs, parts, strict=True):
@@ -257,7 +273,11 @@ class CyclesBackend:
 
         index = passes["Object Index"]
         index_int = np.rint(index).astype(np.int64)
-        if not np.array_equal(index_int, index) or index_int.min() < 0 or index_int.max() >= len(self._id_lut):
+        if (
+            not np.array_equal(index_int, index)
+            or index_int.min() < 0
+            or index_int.max() >= len(self._id_lut)
+        ):
             raise SimrealError("cycles", "object index pass holds values that are not this scene's indices")
         ids = np.asarray(self._id_lut, dtype=np.uint16)[index_int]
         depth = passes["Depth"]

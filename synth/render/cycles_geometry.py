@@ -84,8 +84,10 @@ class GeometryCache:
                     parts = _import_gltf(Path(geom.mesh))
             else:
                 own_material = geom.kind() == "mesh"  # primitives have none: the scene's or the default
-                parts = [_part_from_trimesh(m, f"{geom.kind()}-{len(self._entries)}-{i}", own_material)
-                         for i, m in enumerate(load_geometry(geom).meshes)]
+                parts = [
+                    _part_from_trimesh(m, f"{geom.kind()}-{len(self._entries)}-{i}", own_material)
+                    for i, m in enumerate(load_geometry(geom).meshes)
+                ]
         except BaseException:
             bpy.data.batch_remove(list(_datablocks() - before))
             raise
@@ -217,8 +219,14 @@ def _trimesh_material(mesh, name: str) -> bpy.types.Material | None:
             nt.links.new(mul.outputs["Vector"], bsdf.inputs["Base Color"])
     mr_image = getattr(material, "metallicRoughnessTexture", None)
     if mr_image is not None:
-        _link_metallic_roughness(nt, bsdf, mr_image, f"{name}-mr",
-                                 1.0 if rough is None else float(rough), 1.0 if metal is None else float(metal))
+        _link_metallic_roughness(
+            nt,
+            bsdf,
+            mr_image,
+            f"{name}-mr",
+            1.0 if rough is None else float(rough),
+            1.0 if metal is None else float(metal),
+        )
     return mat
 
 
@@ -226,7 +234,9 @@ def _link_metallic_roughness(nt, bsdf, image, name: str, rough_factor: float, me
     """glTF metallic-roughness map: G = roughness, B = metallic, each multiplied by its factor (a paper
     label and a metal lid on one mesh)."""
     tex = nt.nodes.new("ShaderNodeTexImage")
-    tex.image = image_from_pixels(name, np.asarray(image.convert("RGB"), dtype=np.uint8), colorspace="Non-Color")
+    tex.image = image_from_pixels(
+        name, np.asarray(image.convert("RGB"), dtype=np.uint8), colorspace="Non-Color"
+    )
     tex.image.use_fake_user = True
     sep = nt.nodes.new("ShaderNodeSeparateColor")
     nt.links.new(tex.outputs["Color"], sep.inputs["Color"])

@@ -88,8 +88,9 @@ class MaterialLibrary:
         return img
 
     # ---- materials -----------------------------------------------------------------------------------
-    def material(self, m: Material | None, mesh_material: bpy.types.Material | None = None
-                 ) -> bpy.types.Material:
+    def material(
+        self, m: Material | None, mesh_material: bpy.types.Material | None = None
+    ) -> bpy.types.Material:
         """The Blender material for scene material ``m`` on a surface whose own material is
         ``mesh_material`` (None for primitives). ``m is None`` keeps the mesh's material as imported."""
         if m is None:

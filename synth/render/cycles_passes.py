@@ -26,8 +26,13 @@ def _oiio():
     except ImportError:
         import bpy
 
-        bundled = Path(bpy.utils.resource_path("LOCAL")) / "python" / "lib" / \
-            f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+        bundled = (
+            Path(bpy.utils.resource_path("LOCAL"))
+            / "python"
+            / "lib"
+            / f"python{sys.version_info.major}.{sys.version_info.minor}"
+            / "site-packages"
+        )
         if str(bundled) not in sys.path:
             sys.path.append(str(bundled))
         import OpenImageIO

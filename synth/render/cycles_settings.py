@@ -50,8 +50,9 @@ class CyclesSettings(BaseModel):
     quiet: bool = True  # keep Cycles' per-tile progress lines out of the worker's stdout
 
 
-def cycles_settings(options: dict[str, Any] | CyclesSettings | None = None,
-                    where: str = "cycles") -> CyclesSettings:
+def cycles_settings(
+    options: dict[str, Any] | CyclesSettings | None = None, where: str = "cycles"
+) -> CyclesSettings:
     """Validate backend options (a config section or CLI keyword arguments) into ``CyclesSettings``."""
     if isinstance(options, CyclesSettings):
         return options

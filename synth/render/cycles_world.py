@@ -72,8 +72,9 @@ def sun_angles(lights: list[Light]) -> tuple[float, float]:
     return math.radians(45.0), 0.0
 
 
-def backdrop_mapping(texture_size: tuple[int, int], frame_size: tuple[int, int], repeat: float
-                     ) -> tuple[tuple[float, float], tuple[float, float]]:
+def backdrop_mapping(
+    texture_size: tuple[int, int], frame_size: tuple[int, int], repeat: float
+) -> tuple[tuple[float, float], tuple[float, float]]:
     """(scale, offset) taking window coordinates (0..1 over the frame) to texture coordinates so the
     backdrop *covers* the frame: the texture (tiled ``repeat`` times) keeps its aspect and its centre is
     cropped, exactly as pyrender's backdrop composite does."""
@@ -116,12 +117,16 @@ class WorldBuilder:
         if env.hdri:
             width = self._hdri(env.hdri).size[0]
             settings.sampling_method = "MANUAL"
-            settings.sample_map_resolution = int(min(1024, max(64, 2 ** math.ceil(math.log2(max(width, 2) / 2)))))
+            settings.sample_map_resolution = int(
+                min(1024, max(64, 2 ** math.ceil(math.log2(max(width, 2) / 2))))
+            )
         elif env.sky:
             settings.sampling_method = "MANUAL"
             settings.sample_map_resolution = SKY_MAP_RESOLUTION
         else:
-            settings.sampling_method = "NONE"  # uniform light from every direction: nothing to importance-sample
+            settings.sampling_method = (
+                "NONE"  # uniform light from every direction: nothing to importance-sample
+            )
 
     def _hdri(self, ref: str) -> bpy.types.Image:
         path = Path(ref)
@@ -161,7 +166,9 @@ class WorldBuilder:
             tex.sky_type = "MULTIPLE_SCATTERING"
             tex.sun_disc = False  # the scene's directional light is the sun; no double counting
             tex.sun_elevation, tex.sun_rotation = sun
-            lighting.inputs["Strength"].default_value = env.ambient_intensity * self._sky_strength * SKY_TO_UNIT
+            lighting.inputs["Strength"].default_value = (
+                env.ambient_intensity * self._sky_strength * SKY_TO_UNIT
+            )
         else:
             tex = None
             lighting.inputs["Color"].default_value = tint

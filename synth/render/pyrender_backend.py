@@ -98,7 +98,8 @@ class _ShaderVariants:
         self.ok = all(self.text.count(f"for (int i = 0; i < {v}; i++)") == 1 for v in self.LOOPS)
         digest = hashlib.sha256(self.text.encode()).hexdigest()[:12]
         base = os.environ.get("SIMREAL_CACHE") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "simreal")
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "simreal"
+        )
         self.root = Path(base) / f"pyrender-shaders-{digest}"
         self.caches: dict[tuple[int, int, int], object] = {}
 
@@ -217,10 +218,18 @@ class PyrenderBackend:
 
     name = "pyrender"
 
-    def __init__(self, *, antialias: str = "msaa", shadows: bool = False, exposure: float = 1.0,
-                 max_pooled_nodes: int = 512):
+    def __init__(
+        self,
+        *,
+        antialias: str = "msaa",
+        shadows: bool = False,
+        exposure: float = 1.0,
+        max_pooled_nodes: int = 512,
+    ):
         if antialias not in ANTIALIAS_MODES:
-            raise ConfigError("backend.antialias", f"'{antialias}' is not one of {', '.join(ANTIALIAS_MODES)}")
+            raise ConfigError(
+                "backend.antialias", f"'{antialias}' is not one of {', '.join(ANTIALIAS_MODES)}"
+            )
         if not (exposure > 0 and math.isfinite(exposure)):
             raise ConfigError("backend.exposure", f"{exposure} must be a positive number")
         if max_pooled_nodes < 1:
@@ -248,17 +257,23 @@ class PyrenderBackend:
 
         got = type(OpenGL.platform.PLATFORM).__name__.lower()
         if want == "egl" and "egl" not in got:
-            raise ConfigError("pyrender backend", "PyOpenGL was imported before PYOPENGL_PLATFORM=egl was "
-                              "set; import synth.render.pyrender_backend first or export the variable")
+            raise ConfigError(
+                "pyrender backend",
+                "PyOpenGL was imported before PYOPENGL_PLATFORM=egl was "
+                "set; import synth.render.pyrender_backend first or export the variable",
+            )
 
     def _ensure_renderer(self, width: int, height: int) -> pyrender.OffscreenRenderer:
         if self._renderer is None:
             try:
                 self._renderer = pyrender.OffscreenRenderer(width, height)
             except Exception as e:  # EGL / driver problems surface as many exception types
-                raise ConfigError("pyrender backend", f"cannot create an offscreen GL context "
-                                  f"({e.__class__.__name__}: {str(e)[:120]}); on Debian install "
-                                  "libegl1 libegl-mesa0 libgl1-mesa-dri") from None
+                raise ConfigError(
+                    "pyrender backend",
+                    f"cannot create an offscreen GL context "
+                    f"({e.__class__.__name__}: {str(e)[:120]}); on Debian install "
+                    "libegl1 libegl-mesa0 libgl1-mesa-dri",
+                ) from None
         else:
             self._renderer.viewport_width = width
             self._renderer.viewport_height = height
@@ -333,10 +348,15 @@ class PyrenderBackend:
         depth = np.ascontiguousarray(depth, dtype=np.float32)
         depth[ids == 0] = 0.0
         t4 = time.perf_counter()
-        timings = {"render_setup": t1 - t0, "render_color": t2 - t1, "render_ids": t3 - t2,
-                   "render_post": t4 - t3}
-        return Frame(rgb=rgb, depth=depth, instance_ids=np.ascontiguousarray(ids), amodal=None,
-                     timings=timings)
+        timings = {
+            "render_setup": t1 - t0,
+            "render_color": t2 - t1,
+            "render_ids": t3 - t2,
+            "render_post": t4 - t3,
+        }
+        return Frame(
+            rgb=rgb, depth=depth, instance_ids=np.ascontiguousarray(ids), amodal=None, timings=timings
+        )
 
     def _select_shaders(self, renderer: pyrender.OffscreenRenderer) -> None:
         if self._shaders is None:
@@ -344,8 +364,11 @@ class PyrenderBackend:
         from pyrender.constants import MAX_N_LIGHTS
 
         sc = self._scene
-        counts = (min(len(sc.directional_light_nodes), MAX_N_LIGHTS), min(len(sc.spot_light_nodes), MAX_N_LIGHTS),
-                  min(len(sc.point_light_nodes), MAX_N_LIGHTS))
+        counts = (
+            min(len(sc.directional_light_nodes), MAX_N_LIGHTS),
+            min(len(sc.spot_light_nodes), MAX_N_LIGHTS),
+            min(len(sc.point_light_nodes), MAX_N_LIGHTS),
+        )
         cache = self._shaders.cache_for(counts)
         if cache is not None:
             renderer._renderer._program_cache = cache
@@ -401,8 +424,12 @@ class PyrenderBackend:
         total = sum(len(p.slots) for p in self._pools.values())
         if total <= self.max_pooled_nodes:
             return
-        idle = sorted((slot.last_used, key, slot) for key, p in self._pools.items() for slot in p.slots
-                      if slot.last_used != frame)
+        idle = sorted(
+            (slot.last_used, key, slot)
+            for key, p in self._pools.items()
+            for slot in p.slots
+            if slot.last_used != frame
+        )
         for _, key, slot in idle[: total - self.max_pooled_nodes]:
             self._scene.remove_node(slot.node)  # GL buffers are freed on the next render
             self._pools[key].slots.remove(slot)
@@ -455,8 +482,10 @@ class PyrenderBackend:
     def _sync_lights(self, scene: Scene) -> None:
         for node in self._light_nodes:
             self._scene.remove_node(node)
-        self._light_nodes = [self._scene.add(_to_pyrender_light(lt, self.exposure), pose=pose_matrix(lt.pose))
-                             for lt in scene.lights]
+        self._light_nodes = [
+            self._scene.add(_to_pyrender_light(lt, self.exposure), pose=pose_matrix(lt.pose))
+            for lt in scene.lights
+        ]
 
     # ---- background --------------------------------------------------------------------------------
     def _composite(self, rgba: np.ndarray, spec: TextureSpec, width: int, height: int) -> np.ndarray:
@@ -487,8 +516,11 @@ class PyrenderBackend:
         s = max(width / w, height / h)
         cw, ch = min(w, round(width / s)), min(h, round(height / s))
         y0, x0 = (h - ch) // 2, (w - cw) // 2
-        bg = cv2.resize(np.ascontiguousarray(img[y0:y0 + ch, x0:x0 + cw]), (width, height),
-                        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        bg = cv2.resize(
+            np.ascontiguousarray(img[y0 : y0 + ch, x0 : x0 + cw]),
+            (width, height),
+            interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+        )
         self._background_cache = (key, width, height, bg)
         return bg
 
@@ -525,11 +557,19 @@ def _to_pyrender_light(light: Light, exposure: float):
     if light.kind == "spot":
         outer = min(light.spot_angle / 2, math.pi / 2 - 1e-3)
         inner = max(0.0, min(outer * (1.0 - light.spot_blend), outer - 1e-3))
-        return pyrender.SpotLight(color=color, intensity=exposure * light.intensity / (4 * math.pi),
-                                  innerConeAngle=inner, outerConeAngle=outer)
+        return pyrender.SpotLight(
+            color=color,
+            intensity=exposure * light.intensity / (4 * math.pi),
+            innerConeAngle=inner,
+            outerConeAngle=outer,
+        )
     # area: a one-sided Lambertian emitter, approximated by a wide spot light
-    return pyrender.SpotLight(color=color, intensity=exposure * light.intensity / math.pi,
-                              innerConeAngle=0.0, outerConeAngle=math.pi / 2 - 1e-3)
+    return pyrender.SpotLight(
+        color=color,
+        intensity=exposure * light.intensity / math.pi,
+        innerConeAngle=0.0,
+        outerConeAngle=math.pi / 2 - 1e-3,
+    )
 
 
 def _material_from_trimesh(mesh: trimesh.Trimesh) -> pyrender.MetallicRoughnessMaterial:
@@ -540,8 +580,9 @@ def _material_from_trimesh(mesh: trimesh.Trimesh) -> pyrender.MetallicRoughnessM
         mat = visual.material
         if isinstance(mat, trimesh.visual.material.SimpleMaterial):
             mat = mat.to_pbr()
-        factor = np.asarray(mat.baseColorFactor if mat.baseColorFactor is not None else [255] * 4,
-                            dtype=np.float64)
+        factor = np.asarray(
+            mat.baseColorFactor if mat.baseColorFactor is not None else [255] * 4, dtype=np.float64
+        )
         if factor.max() > 1.0:
             factor = factor / 255.0
         image = mat.baseColorTexture
@@ -557,6 +598,9 @@ def _material_from_trimesh(mesh: trimesh.Trimesh) -> pyrender.MetallicRoughnessM
             metallicRoughnessTexture=mr_texture,
             alphaMode="OPAQUE",
         )
-    return pyrender.MetallicRoughnessMaterial(baseColorFactor=np.asarray(d.base_color),
-                                              metallicFactor=d.metallic, roughnessFactor=d.roughness,
-                                              alphaMode="OPAQUE")
+    return pyrender.MetallicRoughnessMaterial(
+        baseColorFactor=np.asarray(d.base_color),
+        metallicFactor=d.metallic,
+        roughnessFactor=d.roughness,
+        alphaMode="OPAQUE",
+    )
