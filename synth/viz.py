@@ -9,13 +9,12 @@ amodal silhouette outlined in the same colour (when the dataset has amodal masks
 from __future__ import annotations
 
 import colorsys
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_utils
 
+from synth.coco import load_coco, segmentation_to_mask
 from synth.errors import AssetError, ConfigError
 from synth.fsutil import atomic_write_bytes
 
@@ -29,15 +28,7 @@ def _colour(k: int) -> tuple[int, int, int]:
 
 
 def _decode(seg, height: int, width: int) -> np.ndarray | None:
-    if isinstance(seg, dict):
-        rle = mask_utils.frPyObjects(seg, height, width) if isinstance(seg["counts"], list) else seg
-        if isinstance(rle["counts"], str):
-            rle = {"size": rle["size"], "counts": rle["counts"].encode()}
-        return mask_utils.decode(rle).astype(bool)
-    if isinstance(seg, list) and seg:
-        rles = mask_utils.frPyObjects(seg, height, width)
-        return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
-    return None
+    return segmentation_to_mask(seg, height, width).astype(bool) if seg else None
 
 
 def draw_annotations(
@@ -93,30 +84,24 @@ def contact_sheets(
 
     Images are taken in id order, ``per_sheet`` per sheet, at most ``max_sheets`` sheets."""
     dataset = Path(dataset)
-    coco_path = dataset / annotations if dataset.is_dir() else dataset
-    root = coco_path.parent
-    if not coco_path.is_file():
-        raise AssetError(coco_path, "no COCO annotations here (render a dataset first)")
     for name, v in (("per_sheet", per_sheet), ("columns", columns), ("max_sheets", max_sheets)):
         if v < 1:
             raise ConfigError(name, "must be at least 1")
-    coco = json.loads(coco_path.read_text())
-    names = {c["id"]: c["name"] for c in coco["categories"]}
-    by_image: dict[int, list[dict]] = {}
-    for a in coco["annotations"]:
-        by_image.setdefault(a["image_id"], []).append(a)
-    images = sorted(coco["images"], key=lambda im: im["id"])[: per_sheet * max_sheets]
-    out_dir = Path(out_dir) if out_dir is not None else root / "viz"
+    source = load_coco(dataset / annotations if dataset.is_dir() else dataset, check_files=False)
+    names = {c["id"]: c["name"] for c in source.categories}
+    image_ids = sorted(source.images)[: per_sheet * max_sheets]
+    out_dir = Path(out_dir) if out_dir is not None else source.ann_file.parent / "viz"
     paths = []
-    for s in range(0, len(images), per_sheet):
+    for s in range(0, len(image_ids), per_sheet):
         tiles = []
-        for im in images[s : s + per_sheet]:
-            img = cv2.imread(str(root / im["file_name"]), cv2.IMREAD_COLOR)
+        for image_id in image_ids[s : s + per_sheet]:
+            path = source.image_path(image_id)
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if img is None:
-                raise AssetError(root / im["file_name"], "cannot read image")
-            tile = draw_annotations(img, by_image.get(im["id"], []), names, tile_width)
+                raise AssetError(path, "cannot read image")
+            tile = draw_annotations(img, source.anns_by_image[image_id], names, tile_width)
             cv2.putText(
-                tile, f"#{im['id']}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA
+                tile, f"#{image_id}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA
             )
             tiles.append(tile)
         tile_h = max(t.shape[0] for t in tiles)

@@ -1,4 +1,4 @@
-"""train.data: COCO parsing and checks, targets, category mapping, target-domain images, data order."""
+"""train.data: targets from a loaded COCO set, category mapping, target-domain images, data order."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 import torch
 from train_fixtures import make_image_folder, make_shapes_coco
 
+from synth.coco import CocoError, load_coco, segmentation_to_mask
 from train.data import (
     CocoDetection,
     DataError,
@@ -16,10 +17,8 @@ from train.data import (
     UnlabelledImages,
     build_label_map,
     dataset_summary,
-    load_coco,
     masks_to_boxes,
     normalize_name,
-    segmentation_to_mask,
     split_image_ids,
 )
 
@@ -61,22 +60,22 @@ def test_polygon_and_uncompressed_rle_decode():
 
 
 def test_bad_files_are_one_line_errors(tmp_path, shapes):
-    with pytest.raises(DataError, match="no annotations.json"):
+    with pytest.raises(CocoError, match="no annotations.json"):
         load_coco(tmp_path)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(DataError, match="not valid JSON"):
+    with pytest.raises(CocoError, match="cannot read JSON: line 1"):
         load_coco(bad)
     data = json.loads((shapes / "annotations.json").read_text())
     data["annotations"][0]["category_id"] = 99
     ref = shapes.parent / "ref.json"
     ref.write_text(json.dumps(data))
-    with pytest.raises(DataError, match="unknown category_id 99"):
+    with pytest.raises(CocoError, match="unknown category_id 99"):
         load_coco(ref, check_files=False)
     data = json.loads((shapes / "annotations.json").read_text())
     data["images"][0]["file_name"] = "images/missing.png"
     (shapes / "missing.json").write_text(json.dumps(data))
-    with pytest.raises(DataError, match="missing.png' not found") as e:
+    with pytest.raises(CocoError, match="image 1: file images/missing.png does not exist") as e:
         load_coco(shapes / "missing.json")
     assert "\n" not in str(e.value)
 

@@ -1,8 +1,8 @@
 """COCO datasets as torchvision detection targets, category mapping, target-domain images, splits.
 
 COCO is the only contract with the renderer: everything here works the same on a customer's real
-labelled photos. A dataset is a folder holding ``annotations.json`` (file names relative to that folder,
-e.g. ``images/0001.jpg``) or the path of an annotations ``.json`` file.
+labelled photos. Reading and checking COCO files is synth.coco's job (``load_coco``); this module turns a
+loaded ``CocoSource`` into tensors.
 
 Images are decoded in DataLoader workers and letterboxed (scaled so the longer side is ``image_size``,
 padded at the bottom/right) to one square size, so a batch stacks into one tensor that kornia can
@@ -13,20 +13,19 @@ processes.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pycocotools import mask as mask_utils
 from torch.utils.data import Dataset, Sampler
 
+from synth.coco import COCO_FILE_NAMES, CocoSource, load_coco, segmentation_to_mask, summarise
 from synth.config import read_yaml
 from synth.errors import SimrealError
 
@@ -34,118 +33,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 class DataError(SimrealError):
-    """A dataset, image folder or category map that cannot be used."""
-
-
-# ---- COCO files ------------------------------------------------------------------------------------
-@dataclass
-class CocoSource:
-    """A parsed, checked COCO annotation file and where its images live."""
-
-    ann_file: Path
-    image_root: Path
-    dataset: dict
-    images: dict[int, dict] = field(default_factory=dict)
-    anns_by_image: dict[int, list[dict]] = field(default_factory=dict)
-    categories: list[dict] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        """A short set name: the dataset folder's name."""
-        return self.ann_file.parent.name if self.ann_file.name == "annotations.json" else self.ann_file.stem
-
-    @property
-    def has_masks(self) -> bool:
-        """True when every non-crowd annotation carries a segmentation (polygon or RLE)."""
-        anns = [a for lst in self.anns_by_image.values() for a in lst if not a.get("iscrowd", 0)]
-        return bool(anns) and all(_has_segmentation(a) for a in anns)
-
-    def image_path(self, image_id: int) -> Path:
-        return _resolve_image(self.image_root, self.images[image_id]["file_name"])
-
-
-def _has_segmentation(ann: dict) -> bool:
-    seg = ann.get("segmentation")
-    if isinstance(seg, list):
-        return any(len(p) >= 6 for p in seg)
-    return isinstance(seg, dict) and "counts" in seg and "size" in seg
-
-
-def _resolve_image(root: Path, file_name: str) -> Path:
-    path = root / file_name
-    if not path.exists() and (root / "images" / file_name).exists():
-        path = root / "images" / file_name
-    return path
-
-
-def resolve_coco_path(path: str | Path) -> Path:
-    """The annotations file of a dataset folder or .json path."""
-    p = Path(path)
-    if p.is_dir():
-        ann = p / "annotations.json"
-        if not ann.is_file():
-            raise DataError(
-                p, "no annotations.json in this folder (expected a COCO dataset folder or a .json file)"
-            )
-        return ann
-    if p.is_file() and p.suffix.lower() == ".json":
-        return p
-    raise DataError(p, "not found (expected a COCO dataset folder or an annotations .json file)")
-
-
-def load_coco(path: str | Path, *, check_files: bool = True) -> CocoSource:
-    """Parse and check a COCO file: ids unique, references resolvable, boxes well-formed, images present."""
-    ann_file = resolve_coco_path(path)
-    try:
-        data = json.loads(ann_file.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(ann_file, f"not valid JSON at line {e.lineno}: {e.msg}") from None
-    if not isinstance(data, dict):
-        raise DataError(ann_file, "top level must be an object with images, annotations, categories")
-    for key in ("images", "categories"):
-        if not isinstance(data.get(key), list):
-            raise DataError(ann_file, f"missing list '{key}'")
-    if not isinstance(data.get("annotations", []), list):
-        raise DataError(ann_file, "'annotations' must be a list")
-    src = CocoSource(ann_file=ann_file, image_root=ann_file.parent, dataset=data)
-    for img in data["images"]:
-        if not all(k in img for k in ("id", "file_name", "width", "height")):
-            raise DataError(ann_file, f"image entry {str(img)[:80]} needs id, file_name, width, height")
-        if img["id"] in src.images:
-            raise DataError(ann_file, f"duplicate image id {img['id']}")
-        src.images[img["id"]] = img
-        src.anns_by_image[img["id"]] = []
-    cat_ids = set()
-    for cat in data["categories"]:
-        if "id" not in cat or "name" not in cat:
-            raise DataError(ann_file, f"category entry {cat} needs id and name")
-        if cat["id"] in cat_ids:
-            raise DataError(ann_file, f"duplicate category id {cat['id']}")
-        cat_ids.add(cat["id"])
-    src.categories = sorted(data["categories"], key=lambda c: c["id"])
-    for ann in data.get("annotations", []):
-        if ann.get("image_id") not in src.images:
-            raise DataError(
-                ann_file, f"annotation {ann.get('id')} refers to unknown image_id {ann.get('image_id')}"
-            )
-        if ann.get("category_id") not in cat_ids:
-            raise DataError(
-                ann_file, f"annotation {ann.get('id')} has unknown category_id {ann.get('category_id')}"
-            )
-        bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
-            raise DataError(ann_file, f"annotation {ann.get('id')}: bbox must be [x, y, width, height]")
-        src.anns_by_image[ann["image_id"]].append(ann)
-    if check_files:
-        missing = [
-            img["file_name"]
-            for img in src.images.values()
-            if not _resolve_image(src.image_root, img["file_name"]).is_file()
-        ]
-        if missing:
-            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise DataError(ann_file, f"image file '{missing[0]}' not found under {src.image_root}{more}")
-    return src
+    """An image folder, image file, category map or split that cannot be used (COCO problems: CocoError)."""
 
 
 # ---- category mapping ------------------------------------------------------------------------------
@@ -225,56 +113,70 @@ def build_label_map(
     if class_agnostic:
         # For evaluation the caller relabels every prediction of a multi-class model to this one class too.
         return LabelMap((class_agnostic,), {c["id"]: 1 for c in cats}, "class-agnostic")
-
+    if mapping is not None and class_names is None:
+        return _classes_from_map(cats, mapping, map_where)
     if mapping is not None:
-        if class_names is None:
-            targets: list[str] = []
-            resolved: dict[int, str | None] = {}
-            absent = []
-            for c in cats:
-                found, target = _lookup(mapping, c["name"])
-                if not found:
-                    absent.append(c["name"])
-                    continue
-                resolved[c["id"]] = target
-                if target is not None and target not in targets:
-                    targets.append(target)
-            if absent:
-                raise DataError(
-                    map_where,
-                    f"no entry for dataset categor{'y' if len(absent) == 1 else 'ies'} "
-                    f"{', '.join(repr(a) for a in absent[:5])} (map to null to drop)",
-                )
-            if not targets:
-                raise DataError(map_where, "every category maps to null: nothing to train on")
-            to_label = {cid: targets.index(t) + 1 for cid, t in resolved.items() if t is not None}
-            unmapped = tuple(c["name"] for c in cats if resolved.get(c["id"]) is None)
-            return LabelMap(tuple(targets), to_label, "category-map", unmapped)
-        norm_classes = {normalize_name(n): i + 1 for i, n in enumerate(class_names)}
-        to_label, unmapped = {}, []
-        for c in cats:
-            found, target = _lookup(mapping, c["name"])
-            if not found or target is None:
-                unmapped.append(c["name"])
-                continue
-            if normalize_name(target) not in norm_classes:
-                raise DataError(
-                    map_where,
-                    f"maps '{c['name']}' to '{target}', which is not a class of the model "
-                    f"({', '.join(class_names[:10])})",
-                )
-            to_label[c["id"]] = norm_classes[normalize_name(target)]
-        if not to_label:
-            raise DataError(map_where, f"maps no category of {where} onto a class of the model")
-        return LabelMap(tuple(class_names), to_label, "category-map", tuple(unmapped))
-
+        return _map_onto_classes(cats, mapping, class_names, map_where, where)
     if class_names is None:
         names = [c["name"] for c in cats]
         dup = [n for n, k in Counter(names).items() if k > 1]
         if dup:
             raise DataError(where, f"category name '{dup[0]}' is used by several ids; give a category map")
         return LabelMap(tuple(names), {c["id"]: i + 1 for i, c in enumerate(cats)}, "dataset")
+    return _match_by_name(cats, class_names, where)
 
+
+def _classes_from_map(cats: list[dict], mapping: dict[str, str | None], map_where) -> LabelMap:
+    """Training with a category map: the classes are its distinct targets, in category id order."""
+    targets: list[str] = []
+    resolved: dict[int, str | None] = {}
+    absent = []
+    for c in cats:
+        found, target = _lookup(mapping, c["name"])
+        if not found:
+            absent.append(c["name"])
+            continue
+        resolved[c["id"]] = target
+        if target is not None and target not in targets:
+            targets.append(target)
+    if absent:
+        raise DataError(
+            map_where,
+            f"no entry for dataset categor{'y' if len(absent) == 1 else 'ies'} "
+            f"{', '.join(repr(a) for a in absent[:5])} (map to null to drop)",
+        )
+    if not targets:
+        raise DataError(map_where, "every category maps to null: nothing to train on")
+    to_label = {cid: targets.index(t) + 1 for cid, t in resolved.items() if t is not None}
+    unmapped = tuple(c["name"] for c in cats if resolved.get(c["id"]) is None)
+    return LabelMap(tuple(targets), to_label, "category-map", unmapped)
+
+
+def _map_onto_classes(
+    cats: list[dict], mapping: dict[str, str | None], class_names: Sequence[str], map_where, where
+) -> LabelMap:
+    """Evaluation with a category map: each mapped category onto the model class its target names."""
+    norm_classes = {normalize_name(n): i + 1 for i, n in enumerate(class_names)}
+    to_label, unmapped = {}, []
+    for c in cats:
+        found, target = _lookup(mapping, c["name"])
+        if not found or target is None:
+            unmapped.append(c["name"])
+            continue
+        if normalize_name(target) not in norm_classes:
+            raise DataError(
+                map_where,
+                f"maps '{c['name']}' to '{target}', which is not a class of the model "
+                f"({', '.join(class_names[:10])})",
+            )
+        to_label[c["id"]] = norm_classes[normalize_name(target)]
+    if not to_label:
+        raise DataError(map_where, f"maps no category of {where} onto a class of the model")
+    return LabelMap(tuple(class_names), to_label, "category-map", tuple(unmapped))
+
+
+def _match_by_name(cats: list[dict], class_names: Sequence[str], where) -> LabelMap:
+    """Evaluation without a map: categories whose normalised name is a model class."""
     norm_classes = {normalize_name(n): i + 1 for i, n in enumerate(class_names)}
     to_label = {
         c["id"]: norm_classes[normalize_name(c["name"])]
@@ -304,22 +206,6 @@ def decode_rgb(path: Path) -> torch.Tensor:
             path, f"cannot decode image: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
         ) from None
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-
-
-def segmentation_to_mask(segm: list | dict, height: int, width: int) -> np.ndarray:
-    """A COCO polygon list, uncompressed RLE or compressed RLE as a uint8 [H, W] mask."""
-    if isinstance(segm, list):
-        polys = [p for p in segm if len(p) >= 6]
-        if not polys:
-            return np.zeros((height, width), np.uint8)
-        rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-    elif isinstance(segm.get("counts"), list):
-        rle = mask_utils.frPyObjects(segm, height, width)
-    else:
-        rle = dict(segm)
-        if isinstance(rle["counts"], str):
-            rle["counts"] = rle["counts"].encode("ascii")
-    return mask_utils.decode(rle)
 
 
 def letterbox(image: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
@@ -465,7 +351,7 @@ class UnlabelledImages(Dataset):
 
     def __init__(self, path: str | Path, image_size: int):
         p = Path(path)
-        if p.is_dir() and not (p / "annotations.json").is_file():
+        if p.is_dir() and not any((p / name).is_file() for name in COCO_FILE_NAMES):
             self.paths = list_images(p)
         elif p.exists():
             src = load_coco(p)
@@ -548,27 +434,26 @@ class StepBatchSampler(Sampler[list[int]]):
 def dataset_summary(source: CocoSource, label_map: LabelMap, image_ids: Sequence[int] | None = None) -> dict:
     """Counts a report can show: images, instances per class, image sizes, masks, mapping."""
     ids = list(image_ids) if image_ids is not None else sorted(source.images)
+    summary = summarise(source, ids)
+    label_of_name: dict[str, int | None] = {}
+    for c in source.categories:  # every mode maps by name, so categories sharing a name share a label
+        label_of_name.setdefault(c["name"], label_map.category_to_label.get(c["id"]))
     per_class: Counter = Counter()
-    sizes = []
-    crowd = dropped = 0
-    for i in ids:
-        info = source.images[i]
-        sizes.append((int(info["width"]), int(info["height"])))
-        for a in source.anns_by_image[i]:
-            if a.get("iscrowd", 0):
-                crowd += 1
-            elif a["category_id"] in label_map.category_to_label:
-                per_class[label_map.class_names[label_map.category_to_label[a["category_id"]] - 1]] += 1
-            else:
-                dropped += 1
-    ws, hs = [s[0] for s in sizes] or [0], [s[1] for s in sizes] or [0]
+    dropped = 0
+    for name, n in summary["per_category"].items():
+        if label_of_name[name] is None:
+            dropped += n
+        else:
+            per_class[label_map.class_names[label_of_name[name] - 1]] += n
+    ws = [int(source.images[i]["width"]) for i in ids] or [0]
+    hs = [int(source.images[i]["height"]) for i in ids] or [0]
     return {
-        "path": str(source.ann_file),
+        "path": summary["path"],
         "images": len(ids),
         "instances": int(sum(per_class.values())),
         "instances_per_class": {n: int(per_class.get(n, 0)) for n in label_map.class_names},
         "instances_per_image": round(sum(per_class.values()) / max(1, len(ids)), 2),
-        "crowd_regions": crowd,
+        "crowd_regions": summary["crowd"],
         "dropped_unmapped": dropped,
         "has_masks": source.has_masks,
         "width_range": [min(ws), max(ws)],

@@ -13,6 +13,7 @@ the same set, fraction and seed always give the same split on any machine.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from synth.coco import CocoSource
 from synth.fsutil import atomic_write_json
-from train.data import CocoSource, DataError, split_image_ids
+from train.data import DataError, split_image_ids
 
 # "train_picture_10_jpg.rf.2bc399da37b2.jpg" -> "train_picture_10": Roboflow's augmented copies of one photo.
 _ROBOFLOW_COPY = re.compile(r"(?:_(?:jpe?g|png|bmp|webp))?\.rf\.[0-9a-f]{8,}$", re.IGNORECASE)
@@ -72,16 +74,18 @@ def split_by_photo(source: CocoSource, test_fraction: float, seed: int) -> Split
 def write_subset(source: CocoSource, image_ids: Iterable[int], path: str | Path, *, note: str = "") -> Path:
     """Write a COCO file holding only ``image_ids`` (and their annotations), written atomically.
 
-    File names become absolute paths of the original images, so the subset can live anywhere without
-    copying a photo; ids, categories and every annotation field are kept as they are."""
+    Its images are symlinks to the original photos in ``<stem>_images/`` beside it (same base names), so
+    the subset can live anywhere without copying a photo, and its file names stay inside its folder as
+    load_coco demands of every set; ids, categories and every annotation field are kept as they are."""
     ids = sorted(set(image_ids))
     unknown = [i for i in ids if i not in source.images]
     if unknown:
         raise DataError(source.ann_file, f"image id {unknown[0]} is not in the set")
+    out = Path(path)
     images = []
     for i in ids:
         info = dict(source.images[i])
-        info["file_name"] = str(source.image_path(i).resolve())
+        info["file_name"] = _link_image(source, i, out.parent, f"{out.stem}_images")
         images.append(info)
     keep = set(ids)
     anns = [a for a in source.dataset.get("annotations", []) if a["image_id"] in keep]
@@ -89,13 +93,27 @@ def write_subset(source: CocoSource, image_ids: Iterable[int], path: str | Path,
     info.update(subset_of=str(source.ann_file.resolve()), images=len(ids))
     if note:
         info["note"] = note
-    out = Path(path)
     atomic_write_json(
         out,
         {"info": info, "images": images, "annotations": anns, "categories": source.categories},
         indent=None,
     )
     return out
+
+
+def _link_image(source: CocoSource, image_id: int, root: Path, folder: str) -> str:
+    """Symlink ``folder/<original relative name>`` under ``root`` to the photo (atomically); its file name."""
+    name = source.images[image_id]["file_name"]
+    rel = os.path.normpath(name)
+    if os.path.isabs(rel) or rel.startswith(".."):  # a set loaded with images_root: keep ids apart
+        rel = os.path.join(str(image_id), os.path.basename(rel))
+    link = root / folder / rel
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(source.image_path(image_id).resolve(), tmp)
+    os.replace(tmp, link)
+    return Path(folder, rel).as_posix()
 
 
 # ---- leak checks ------------------------------------------------------------------------------------
