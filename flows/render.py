@@ -1,12 +1,10 @@
-"""The ``render-dataset`` flow: one task per shard, run in worker processes or on a Dask cluster.
+"""The ``render-dataset`` flow: ``synth.dataset.run_shards`` with Prefect's task runner as its workers.
 
-Shards are the unit of reuse: a shard whose ``coco.json`` exists was rendered by the same (config hash,
-seed) — the writer checks that — so a re-run submits only the missing shards, and a retried shard starts
-from an empty directory, never duplicating images. Tasks never run on Prefect's thread pool: bpy and EGL
-are not thread-safe (../shared/STACK.md).
+One task per shard, run in worker processes or on a Dask cluster, with retries; progress and a summary
+as artifacts. Everything else (which shards to render, resume, merge, the output lock) is run_shards'.
+Tasks never run on Prefect's thread pool: bpy and EGL are not thread-safe (../shared/STACK.md).
 """
 
-import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -18,12 +16,10 @@ from flows.params import RenderParams
 
 
 @task(name="render-shard", retries=2, retry_delay_seconds=2, task_run_name="render-shard-{shard}")
-def render_shard_task(cfg, shard: int, n: int, out: str, seed: int, backend: str, backend_opts: dict) -> dict:
-    from synth.writer import render_shard
-
-    t = time.perf_counter()
-    shard_dir = render_shard(cfg, shard, n, out, seed, backend, backend_opts)
-    return {"shard": shard, "dir": str(shard_dir), "seconds": round(time.perf_counter() - t, 2)}
+def render_shard_task(render, plan, out: str, shard: int, indices: list[int]) -> list:
+    """``render(plan, out, shard, indices)`` in a task-runner worker: a shard's images. A retry renders
+    them again over the same files (each is replaced atomically)."""
+    return render(plan, out, shard, indices)
 
 
 def shard_task_runner(params: RenderParams):
@@ -35,61 +31,64 @@ def shard_task_runner(params: RenderParams):
     return ProcessPoolTaskRunner(max_workers=params.workers)
 
 
+class _ProgressArtifact:
+    """run_shards' progress callback: logs the plan once, then keeps a progress artifact up to date."""
+
+    def __init__(self, plan, out: Path):
+        self.plan, self.out, self.artifact = plan, out, None
+
+    def __call__(self, p) -> None:
+        if self.artifact is None:
+            get_run_logger().info(
+                "render %d images in %d shards: %d to render, %d reused (config %s, seed %d, backend %s)",
+                self.plan.n,
+                p.shards_total,
+                p.shards_todo,
+                p.shards_total - p.shards_todo,
+                self.plan.config_hash,
+                self.plan.seed,
+                self.plan.backend,
+            )
+            self.artifact = create_progress_artifact(
+                progress=p.percent, key="render-progress", description=f"render {self.out.name}: images done"
+            )
+        else:
+            update_progress_artifact(self.artifact, progress=p.percent)
+
+
 @flow(name="render-dataset", log_prints=True, task_runner=ProcessPoolTaskRunner(max_workers=2))
 def render_dataset(params: RenderParams) -> dict:
     """Render ``params.n`` images into ``params.out``; returns a summary with the annotations path.
 
     The task runner is chosen by the caller (``render_dataset.with_options(task_runner=...)``); see
     ``run_render`` for the usual entry point."""
-    from synth.writer import _add_run_info, clean_partial, make_plan, merge_shards, prepare_output
+    from synth.dataset import make_plan, run_shards
 
-    logger = get_run_logger()
-    t0 = time.perf_counter()
-    cfg = params.load_config()
     out = Path(params.out).resolve()
-    plan = make_plan(cfg, params.n, params.seed, params.backend, params.backend_opts)
-    prepare_output(plan, out)
-    todo = clean_partial(plan, out)
-    logger.info(
-        "render %d images in %d shards: %d to render, %d reused (config %s, seed %d, backend %s)",
-        plan.n,
-        plan.num_shards,
-        len(todo),
-        plan.num_shards - len(todo),
-        plan.config_hash,
-        plan.seed,
-        plan.backend,
+    plan = make_plan(params.load_config(), params.n, params.seed, params.backend, params.backend_opts)
+    runner = "dask" if params.dask_address else f"process-pool({params.workers})"
+    result = run_shards(
+        plan,
+        out,
+        render_shard_task.submit,
+        as_completed=as_completed,
+        progress=_ProgressArtifact(plan, out),
+        labels={"task_runner": runner},
     )
-    progress = create_progress_artifact(
-        progress=0.0 if todo else 100.0, key="render-progress", description=f"render {out.name}: shards done"
-    )
-    futures = [
-        render_shard_task.submit(cfg, s, plan.n, str(out), plan.seed, plan.backend, plan.backend_opts)
-        for s in todo
-    ]
-    done = 0
-    for fut in as_completed(futures):
-        fut.result()
-        done += 1
-        update_progress_artifact(progress, progress=100.0 * done / len(todo))
-    annotations = merge_shards(out)
+    info = result.info
     summary = {
-        "annotations": str(annotations),
+        "annotations": str(result.annotations),
         "out": str(out),
         "shards_total": plan.num_shards,
-        "shards_rendered": len(todo),
-        "shards_reused": plan.num_shards - len(todo),
-        "images_rendered": sum(len(plan.shard_indices(s)) for s in todo),
-        "wall_s": round(time.perf_counter() - t0, 2),
-        "task_runner": "dask" if params.dask_address else f"process-pool({params.workers})",
+        **{k: info[k] for k in ("shards_rendered", "shards_reused", "images_rendered", "wall_s")},
+        "task_runner": runner,
     }
-    _add_run_info(out, summary)
     create_markdown_artifact(
         key="render-summary",
         markdown=(
             f"### Rendered `{out}`\n\n| shards | rendered | reused | images rendered | seconds |\n"
-            f"|---|---|---|---|---|\n| {plan.num_shards} | {len(todo)} | {plan.num_shards - len(todo)} "
-            f"| {summary['images_rendered']} | {summary['wall_s']} |\n"
+            f"|---|---|---|---|---|\n| {plan.num_shards} | {info['shards_rendered']} | "
+            f"{info['shards_reused']} | {info['images_rendered']} | {info['wall_s']} |\n"
         ),
         description="render-dataset summary",
     )

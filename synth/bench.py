@@ -22,12 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from synth.catalog import Catalog
 from synth.config import AnnotationConfig, CatalogSelection, ImageConfig, OutputConfig
+from synth.dataset.image import STAGES
 from synth.fsutil import atomic_write_json
 from synth.scene import Camera, Environment, Geometry, Light, Material, Scene, SceneObject, TextureSpec
 
 GOAL_IMAGES_PER_S = 10.0
 GOAL_ANNOTATE_FRACTION = 0.25
-STAGES = ("scene", "render", "annotate", "encode", "write")
 
 
 class BenchSceneConfig(BaseModel):
@@ -148,7 +148,7 @@ def run_bench(
     progress: bool = True,
 ) -> dict:
     """Render ``n`` images once per worker count into temporary datasets; returns (and writes) the figures."""
-    from synth.writer import render_dataset
+    from synth.dataset import render_dataset
 
     if config is not None:
         cfg, builder, categories = config, None, None

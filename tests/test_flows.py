@@ -59,7 +59,7 @@ def test_dask_cluster_renders_the_same_dataset(tmp_path):
     from distributed import LocalCluster
 
     from flows.render import run_render
-    from synth.writer import render_dataset
+    from synth.dataset import render_dataset
 
     reference = tiny_render(tmp_path, name="reference")
     render_dataset(

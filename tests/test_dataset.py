@@ -1,4 +1,5 @@
-"""synth.writer: sharded rendering in worker processes, merge, determinism, kill -9 resume, COCO validity."""
+"""synth.dataset: sharded rendering in worker processes, merge, determinism, kill -9 resume, one run per
+folder, worker errors, COCO validity."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 from render_scenes import CATEGORIES, RenderService, TinyRenderConfig, build_tiny_scene, make_tiny_catalog
 
+from synth.coco import CocoValidationError, validate_coco
 from synth.config import CatalogSelection, OutputConfig
-from synth.errors import ConfigError
-from synth.writer import CocoValidationError, merge_shards, render_dataset, render_shard, validate_coco
+from synth.dataset import OutputBusyError, merge_shards, render_dataset, render_shard
+from synth.errors import AssetError, ConfigError, SimrealError
 
 N = 6
 SEED = 11
@@ -125,44 +127,59 @@ def test_another_seed_gives_another_dataset_and_cannot_reuse_the_directory(refer
         render(tiny_config(catalog_root, image_format="png"), reference, workers=1)
 
 
-KILL_SCRIPT = """
+RENDER_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from render_scenes import CATEGORIES, build_tiny_scene
-from test_writer import tiny_config
-from synth.writer import render_dataset
+from test_dataset import tiny_config
+from synth.dataset import render_dataset
 if __name__ == "__main__":
     render_dataset(tiny_config({catalog!r}), {n}, {out!r}, seed={seed}, workers=1,
                    scene_builder=build_tiny_scene, categories=CATEGORIES, progress=False)
 """
 
 
-@pytest.mark.slow
-def test_resume_after_kill_9_is_byte_identical(reference, tmp_path, catalog_root):
-    out = tmp_path / "ds"
+def start_render_process(tmp_path: Path, catalog_root: Path, out: Path) -> subprocess.Popen:
+    """The reference render into ``out`` as a separate command, in its own process group."""
     script = tmp_path / "run.py"
     script.write_text(
-        KILL_SCRIPT.format(tests=str(TESTS_DIR), catalog=str(catalog_root), n=N, out=str(out), seed=SEED)
+        RENDER_SCRIPT.format(tests=str(TESTS_DIR), catalog=str(catalog_root), n=N, out=str(out), seed=SEED)
     )
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, str(script)],
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    first = out / "shards" / "shard-00000" / "coco.json"
+
+
+def wait_until(ready, proc: subprocess.Popen, what: str) -> None:
     deadline = time.time() + 120
+    while not ready():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.time() < deadline, f"{what} never happened"
+        time.sleep(0.02)
+
+
+def assert_same_dataset(reference: Path, out: Path) -> None:
+    ref, new = dataset_bytes(reference), dataset_bytes(out)
+    assert sorted(ref) == sorted(new)
+    assert [k for k in ref if ref[k] != new[k]] == []
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_is_byte_identical(reference, tmp_path, catalog_root):
+    out = tmp_path / "ds"
+    proc = start_render_process(tmp_path, catalog_root, out)
     try:
-        while not first.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-            assert time.time() < deadline, "the first shard never finished"
-            time.sleep(0.02)
+        wait_until((out / "shards" / "shard-00000" / "coco.json").exists, proc, "the first shard")
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the render command and its worker process, like a crash
         proc.wait()
     finished = [s for s in range(3) if (out / "shards" / f"shard-{s:05d}" / "coco.json").exists()]
     assert finished and len(finished) < 3, "killed after the first shard and before the last"
     assert not (out / "annotations.json").exists()
+    assert (out / ".lock").read_text().strip() == str(proc.pid), "the dead run's lock is left behind"
     # leave some debris a crash could leave: a half shard and a temp file
     junk = out / "shards" / "shard-00002"
     (junk / "images").mkdir(parents=True, exist_ok=True)
@@ -171,14 +188,61 @@ def test_resume_after_kill_9_is_byte_identical(reference, tmp_path, catalog_root
         s: (out / "shards" / f"shard-{s:05d}" / "coco.json").stat().st_mtime_ns for s in finished
     }
 
-    render(tiny_config(catalog_root), out, workers=1)
+    render(tiny_config(catalog_root), out, workers=1)  # takes the dead run's lock over
     for s, stamp in reused_before.items():  # finished shards were kept, not re-rendered
         assert (out / "shards" / f"shard-{s:05d}" / "coco.json").stat().st_mtime_ns == stamp
-    ref, new = dataset_bytes(reference), dataset_bytes(out)
-    assert sorted(ref) == sorted(new)
-    assert [k for k in ref if ref[k] != new[k]] == []
+    assert_same_dataset(reference, out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["timings"]["last_run"]["shards_reused"] == len(finished)
+    assert not (out / ".lock").exists()
+
+
+@pytest.mark.slow
+def test_a_second_run_into_the_same_folder_is_refused(reference, tmp_path, catalog_root):
+    out = tmp_path / "ds"
+    proc = start_render_process(tmp_path, catalog_root, out)
+    try:
+        lock = out / ".lock"
+        wait_until(lambda: lock.is_file() and lock.read_text().strip(), proc, "taking the lock")
+        with pytest.raises(
+            OutputBusyError, match=rf"ds: is being rendered by another run \(pid {proc.pid}\)$"
+        ):
+            render(tiny_config(catalog_root), out, workers=1)
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert_same_dataset(reference, out)  # the first run finished intact
+    assert not (out / ".lock").exists()
+
+
+def scene_failing_on_image_1(cfg, catalog, seed, index):
+    if index == 1:
+        raise AssetError("mesh.glb", "cannot be read")
+    return build_tiny_scene(cfg, catalog, seed, index)
+
+
+def scene_killing_its_worker(cfg, catalog, seed, index):
+    os._exit(3)
+
+
+def test_worker_failures_are_one_line_errors(tmp_path, catalog_root):
+    cfg = tiny_config(catalog_root)
+    for builder, error, message in (
+        (scene_failing_on_image_1, AssetError, r"^mesh.glb: cannot be read \(image 1\)$"),
+        (
+            scene_killing_its_worker,
+            SimrealError,
+            r"a render worker died .*; re-run the same command to resume$",
+        ),
+    ):
+        out = tmp_path / builder.__name__
+        with pytest.raises(error, match=message):
+            render_dataset(
+                cfg, 2, out, seed=SEED, scene_builder=builder, categories=CATEGORIES, progress=False
+            )
+        assert not (out / ".lock").exists() and not (out / "annotations.json").exists()
 
 
 def test_render_shard_per_process_then_merge(reference, tmp_path, catalog_root):
@@ -248,7 +312,7 @@ def test_validate_coco_rejects_what_training_cannot_use(tmp_path):
         with pytest.raises(CocoValidationError, match=message):
             validate_coco(write_coco(tmp_path, **change), check_files=False)
     with pytest.raises(CocoValidationError, match="a.jpg does not exist"):
-        validate_coco(ok)
+        validate_coco(write_coco(tmp_path))
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(CocoValidationError, match="cannot read JSON"):
         validate_coco(tmp_path / "broken.json")
@@ -279,11 +343,12 @@ def test_viz_and_stats_commands_on_the_dataset(reference, tmp_path):
 
     import cv2
 
-    from synth import render_cli
+    from flows.cli import data as data_cli
+    from flows.cli import render as render_cli
 
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    for add in (render_cli.add_viz_parser, render_cli.add_stats_parser, render_cli.add_render_parser):
+    for add in (data_cli.add_viz_parser, data_cli.add_stats_parser, render_cli.add_render_parser):
         assert "example" in add(sub).format_help()
     bench_sub = sub.add_parser("bench").add_subparsers()
     assert "example" in render_cli.add_bench_render_parser(bench_sub).format_help()

@@ -1,0 +1,72 @@
+"""What runs in a render worker process: one backend per process, a list of images at a time.
+
+A backend owns a GL context or a Blender session, which are neither thread-safe nor cheap, so each worker
+process makes one on first use and keeps it for its life (``process_backend``); the orchestrating
+process never makes one. ``render_images`` is the function orchestrators submit to their workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from synth.catalog import Catalog
+from synth.dataset.image import ImageResult, render_image
+from synth.dataset.layout import shard_path
+from synth.dataset.plan import RunPlan
+from synth.errors import SimrealError
+
+_PROCESS_BACKENDS: dict = {}
+_THREAD_SHARE: dict[str, int] = {}  # set by init_worker: this process's share of the cores
+
+
+def process_backend(name: str, opts: dict):
+    """This process's backend for (name, opts), created on first use and kept for the process's life
+    (a GL context / Blender session per process, reused by every shard the process renders)."""
+    key = (name, json.dumps(opts, sort_keys=True))
+    be = _PROCESS_BACKENDS.get(key)
+    if be is None:
+        from synth.render import get_backend
+
+        be = _PROCESS_BACKENDS[key] = get_backend(name, **opts)
+    return be
+
+
+def init_worker(workers: int) -> None:
+    """Process-pool initializer: share the cores between ``workers`` processes instead of every worker's
+    llvmpipe / Cycles / BLAS using all of them."""
+    share = max(1, (os.cpu_count() or 1) // max(1, workers))
+    os.environ.setdefault("LP_NUM_THREADS", str(share))  # llvmpipe threads
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    import cv2
+
+    cv2.setNumThreads(1)
+    _THREAD_SHARE["threads"] = share
+
+
+def plan_backend(plan: RunPlan):
+    """This process's backend for ``plan`` (Cycles limited to the core share ``init_worker`` set)."""
+    opts = dict(plan.backend_opts)
+    if plan.backend == "cycles" and "threads" in _THREAD_SHARE:
+        opts.setdefault("threads", _THREAD_SHARE["threads"])
+    return process_backend(plan.backend, opts)
+
+
+def render_images(plan: RunPlan, out_dir: str, shard: int, indices: list[int]) -> list[ImageResult]:
+    """Render images ``indices`` of shard ``shard`` of the dataset in ``out_dir`` with this process's
+    backend. A SimrealError names the image it happened on, and crosses the process boundary intact."""
+    catalog = Catalog(plan.cfg.catalog.root)  # lazy: reads entries as scenes ask for them
+    return render_with(plan, plan_backend(plan), catalog, indices, shard_path(Path(out_dir), shard))
+
+
+def render_with(plan: RunPlan, backend, catalog: Catalog, indices, shard_dir: Path) -> list[ImageResult]:
+    """Render images ``indices`` into ``shard_dir`` with a given backend."""
+    results = []
+    for i in indices:
+        try:
+            results.append(render_image(plan, backend, catalog, i, shard_dir))
+        except SimrealError as e:
+            raise type(e)(e.where, f"{e.problem} (image {i})") from None
+    return results
