@@ -1,12 +1,16 @@
-"""The console script: every stage has --help with an example, and bad input is one line, not a traceback."""
+"""The console script (flows.cli): every stage has --help with an example, bad input is one line, not a
+traceback, and building the parser imports nothing heavy."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 SUBCOMMANDS = [
     ["sku"],
@@ -33,7 +37,7 @@ def simreal(*args, cwd=None, env_extra=None, timeout=300):
     env = dict(os.environ)
     env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "synth.cli", *args],
+        [sys.executable, "-m", "flows.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -83,3 +87,13 @@ def test_bad_render_config_is_one_line_error(tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, r.stderr
     assert "bad.yaml" in lines[0] and "hieght" in lines[0]
+
+
+def test_building_the_parser_imports_nothing_heavy():
+    """`simreal --help` stays instant, and a render worker never pulls in torch (the EGL/triton trap)."""
+    code = (
+        "import sys, flows.cli; flows.cli.build_parser(); "
+        "print(sorted(m for m in ('torch', 'prefect', 'bpy', 'pyrender') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -1,7 +1,7 @@
-"""``simreal bench sim2real``: argparse builder for the sim-to-real benchmark (flows/sim2real.py).
+"""``simreal bench render | train | sim2real``: benchmarks that print figures and write JSON.
 
-Mounted by the main CLI under ``simreal bench``; imports nothing heavy until the command runs, so
-``--help`` stays instant.
+The render and train benchmarks are built beside their commands; the sim-to-real one lives here because
+it is a flow (flows/sim2real.py) over everything below.
 """
 
 from __future__ import annotations
@@ -10,10 +10,50 @@ import argparse
 import json
 import textwrap
 
+from flows.cli import add_command
+
 VARIANT_HELP = (
     "a = synthetic, no randomization; b = synthetic + domain randomization; c = b + DANN to the real "
     "train photos; d = real train split only (reference); e = b fine-tuned on the real train split"
 )
+
+SIM2REAL_EPILOG = textwrap.dedent("""\
+    examples:
+      simreal bench sim2real --task retail                 # smoke scale, ~30 min on 2 CPU cores
+      simreal bench sim2real --task industrial --scale full --device cuda
+      simreal bench sim2real --task retail --variants b d --steps 200 --out runs/s2r-quick
+      simreal bench sim2real --task industrial --real-train my_photos/ --real-test my_test/
+      simreal bench sim2real --task retail --train-set augment.strength=0.3 --render-set image.width=256
+
+    Defaults: retail trains/tests on a seeded split of ../shared/real/retail/freiburg_dev; industrial
+    trains on ../shared/real/industrial/amv_screws_train and tests on amv_screws_valid. Any labelled
+    COCO sets can be given instead. Outputs in OUT (default runs/sim2real/<task>-<scale>):
+    sim2real.json, report.html, report.md, variants/<run>/ (checkpoints, logs, eval/real_test/).
+    Re-running the same command reuses finished renders and trained variants.
+    """)
+
+# run_benchmark keyword arguments passed through from the flag of the same name when given.
+_PASSTHROUGH = (
+    "real_train", "real_test", "test_fraction", "seed", "variants", "per_class", "images", "render_size",
+    "steps", "batch_size", "image_size", "model", "catalog", "backend", "workers", "device",
+)  # fmt: skip
+
+
+def add_bench_parser(sub) -> None:
+    from flows.cli import render, training
+
+    bench = add_command(
+        sub,
+        "bench",
+        help="benchmarks that print figures and write JSON",
+        epilog="examples:\n  simreal bench render --out runs/bench\n"
+        "  simreal bench train --out runs/bench\n"
+        "  simreal bench sim2real --task retail --scale smoke",
+    )
+    bsub = bench.add_subparsers(dest="bench_cmd", required=True, metavar="{render,train,sim2real}")
+    render.add_bench_render_parser(bsub)
+    training.add_bench_train_parser(bsub)
+    add_bench_sim2real_parser(bsub)
 
 
 def _dotted(text: str) -> tuple[str, object]:
@@ -26,34 +66,19 @@ def _dotted(text: str) -> tuple[str, object]:
     return key.strip(), yaml.safe_load(value)
 
 
-def _run(args) -> int:
+def _sim2real(args) -> int:
     from flows.sim2real import run_benchmark
 
-    extra = {
-        k: v
-        for k, v in {
-            "real_train": args.real_train,
-            "real_test": args.real_test,
-            "test_fraction": args.test_fraction,
-            "seed": args.seed,
-            "variants": args.variants,
-            "per_class": args.per_class,
-            "images": args.images,
-            "render_size": args.render_size,
-            "steps": args.steps,
-            "batch_size": args.batch_size,
-            "image_size": args.image_size,
-            "model": args.model,
-            "catalog": args.catalog,
-            "backend": args.backend,
-            "workers": args.workers,
-            "device": args.device,
-            "render_overrides": dict(args.render_set) if args.render_set else None,
-            "train_overrides": dict(args.train_set) if args.train_set else None,
-        }.items()
-        if v is not None
-    }
-    summary = run_benchmark(args.task, args.scale, args.out, **extra)
+    extra = {k: getattr(args, k) for k in _PASSTHROUGH if getattr(args, k) is not None}
+    if args.render_set:
+        extra["render_overrides"] = dict(args.render_set)
+    if args.train_set:
+        extra["train_overrides"] = dict(args.train_set)
+    _print_summary(run_benchmark(args.task, args.scale, args.out, **extra))
+    return 0
+
+
+def _print_summary(summary: dict) -> None:
     rows = []
     for v in summary["variants"].values():
         b = v["bbox"]
@@ -66,41 +91,19 @@ def _run(args) -> int:
         f"photos, {summary['timings']['wall_s']:.0f} s:"
     )
     print("\n".join(rows))
-    print(
-        json.dumps(
-            {
-                "transfer": summary["transfer"],
-                "report": summary["report"],
-                "json": str(summary["out"]) + "/sim2real.json",
-            },
-            indent=1,
-        )
-    )
-    return 0
+    report = {"transfer": summary["transfer"], "report": summary["report"]}
+    print(json.dumps({**report, "json": str(summary["out"]) + "/sim2real.json"}, indent=1))
 
 
 def add_bench_sim2real_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "sim2real",
         help="does training on rendered images transfer to real photos? (5 variants, one budget)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Render synthetic sets for a task, split the real photos, train every variant with the same "
         "budget and seed, evaluate all of them on the same real test split, and write sim2real.json "
         "plus an HTML / Markdown comparison report. Variants: " + VARIANT_HELP + ".",
-        epilog=textwrap.dedent("""\
-            examples:
-              simreal bench sim2real --task retail                 # smoke scale, ~30 min on 2 CPU cores
-              simreal bench sim2real --task industrial --scale full --device cuda
-              simreal bench sim2real --task retail --variants b d --steps 200 --out runs/s2r-quick
-              simreal bench sim2real --task industrial --real-train my_photos/ --real-test my_test/
-              simreal bench sim2real --task retail --train-set augment.strength=0.3 --render-set image.width=256
-
-            Defaults: retail trains/tests on a seeded split of ../shared/real/retail/freiburg_dev; industrial
-            trains on ../shared/real/industrial/amv_screws_train and tests on amv_screws_valid. Any labelled
-            COCO sets can be given instead. Outputs in OUT (default runs/sim2real/<task>-<scale>):
-            sim2real.json, report.html, report.md, variants/<run>/ (checkpoints, logs, eval/real_test/).
-            Re-running the same command reuses finished renders and trained variants.
-            """),
+        epilog=SIM2REAL_EPILOG,
     )
     p.add_argument("--task", required=True, choices=["retail", "industrial"])
     p.add_argument(
@@ -140,44 +143,10 @@ def add_bench_sim2real_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["pyrender", "cycles"], help="renderer (default pyrender)")
     p.add_argument("--workers", type=int, help="render worker processes (default 2)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="training / evaluation device (auto)")
-    p.add_argument(
-        "--render-set",
-        action="append",
-        type=_dotted,
-        metavar="KEY=VALUE",
-        help="render config override for both synthetic sets (repeatable)",
-    )
-    p.add_argument(
-        "--train-set",
-        action="append",
-        type=_dotted,
-        metavar="KEY=VALUE",
-        help="TrainConfig override for every variant alike (repeatable)",
-    )
-    p.set_defaults(func=_run)
+    for flag, what in (
+        ("--render-set", "render config override for both synthetic sets"),
+        ("--train-set", "TrainConfig override for every variant alike"),
+    ):
+        p.add_argument(flag, action="append", type=_dotted, metavar="KEY=VALUE", help=f"{what} (repeatable)")
+    p.set_defaults(func=_sim2real)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m flows.bench_cli sim2real ...``: the same command without the main ``simreal`` CLI."""
-    import os
-    import sys
-
-    from synth.errors import SimrealError
-
-    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    parser = argparse.ArgumentParser(
-        prog="python -m flows.bench_cli", description="simreal benchmarks (flows)"
-    )
-    add_bench_sim2real_parser(parser.add_subparsers(dest="bench_cmd", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except SimrealError as e:
-        print(f"simreal: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

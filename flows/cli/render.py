@@ -1,7 +1,6 @@
-"""Subcommands of the data path, mounted by ``synth.cli``: ``render``, ``viz``, ``stats``, ``bench render``.
+"""``simreal render`` and ``simreal bench render``: rendering a dataset, and how fast it goes.
 
-Each builder adds one parser with an example in its --help and sets ``func`` to a handler that returns
-an exit code; heavy modules are imported inside the handlers so ``simreal --help`` stays instant.
+Both take the same backend flags (--backend, --backend-opts, and the cycles shorthands), parsed here once.
 """
 
 from __future__ import annotations
@@ -12,11 +11,25 @@ import sys
 import textwrap
 from pathlib import Path
 
+from flows.cli import add_command
 from synth.errors import ConfigError
 
+RENDER_EPILOG = textwrap.dedent("""\
+    examples:
+      simreal render --config configs/retail_shelf.yaml --n 200 --out runs/shelf --seed 0 --workers 2
+      simreal render --config configs/industrial_bin.yaml --n 50 --out runs/bin --backend cycles
+      simreal render --config configs/retail_shelf.yaml --n 20 --out runs/c --backend cycles --device cpu --samples 32
+      simreal render --config configs/retail_table.yaml --n 100 --out runs/t \\
+          --backend-opts '{"antialias": "edge"}'
+    """)
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    pass
+BENCH_RENDER_EPILOG = textwrap.dedent("""\
+    examples:
+      simreal bench render --out runs/bench
+      simreal bench render --backend-opts '{"antialias": "msaa"}' --n 32
+      simreal bench render --config configs/retail_table.yaml --catalog assets/catalog
+      simreal bench render --backend cycles --n 8 --workers 1 2
+    """)
 
 
 def _backend_opts(text: str | None) -> dict:
@@ -55,21 +68,14 @@ def _merged_opts(args) -> dict:
 
 # ---- render -------------------------------------------------------------------------------------------
 def add_render_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "render",
         help="render a labelled synthetic dataset (COCO) from a config",
-        formatter_class=_Formatter,
         description="Render N images of a config in worker processes into shards, then merge them into "
         "OUT/annotations.json and OUT/manifest.json. Re-running the same command after an "
         "interruption resumes: finished shards are kept and the result is identical.",
-        epilog=textwrap.dedent("""\
-            examples:
-              simreal render --config configs/retail_shelf.yaml --n 200 --out runs/shelf --seed 0 --workers 2
-              simreal render --config configs/industrial_bin.yaml --n 50 --out runs/bin --backend cycles
-              simreal render --config configs/retail_shelf.yaml --n 20 --out runs/c --backend cycles --device cpu --samples 32
-              simreal render --config configs/retail_table.yaml --n 100 --out runs/t \\
-                  --backend-opts '{"antialias": "edge"}'
-            """),
+        epilog=RENDER_EPILOG,
     )
     p.add_argument("--config", required=True, help="render config YAML (see configs/)")
     p.add_argument("--n", type=int, required=True, help="number of images")
@@ -87,7 +93,8 @@ def add_render_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _render(args) -> int:
-    from synth.writer import render_dataset, validate_coco
+    from synth.coco import validate_coco
+    from synth.dataset import render_dataset
 
     path = render_dataset(
         args.config,
@@ -111,101 +118,17 @@ def _render(args) -> int:
     return 0
 
 
-# ---- viz ----------------------------------------------------------------------------------------------
-def add_viz_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "viz",
-        help="contact sheets with masks, boxes and labels drawn on",
-        formatter_class=_Formatter,
-        description="Write PNG contact sheets of a COCO dataset: modal masks filled, amodal silhouettes "
-        "outlined, boxes, 'class visibility%%' labels. Also works on real COCO sets.",
-        epilog=textwrap.dedent("""\
-            examples:
-              simreal viz runs/shelf                    -> runs/shelf/viz/sheet-000.png ...
-              simreal viz ../shared/real/retail/ycbv_sample --out /tmp/ycbv-viz --per-sheet 9 --columns 3
-            """),
-    )
-    p.add_argument("dataset", help="dataset directory (with annotations.json) or a COCO JSON file")
-    p.add_argument("--out", help="output folder (default DATASET/viz)")
-    p.add_argument("--per-sheet", type=int, default=16)
-    p.add_argument("--columns", type=int, default=4)
-    p.add_argument("--max-sheets", type=int, default=4)
-    p.add_argument("--tile-width", type=int, default=320, help="pixels per image tile")
-    p.set_defaults(func=_viz)
-    return p
-
-
-def _viz(args) -> int:
-    from synth.viz import contact_sheets
-
-    dataset = Path(args.dataset)
-    kwargs = {}
-    if dataset.is_file():
-        dataset, kwargs["annotations"] = dataset.parent, dataset.name
-    paths = contact_sheets(
-        dataset,
-        args.out,
-        per_sheet=args.per_sheet,
-        columns=args.columns,
-        max_sheets=args.max_sheets,
-        tile_width=args.tile_width,
-        **kwargs,
-    )
-    for p in paths:
-        print(p)
-    return 0
-
-
-# ---- stats --------------------------------------------------------------------------------------------
-def add_stats_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "stats",
-        help="objects per class / image, box sizes, visibility: JSON + plots",
-        formatter_class=_Formatter,
-        description="Summarise a COCO dataset (synthetic or real) into stats.json and PNG plots, to compare "
-        "a synthetic set with the real one it should match.",
-        epilog=textwrap.dedent("""\
-            examples:
-              simreal stats runs/shelf                  -> runs/shelf/stats/stats.json + *.png
-              simreal stats ../shared/real/industrial/amv_screws_valid --out /tmp/screws-stats
-            """),
-    )
-    p.add_argument("dataset", help="dataset directory or COCO JSON file")
-    p.add_argument("--out", help="output folder (default DATASET/stats)")
-    p.set_defaults(func=_stats)
-    return p
-
-
-def _stats(args) -> int:
-    from synth.stats import dataset_stats
-
-    s = dataset_stats(args.dataset, args.out)
-    print(
-        f"{s['images']} images, {s['annotations']} annotations, {s['categories']} categories; "
-        f"objects/image mean {s['objects_per_image']['mean']} max {s['objects_per_image']['max']}; "
-        f"COCO S/M/L {s['box_size_px']['coco_small_medium_large']}"
-        + (f"; visibility mean {s['visibility']['mean']}" if "visibility" in s else "")
-    )
-    return 0
-
-
 # ---- bench render -------------------------------------------------------------------------------------
 def add_bench_render_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+    p = add_command(
+        subparsers,
         "render",
         help="end-to-end render throughput for 1 and 2 workers, per stage",
-        formatter_class=_Formatter,
         description="Render N images (default: a built-in 640x480 table with 20 objects) once per worker "
         "count, end to end (scene, render, masks + RLE, encode, write, merge), and report images/s "
         "and the per-stage split as JSON. Goal here: >= 10 images/s with 2 workers and "
         "annotation <= 25 %% of the per-image time.",
-        epilog=textwrap.dedent("""\
-            examples:
-              simreal bench render --out runs/bench
-              simreal bench render --backend-opts '{"antialias": "msaa"}' --n 32
-              simreal bench render --config configs/retail_table.yaml --catalog assets/catalog
-              simreal bench render --backend cycles --n 8 --workers 1 2
-            """),
+        epilog=BENCH_RENDER_EPILOG,
     )
     p.add_argument("--n", type=int, default=48, help="images per worker count")
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import textwrap
+
+from flows.cli import add_command
+
+RUN_EPILOG = textwrap.dedent("""\
+    examples:
+      simreal run                                   # the embedded default (~15 min on 2 CPU cores)
+      simreal run --config configs/industrial_bin.yaml --n 500 --steps 1000 --out runs/bin
+      simreal run --eval ../shared/real/industrial/amv_screws_valid --class-agnostic screw
+    Outputs: OUT/data (COCO dataset), OUT/train (checkpoints, log.csv, eval/, report.html, report.md).
+    Without --eval the real sets in ../shared/real are used when present, otherwise a held-out
+    rendered set (the report says which).
+    """)
 
 
 def _run(args) -> int:
@@ -40,19 +51,11 @@ def _run(args) -> int:
 
 
 def add_run_parser(sub) -> None:
-    p = sub.add_parser(
+    p = add_command(
+        sub,
         "run",
         help="render -> train -> evaluate -> report, through Prefect (ephemeral)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=textwrap.dedent("""\
-            examples:
-              simreal run                                   # the embedded default (~15 min on 2 CPU cores)
-              simreal run --config configs/industrial_bin.yaml --n 500 --steps 1000 --out runs/bin
-              simreal run --eval ../shared/real/industrial/amv_screws_valid --class-agnostic screw
-            Outputs: OUT/data (COCO dataset), OUT/train (checkpoints, log.csv, eval/, report.html, report.md).
-            Without --eval the real sets in ../shared/real are used when present, otherwise a held-out
-            rendered set (the report says which).
-            """),
+        epilog=RUN_EPILOG,
     )
     p.add_argument("--config", default="configs/retail_table.yaml", help="render config")
     p.add_argument("--n", type=int, default=240, help="images to render")

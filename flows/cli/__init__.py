@@ -1,0 +1,95 @@
+"""The ``simreal`` console script: one subcommand per stage, each with an example in its --help.
+
+It sits at the top layer because its handlers call into every package below (synth, train, flows).
+Heavy libraries (torch, bpy, pyrender, prefect) are imported inside the handlers, so ``--help`` stays
+instant and a rendering process never imports torchvision by accident (see the EGL/triton trap in
+STACK.md). DDP starts the same parser: ``torchrun --nproc_per_node 2 -m flows.cli train ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import textwrap
+
+from synth.errors import SimrealError
+
+EPILOG = textwrap.dedent(
+    """\
+    stages:
+      simreal sku generate --retail 30 --industrial 12 --seed 0     fill the default catalog
+      simreal sku add mesh.glb --name "Cracker box" --category crackers
+      simreal render --config configs/retail_shelf.yaml --n 200 --out runs/shelf --seed 0 --workers 2
+      simreal viz runs/shelf && simreal stats runs/shelf
+      simreal train --data runs/shelf --model maskrcnn --out runs/train-shelf
+      simreal evaluate --model runs/train-shelf/checkpoints/last.pt --data ../shared/real/retail/ycbv_sample
+      simreal report runs/train-shelf
+      simreal run                                                 render -> train -> evaluate -> report
+      simreal bench render | simreal bench train | simreal bench sim2real --task retail
+    """
+)
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the hand-wrapped examples of every epilog as written."""
+
+
+def add_command(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A subcommand parser with the shared formatter, so every --help lays out its examples alike."""
+    return subparsers.add_parser(name, formatter_class=Formatter, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Imported here: each command module imports Formatter/add_command from this package.
+    from flows.cli import bench, data, evaluation, render, run, sku, training
+
+    parser = argparse.ArgumentParser(
+        prog="simreal",
+        formatter_class=Formatter,
+        epilog=EPILOG,
+        description="Synthetic data and sim-to-real training for detection and instance segmentation.",
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+    sku.add_sku_parser(sub)
+    render.add_render_parser(sub)
+    data.add_viz_parser(sub)
+    data.add_stats_parser(sub)
+    training.add_train_parser(sub)
+    evaluation.add_evaluate_parser(sub)
+    evaluation.add_report_parser(sub)
+    run.add_run_parser(sub)
+    bench.add_bench_parser(sub)
+    return parser
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command; bad input becomes one line on stderr and exit code 2, never a traceback."""
+    try:
+        return int(args.func(args) or 0)
+    except SimrealError as e:
+        print(f"simreal: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simreal: interrupted", file=sys.stderr)
+        return 130
+
+
+def show_library_logs(level: int = logging.INFO) -> None:
+    """Print the project's own log lines (progress, figures) plainly on stdout; other libraries stay quiet."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("synth", "train", "bench"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+        logger.setLevel(level)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    args = build_parser().parse_args(argv)
+    show_library_logs()
+    return run_command(args)
