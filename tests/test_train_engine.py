@@ -62,6 +62,19 @@ def test_run_directory_checkpoint_and_resume(tmp_path, shapes):
         train(TrainConfig(**{**cfg, "out": str(tmp_path / "fresh"), "resume": True}))
 
 
+def test_log_rows_interleave_validation_and_the_start_is_logged(tmp_path, shapes, caplog):
+    """Validation between log steps gets its own row; the final validation one more row at the last step."""
+    cfg = tiny_train_config(shapes, tmp_path / "run", steps=3, log_every=2, eval_every=1, val_fraction=0.3)
+    with caplog.at_level("INFO", logger="train.engine"):
+        run = train(TrainConfig(**cfg))
+    assert "simreal train: maskrcnn_mobilenet_v3_large_fpn on 6 images, 2 classes (box, disc)" in caplog.text
+    rows = read_log(run)
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 3]
+    assert [bool(r["loss"]) for r in rows] == [False, True, True, False]  # losses every log_every steps
+    assert [bool(r["val_bbox_AP"]) for r in rows] == [True, True, False, True]  # not twice at the last step
+    assert float(rows[1]["epoch"]) == pytest.approx(round(2 * 2 / 6, 3))
+
+
 def test_maskrcnn_on_box_only_data_is_a_config_error(tmp_path):
     boxes_only = make_shapes_coco(tmp_path / "b", n_images=3, size=64, masks=False)
     with pytest.raises(ConfigError, match="needs instance masks"):
@@ -123,7 +136,7 @@ def test_ddp_two_cpu_processes_matches_one_process_loss_curve(tmp_path, shapes):
             "--nproc_per_node",
             "2",
             "-m",
-            "train.cli",
+            "flows.cli",
             "train",
             "--config",
             str(cfg_path),

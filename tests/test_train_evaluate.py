@@ -9,12 +9,14 @@ import pytest
 from pycocotools.coco import COCO
 from train_fixtures import SHARED, make_shapes_coco, tiny_train_config
 
+from synth.coco import load_coco
 from synth.errors import ConfigError
 from train.config import TrainConfig
-from train.data import DataError, build_label_map, load_coco
+from train.data import DataError, build_label_map
 from train.engine import train
 from train.evaluate import coco_metrics, evaluate, remapped_ground_truth
-from train.report import match_predictions, write_report
+from train.metrics import match_predictions
+from train.report import write_report
 
 
 @pytest.fixture(scope="module")

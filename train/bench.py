@@ -11,6 +11,7 @@ On a CPU the iteration counts default to a handful: the numbers are indicative, 
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing as mp
 import resource
 import tempfile
@@ -20,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from synth.fsutil import atomic_write_json
+
+log = logging.getLogger(__name__)
 
 ALL_MODELS = (
     "maskrcnn_resnet50_fpn_v2",
@@ -56,6 +59,55 @@ def _synthetic_batch(batch: int, size: int, n_objects: int, seed: int):
     return images, targets
 
 
+def _make_training_step(name: str, image_size: int, batch: int, device, use_amp: bool):
+    """A closure running one full training step as the engine does, and the model's weights source."""
+    import torch
+
+    from train.augment import DomainRandomizer
+    from train.config import AugmentConfig, ModelConfig
+    from train.models import build_model
+
+    cfg = ModelConfig(name=name, image_size=image_size)
+    built = build_model(cfg, 5)
+    model = built.model.to(device).train()
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    aug = DomainRandomizer(AugmentConfig(), image_size)
+    images_cpu, targets_cpu = _synthetic_batch(batch, image_size, 4, seed=0)
+    ctx = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if use_amp
+        else torch.autocast(device.type, enabled=False)
+    )
+
+    def step():
+        images = images_cpu.to(device, non_blocking=True)
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets_cpu]
+        images, targets = aug(images, targets)
+        if not cfg.is_rcnn:
+            targets = [{k: t[k] for k in ("boxes", "labels")} for t in targets]
+        if device.type == "cuda":
+            images = images.contiguous(memory_format=torch.channels_last)
+        with ctx:
+            losses = model(list(images), targets)
+        loss = sum(losses.values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step, built.weights_source
+
+
+def _peak_memory_mib(device) -> tuple[float, str]:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "CUDA allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
+
+
 def _measure_model(
     name: str,
     image_size: int,
@@ -70,44 +122,12 @@ def _measure_model(
     """Child process: one model's training-step throughput and peak memory."""
     import torch
 
-    from train.augment import DomainRandomizer
-    from train.config import AugmentConfig, ModelConfig
-    from train.models import build_model
-
     try:
         if threads:
             torch.set_num_threads(threads)
         device = torch.device(device_name)
-        cfg = ModelConfig(name=name, image_size=image_size)
-        built = build_model(cfg, 5)
-        model = built.model.to(device).train()
-        if device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
-        aug = DomainRandomizer(AugmentConfig(), image_size)
-        images_cpu, targets_cpu = _synthetic_batch(batch, image_size, 4, seed=0)
         use_amp = amp == "bf16" or (amp == "auto" and device.type == "cuda")
-        ctx = (
-            torch.autocast(device.type, dtype=torch.bfloat16)
-            if use_amp
-            else torch.autocast(device.type, enabled=False)
-        )
-
-        def step():
-            images = images_cpu.to(device, non_blocking=True)
-            targets = [{k: v.to(device) for k, v in t.items()} for t in targets_cpu]
-            images, targets = aug(images, targets)
-            if not cfg.is_rcnn:
-                targets = [{k: t[k] for k in ("boxes", "labels")} for t in targets]
-            if device.type == "cuda":
-                images = images.contiguous(memory_format=torch.channels_last)
-            with ctx:
-                losses = model(list(images), targets)
-            loss = sum(losses.values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        step, weights_source = _make_training_step(name, image_size, batch, device, use_amp)
 
         def sync():
             if device.type == "cuda":
@@ -123,10 +143,7 @@ def _measure_model(
             step()
         sync()
         seconds = time.perf_counter() - t0
-        if device.type == "cuda":
-            peak, kind = torch.cuda.max_memory_allocated(device) / 2**20, "CUDA allocated"
-        else:
-            peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process peak RSS"
+        peak, kind = _peak_memory_mib(device)
         queue.put(
             {
                 "images_per_s": round(batch * iters / seconds, 2),
@@ -137,7 +154,7 @@ def _measure_model(
                 "iterations": iters,
                 "warmup": warmup,
                 "amp": "bf16" if use_amp else "off",
-                "weights_source": built.weights_source,
+                "weights_source": weights_source,
             }
         )
     except Exception as e:  # noqa: BLE001 - reported per model, the benchmark goes on
@@ -184,7 +201,8 @@ def measure_loading(data: str | Path | None, image_size: int, batch: int, worker
     """Images/s through the training DataLoader path (decode, masks, letterbox, collate)."""
     from torch.utils.data import DataLoader
 
-    from train.data import CocoDetection, StepBatchSampler, build_label_map, collate_detection, load_coco
+    from synth.coco import load_coco
+    from train.data import CocoDetection, StepBatchSampler, build_label_map, collate_detection
 
     with tempfile.TemporaryDirectory(prefix="simreal-bench-") as tmp:
         path = Path(data) if data else _write_sample_dataset(Path(tmp), n=max(16, batch * 2))
@@ -209,6 +227,15 @@ def measure_loading(data: str | Path | None, image_size: int, batch: int, worker
             "masks": ds.masks,
             "source": str(src.ann_file) if data else "generated 640x480 JPEGs, 8 masks each",
         }
+
+
+def _result_line(name: str, r: dict) -> str:
+    if "error" in r:
+        return f"{name:34s} error: {r['error']}"
+    return (
+        f"{name:34s} {r['images_per_s']:8.2f} img/s  {r['step_s']:7.3f} s/step  "
+        f"peak {r['peak_memory_mib']:8.0f} MiB ({r['memory_kind']})"
+    )
 
 
 def bench_train(
@@ -250,19 +277,9 @@ def bench_train(
         results[name] = (
             queue.get() if not queue.empty() else {"error": f"benchmark process exited with {proc.exitcode}"}
         )
-        r = results[name]
-        print(
-            f"{name:34s} "
-            + (
-                f"{r['images_per_s']:8.2f} img/s  {r['step_s']:7.3f} s/step  "
-                f"peak {r['peak_memory_mib']:8.0f} MiB ({r['memory_kind']})"
-                if "error" not in r
-                else f"error: {r['error']}"
-            ),
-            flush=True,
-        )
+        log.info("%s", _result_line(name, results[name]))
     loading = measure_loading(data, image_size, batch_size, workers, batches=max(4, iterations))
-    print(f"{'data loading':34s} {loading['images_per_s']:8.2f} img/s  ({workers} workers)", flush=True)
+    log.info("%-34s %8.2f img/s  (%d workers)", "data loading", loading["images_per_s"], workers)
     fastest = max((r["images_per_s"] for r in results.values() if "images_per_s" in r), default=0.0)
     report = {
         "benchmark": "train",

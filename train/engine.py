@@ -1,4 +1,6 @@
-"""The training loop: ``train(cfg) -> run dir``. Read it from ``train`` down.
+"""The training loop: ``train(cfg) -> run dir``, at the end of this file, reads as setup (``load_data``,
+``build_state``, ``build_loaders``, ``start_records``) -> ``train_one_interval`` -> ``validate`` ->
+``save_checkpoint``, repeated until the last step, then ``finish`` (final evaluation).
 
 One step = one global batch (``batch_size`` per process x processes) of letterboxed synthetic images,
 randomized on the device (train.augment), optionally with a batch of unlabelled target-domain photos
@@ -29,22 +31,75 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import yaml
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
 
+from synth.coco import CocoSource, load_coco
 from synth.errors import ConfigError, SimrealError
 from synth.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+from train.augment import DomainRandomizer
 from train.config import TrainConfig
+from train.dann import (
+    DomainAdaptiveDetector,
+    ImageDomainHead,
+    InstanceDomainHead,
+    feature_channels,
+    ganin_lambda,
+)
+from train.data import (
+    CocoDetection,
+    LabelMap,
+    StepBatchSampler,
+    UnlabelledImages,
+    build_label_map,
+    collate_detection,
+    dataset_summary,
+    epochs_for,
+    split_image_ids,
+)
 from train.evaluate import CHECKPOINT_FORMAT, evaluate_detector
+from train.models import BuiltModel, build_model, count_parameters
 from train.provenance import provenance
+
+log = logging.getLogger(__name__)
+
+LOG_FIELDS = [
+    "step",
+    "epoch",
+    "lr",
+    "loss",
+    "loss_classifier",
+    "loss_box_reg",
+    "loss_mask",
+    "loss_objectness",
+    "loss_rpn_box_reg",
+    "bbox_regression",
+    "classification",
+    "loss_domain_image",
+    "loss_domain_instance",
+    "domain_acc",
+    "domain_acc_instance",
+    "lambda",
+    "grad_norm",
+    "images_per_s",
+    "data_wait_frac",
+    "val_bbox_AP",
+    "val_segm_AP",
+    "elapsed_s",
+]
 
 
 class TrainingError(SimrealError):
@@ -110,6 +165,95 @@ def _use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
 
 
+# ---- data ------------------------------------------------------------------------------------------
+@dataclass
+class TrainData:
+    """The labelled set, its class mapping, and the images each role uses."""
+
+    source: CocoSource
+    label_map: LabelMap
+    train_ids: list[int]
+    val_ids: list[int] | None  # None: every image of a separate validation set
+    val_source: CocoSource | None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.label_map.class_names)
+
+
+def load_data(cfg: TrainConfig) -> TrainData:
+    """Read and map the data first: a bad path or category map fails before anything is created."""
+    source = load_coco(cfg.data)
+    label_map = build_label_map(
+        source.categories,
+        category_map=cfg.category_map,
+        class_agnostic=cfg.class_agnostic,
+        where=source.ann_file,
+    )
+    if cfg.model.is_rcnn and not source.has_masks:
+        raise ConfigError(
+            source.ann_file,
+            f"{cfg.model.name} needs instance masks but this set has boxes only "
+            "(train an SSD model on it instead)",
+        )
+    if cfg.val_data:
+        return TrainData(source, label_map, sorted(source.images), None, load_coco(cfg.val_data))
+    train_ids, val_ids = split_image_ids(list(source.images), cfg.val_fraction, cfg.seed)
+    return TrainData(source, label_map, train_ids, val_ids, source if val_ids else None)
+
+
+def _to_device(targets: list[dict], device: torch.device) -> list[dict]:
+    return [
+        {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
+        for t in targets
+    ]
+
+
+def _model_targets(targets: list[dict]) -> list[dict]:
+    return [{k: t[k] for k in ("boxes", "labels", "masks") if k in t} for t in targets]
+
+
+def build_loaders(
+    cfg: TrainConfig,
+    train_ds: CocoDetection,
+    target_ds: UnlabelledImages | None,
+    dinfo: DistInfo,
+    start_step: int,
+) -> tuple[Iterator, Iterator | None]:
+    """Batch iterators whose order is a pure function of (seed, step): a resumed run continues exactly."""
+    pin = dinfo.device.type == "cuda"
+
+    def sampler(n: int, batch_size: int, seed: int) -> StepBatchSampler:
+        return StepBatchSampler(
+            n,
+            batch_size,
+            cfg.steps,
+            world_size=dinfo.world_size,
+            rank=dinfo.rank,
+            seed=seed,
+            start_step=start_step,
+        )
+
+    loader = DataLoader(
+        train_ds,
+        num_workers=cfg.workers,
+        collate_fn=collate_detection,
+        pin_memory=pin,
+        batch_sampler=sampler(len(train_ds), cfg.batch_size, cfg.seed),
+        prefetch_factor=4 if cfg.workers else None,
+        persistent_workers=False,
+    )
+    if target_ds is None:
+        return iter(loader), None
+    target_loader = DataLoader(
+        target_ds,
+        num_workers=min(cfg.workers, 2),
+        pin_memory=pin,
+        batch_sampler=sampler(len(target_ds), cfg.dann.target_batch_size or cfg.batch_size, cfg.seed + 1),
+    )
+    return iter(loader), iter(target_loader)
+
+
 # ---- run directory ---------------------------------------------------------------------------------
 def _prepare_run_dir(cfg: TrainConfig) -> Path:
     run = Path(cfg.out)
@@ -155,43 +299,23 @@ class CsvLog:
         self._file.close()
 
 
-# ---- checkpoints -----------------------------------------------------------------------------------
-def save_checkpoint(
-    path: Path,
-    *,
-    step: int,
-    wrapper,
-    optimizer,
-    scheduler,
-    cfg: TrainConfig,
-    class_names: list[str],
-    label_mode: str,
-    init_kind: str,
-    norm: str,
-    weights_source: str,
-) -> None:
-    heads = {}
-    if wrapper.image_head is not None:
-        heads["image"] = wrapper.image_head.state_dict()
-    if wrapper.instance_head is not None:
-        heads["instance"] = wrapper.instance_head.state_dict()
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "step": step,
-        "model": {k: v.contiguous() for k, v in wrapper.detector.state_dict().items()},
-        "domain_heads": heads,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "config": cfg.model_dump(mode="json"),
-        "class_names": list(class_names),
-        "label_mode": label_mode,
-        "init_kind": init_kind,
-        "norm": norm,
-        "weights_source": weights_source,
-    }
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+# ---- model, optimizer, schedule --------------------------------------------------------------------
+@dataclass
+class TrainState:
+    """Everything a step changes and a checkpoint stores."""
+
+    wrapper: DomainAdaptiveDetector  # the detector plus the DANN heads (checkpointed)
+    model: torch.nn.Module  # what the loop calls: the wrapper, or DDP around it
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    built: BuiltModel
+    weights_source: str
+    start_step: int = 0
+
+    @property
+    def detector(self) -> torch.nn.Module:
+        return self.wrapper.detector
 
 
 def _check_resume_compatible(ckpt: dict, cfg: TrainConfig, class_names: list[str]) -> None:
@@ -206,97 +330,15 @@ def _check_resume_compatible(ckpt: dict, cfg: TrainConfig, class_names: list[str
         raise TrainingError(cfg.out, "DANN settings differ from the checkpoint's; cannot resume")
 
 
-# ---- data ------------------------------------------------------------------------------------------
-def _to_device(targets: list[dict], device: torch.device) -> list[dict]:
-    return [
-        {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v) for k, v in t.items()}
-        for t in targets
-    ]
-
-
-def _model_targets(targets: list[dict]) -> list[dict]:
-    return [{k: t[k] for k in ("boxes", "labels", "masks") if k in t} for t in targets]
-
-
-def _endless(loader):
-    while True:
-        yield from loader
-
-
-# ---- the loop --------------------------------------------------------------------------------------
-def train(cfg: TrainConfig) -> Path:
-    """Train a detector as configured; returns the run directory (see the module docstring)."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
-    from torch.utils.data import DataLoader
-    from tqdm import tqdm
-
-    from train.augment import DomainRandomizer
-    from train.dann import (
-        DomainAdaptiveDetector,
-        ImageDomainHead,
-        InstanceDomainHead,
-        feature_channels,
-        ganin_lambda,
-    )
-    from train.data import (
-        CocoDetection,
-        StepBatchSampler,
-        UnlabelledImages,
-        build_label_map,
-        collate_detection,
-        dataset_summary,
-        epochs_for,
-        load_coco,
-        split_image_ids,
-    )
-    from train.models import build_model, count_parameters
-
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    # Data first: a bad path or category map fails before anything is created.
-    source = load_coco(cfg.data)
-    label_map = build_label_map(
-        source.categories,
-        category_map=cfg.category_map,
-        class_agnostic=cfg.class_agnostic,
-        where=source.ann_file,
-    )
-    if cfg.model.is_rcnn and not source.has_masks:
-        raise ConfigError(
-            source.ann_file,
-            f"{cfg.model.name} needs instance masks but this set has boxes only "
-            "(train an SSD model on it instead)",
-        )
-    if cfg.val_data:
-        train_ids, val_ids, val_source = sorted(source.images), None, load_coco(cfg.val_data)
-    else:
-        train_ids, val_ids = split_image_ids(list(source.images), cfg.val_fraction, cfg.seed)
-        val_source = source if val_ids else None
-    dinfo = setup_distributed(cfg)
-    device = dinfo.device
-    run = _prepare_run_dir(cfg) if dinfo.is_main else Path(cfg.out)
-    _barrier(dinfo)
-    size = cfg.model.image_size
-    train_ds = CocoDetection(source, label_map, image_ids=train_ids, image_size=size, masks=cfg.model.is_rcnn)
-    target_ds = UnlabelledImages(cfg.target_images, size) if cfg.dann.enabled else None
-
-    # Model, DANN heads, optimizer, schedule. Initialisation is seeded and the same on every rank; a
-    # resumed run rebuilds the checkpoint's architecture without reading initial weights again.
-    ckpt = None
-    if cfg.resume:
-        ckpt = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
-        _check_resume_compatible(ckpt, cfg, list(label_map.class_names))
-    seed_everything(cfg.seed, 0)
-    built = build_model(
-        cfg.model,
-        label_map.num_classes,
-        restore_kind=ckpt["init_kind"] if ckpt else None,
-        restore_norm=ckpt.get("norm") if ckpt else None,
-    )
-    detector = built.model.to(device)
+def _domain_adaptive(
+    cfg: TrainConfig, detector: torch.nn.Module, device: torch.device
+) -> DomainAdaptiveDetector:
+    """The detector wrapped with its DANN heads (none when DANN is off)."""
     image_head = instance_head = None
     if cfg.dann.enabled:
-        image_head = ImageDomainHead(feature_channels(detector, size), cfg.dann.hidden_channels)
+        image_head = ImageDomainHead(
+            feature_channels(detector, cfg.model.image_size), cfg.dann.hidden_channels
+        )
         if cfg.dann.instance_level:
             instance_head = InstanceDomainHead(
                 detector.roi_heads.box_predictor.cls_score.in_features, 2 * cfg.dann.hidden_channels
@@ -310,314 +352,352 @@ def train(cfg: TrainConfig) -> Path:
     ).to(device)
     if _use_channels_last(cfg, device):
         wrapper = wrapper.to(memory_format=torch.channels_last)
+    return wrapper
+
+
+def _restore(state: TrainState, ckpt: dict, cfg: TrainConfig) -> None:
+    """Load a checkpoint's weights, optimizer and schedule; the run continues at its step."""
+    state.detector.load_state_dict(ckpt["model"])
+    if state.wrapper.image_head is not None:
+        state.wrapper.image_head.load_state_dict(ckpt["domain_heads"]["image"])
+    if state.wrapper.instance_head is not None:
+        state.wrapper.instance_head.load_state_dict(ckpt["domain_heads"]["instance"])
+    state.optimizer.load_state_dict(ckpt["optimizer"])
+    state.scheduler.load_state_dict(ckpt["scheduler"])
+    state.start_step = int(ckpt["step"])
+    state.weights_source = ckpt["weights_source"]
+    if state.start_step >= cfg.steps:
+        raise ConfigError(
+            "steps", f"the run already has {state.start_step} steps; raise --steps to train further"
+        )
+
+
+def build_state(cfg: TrainConfig, class_names: list[str], dinfo: DistInfo, run: Path) -> TrainState:
+    """Model, DANN heads, optimizer, schedule. Initialisation is seeded and the same on every rank; a
+    resumed run rebuilds the checkpoint's architecture without reading initial weights again."""
+    ckpt = None
+    if cfg.resume:
+        ckpt = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+        _check_resume_compatible(ckpt, cfg, class_names)
+    seed_everything(cfg.seed, 0)
+    built = build_model(
+        cfg.model,
+        len(class_names),
+        restore_kind=ckpt["init_kind"] if ckpt else None,
+        restore_norm=ckpt.get("norm") if ckpt else None,
+    )
+    wrapper = _domain_adaptive(cfg, built.model.to(dinfo.device), dinfo.device)
     params = [p for p in wrapper.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
     )
-
-    start_step = 0
+    state = TrainState(wrapper, wrapper, params, optimizer, scheduler, built, built.weights_source)
     if ckpt is not None:
-        detector.load_state_dict(ckpt["model"])
-        if image_head is not None:
-            image_head.load_state_dict(ckpt["domain_heads"]["image"])
-        if instance_head is not None:
-            instance_head.load_state_dict(ckpt["domain_heads"]["instance"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        start_step = int(ckpt["step"])
-        weights_source = ckpt["weights_source"]
-        if start_step >= cfg.steps:
-            raise ConfigError(
-                "steps", f"the run already has {start_step} steps; raise --steps to train further"
-            )
-        del ckpt
-    else:
-        weights_source = built.weights_source
-    seed_everything(cfg.seed, dinfo.rank, start_step)
-
-    model = wrapper
+        _restore(state, ckpt, cfg)
+    seed_everything(cfg.seed, dinfo.rank, state.start_step)
     if dinfo.world_size > 1:
-        model = DDP(wrapper, device_ids=[device.index] if device.type == "cuda" else None)
+        device_ids = [dinfo.device.index] if dinfo.device.type == "cuda" else None
+        state.model = DistributedDataParallel(wrapper, device_ids=device_ids)
+    return state
 
-    augmenter = DomainRandomizer(cfg.augment, size)
-    pin = device.type == "cuda"
-    loader = DataLoader(
-        train_ds,
-        num_workers=cfg.workers,
-        collate_fn=collate_detection,
-        pin_memory=pin,
-        batch_sampler=StepBatchSampler(
-            len(train_ds),
-            cfg.batch_size,
-            cfg.steps,
-            world_size=dinfo.world_size,
-            rank=dinfo.rank,
-            seed=cfg.seed,
-            start_step=start_step,
+
+# ---- checkpoints -----------------------------------------------------------------------------------
+def save_checkpoint(
+    path: Path, state: TrainState, *, step: int, cfg: TrainConfig, label_map: LabelMap
+) -> None:
+    """Detector, DANN heads, optimizer, schedule and what is needed to rebuild the model (atomic)."""
+    wrapper = state.wrapper
+    heads = {}
+    if wrapper.image_head is not None:
+        heads["image"] = wrapper.image_head.state_dict()
+    if wrapper.instance_head is not None:
+        heads["instance"] = wrapper.instance_head.state_dict()
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "step": step,
+        "model": {k: v.contiguous() for k, v in wrapper.detector.state_dict().items()},
+        "domain_heads": heads,
+        "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(),
+        "config": cfg.model_dump(mode="json"),
+        "class_names": list(label_map.class_names),
+        "label_mode": label_map.mode,
+        "init_kind": state.built.init_kind,
+        "norm": state.built.norm,
+        "weights_source": state.weights_source,
+    }
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# ---- records: config, provenance, dataset summary, CSV log, TensorBoard ----------------------------
+class Records:
+    """The run's log.csv and TensorBoard events (rank 0 only; the others hold a Records that writes nothing)."""
+
+    def __init__(self, log_csv: CsvLog | None = None, tensorboard=None):
+        self.log_csv, self.tensorboard = log_csv, tensorboard
+
+    def write(self, row: dict, step: int, *, tensorboard: bool = True) -> None:
+        if self.log_csv is None:
+            return
+        self.log_csv.write(row)
+        if tensorboard and self.tensorboard is not None:
+            for k, v in row.items():
+                if k not in ("step", "epoch") and isinstance(v, int | float):
+                    self.tensorboard.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.log_csv is not None:
+            self.log_csv.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def _val_summary(data: TrainData) -> dict | None:
+    if data.val_source is data.source and data.val_ids:
+        return dataset_summary(data.val_source, data.label_map, data.val_ids)
+    if data.val_source:
+        return {"path": str(data.val_source.ann_file), "images": len(data.val_source.images)}
+    return None
+
+
+def _write_summaries(
+    cfg: TrainConfig, run: Path, data: TrainData, n_train: int, target_ds, dinfo: DistInfo
+) -> None:
+    summary = {
+        "train": dataset_summary(data.source, data.label_map, data.train_ids),
+        "val": _val_summary(data),
+        "target": (
+            {"path": str(Path(cfg.target_images).resolve()), "images": len(target_ds)}
+            if target_ds is not None
+            else None
         ),
-        prefetch_factor=4 if cfg.workers else None,
-        persistent_workers=False,
+        "epochs": epochs_for(cfg.steps, cfg.batch_size, dinfo.world_size, n_train),
+    }
+    atomic_write_json(run / "dataset_summary.json", summary)
+
+
+def start_records(
+    cfg: TrainConfig,
+    run: Path,
+    data: TrainData,
+    state: TrainState,
+    *,
+    n_train: int,
+    target_ds,
+    augmenter: DomainRandomizer,
+    dinfo: DistInfo,
+) -> Records:
+    """Write config.yaml, dataset_summary.json and provenance.json; open log.csv and TensorBoard."""
+    if not dinfo.is_main:
+        return Records()
+    device = dinfo.device
+    _write_config(run, cfg)
+    _write_summaries(cfg, run, data, n_train, target_ds, dinfo)
+    n_params, n_trainable = count_parameters(state.detector)
+    atomic_write_json(
+        run / "provenance.json",
+        provenance(
+            device,
+            seed=cfg.seed,
+            world_size=dinfo.world_size,
+            weights_source=state.weights_source,
+            model=cfg.model.name,
+            norm=state.built.norm,
+            parameters=n_params,
+            trainable_parameters=n_trainable,
+            amp="bf16" if _use_amp(cfg, device) else "off",
+            channels_last=_use_channels_last(cfg, device),
+            augment=augmenter.describe(),
+            class_names=data.class_names,
+            resumed_at_step=state.start_step or None,
+        ),
     )
-    target_iter = None
-    if target_ds is not None:
-        target_loader = DataLoader(
-            target_ds,
-            num_workers=min(cfg.workers, 2),
-            pin_memory=pin,
-            batch_sampler=StepBatchSampler(
-                len(target_ds),
-                cfg.dann.target_batch_size or cfg.batch_size,
-                cfg.steps,
-                world_size=dinfo.world_size,
-                rank=dinfo.rank,
-                seed=cfg.seed + 1,
-                start_step=start_step,
-            ),
-        )
-        target_iter = iter(target_loader)
-
-    # Records: config, provenance, dataset summary, CSV log, TensorBoard.
-    class_names = list(label_map.class_names)
-    n_params, n_trainable = count_parameters(detector)
-    fields = [
-        "step",
-        "epoch",
-        "lr",
-        "loss",
-        "loss_classifier",
-        "loss_box_reg",
-        "loss_mask",
-        "loss_objectness",
-        "loss_rpn_box_reg",
-        "bbox_regression",
-        "classification",
-        "loss_domain_image",
-        "loss_domain_instance",
-        "domain_acc",
-        "domain_acc_instance",
-        "lambda",
-        "grad_norm",
-        "images_per_s",
-        "data_wait_frac",
-        "val_bbox_AP",
-        "val_segm_AP",
-        "elapsed_s",
-    ]
-    log = writer = None
-    if dinfo.is_main:
-        _write_config(run, cfg)
-        summary = {
-            "train": dataset_summary(source, label_map, train_ids),
-            "val": (
-                dataset_summary(val_source, label_map, val_ids)
-                if val_source is source and val_ids
-                else {"path": str(val_source.ann_file), "images": len(val_source.images)}
-                if val_source
-                else None
-            ),
-            "target": (
-                {"path": str(Path(cfg.target_images).resolve()), "images": len(target_ds)}
-                if target_ds is not None
-                else None
-            ),
-            "epochs": epochs_for(cfg.steps, cfg.batch_size, dinfo.world_size, len(train_ds)),
-        }
-        atomic_write_json(run / "dataset_summary.json", summary)
-        atomic_write_json(
-            run / "provenance.json",
-            provenance(
-                device,
-                seed=cfg.seed,
-                world_size=dinfo.world_size,
-                weights_source=weights_source,
-                model=cfg.model.name,
-                norm=built.norm,
-                parameters=n_params,
-                trainable_parameters=n_trainable,
-                amp="bf16" if _use_amp(cfg, device) else "off",
-                channels_last=_use_channels_last(cfg, device),
-                augment=augmenter.describe(),
-                class_names=class_names,
-                resumed_at_step=start_step or None,
-            ),
-        )
-        log = CsvLog(run / "log.csv", fields, keep_until_step=start_step if cfg.resume else None)
-        writer = _tensorboard(run / "tb")
-        print(
-            f"simreal train: {cfg.model.name} on {len(train_ds)} images, {len(class_names)} "
-            f"class{'es' if len(class_names) != 1 else ''} "
-            f"({', '.join(class_names[:8])}{' ...' if len(class_names) > 8 else ''}), device {device}"
-            f"{f' x{dinfo.world_size}' if dinfo.world_size > 1 else ''}; weights: {weights_source}",
-            flush=True,
-        )
-
-    amp = torch.autocast(device.type, dtype=torch.bfloat16) if _use_amp(cfg, device) else nullcontext()
-    channels_last = _use_channels_last(cfg, device)
-    bar = tqdm(
-        total=cfg.steps,
-        initial=start_step,
-        disable=not (dinfo.is_main and cfg.progress),
-        dynamic_ncols=True,
-        desc="train",
+    log_csv = CsvLog(run / "log.csv", LOG_FIELDS, keep_until_step=state.start_step if cfg.resume else None)
+    names = data.class_names
+    log.info(
+        "simreal train: %s on %d images, %d class%s (%s%s), device %s%s; weights: %s",
+        cfg.model.name,
+        n_train,
+        len(names),
+        "es" if len(names) != 1 else "",
+        ", ".join(names[:8]),
+        " ..." if len(names) > 8 else "",
+        device,
+        f" x{dinfo.world_size}" if dinfo.world_size > 1 else "",
+        state.weights_source,
     )
-    sums: dict[str, torch.Tensor] = {}
-    count = 0
-    images_seen = 0
-    data_wait = 0.0
-    interval_start = time.perf_counter()
-    run_start = time.perf_counter()
-    wrapper.train()
-    batches = iter(loader)
-    for step in range(start_step, cfg.steps):
-        t0 = time.perf_counter()
-        images_u8, targets = next(batches)
-        t_images_u8 = next(target_iter) if target_iter is not None else None
-        data_wait += time.perf_counter() - t0
+    return Records(log_csv, _tensorboard(run / "tb"))
 
-        images = torch.stack(images_u8).to(device, non_blocking=True).float().div_(255)
-        targets = _to_device(targets, device)
-        if augmenter.active:
-            images, targets = augmenter(images, targets)
-        t_images = None
-        if t_images_u8 is not None:
-            t_images = t_images_u8.to(device, non_blocking=True).float().div_(255)
-            if augmenter.active:
-                t_images = augmenter.images_only(t_images)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        lambd = ganin_lambda(step / max(1, cfg.steps - 1), cfg.dann.gamma) if cfg.dann.enabled else 0.0
 
-        with amp:
-            out = model(
-                list(images), _model_targets(targets), list(t_images) if t_images is not None else None, lambd
-            )
-        loss = sum(v for k, v in out.items() if not k.startswith("metric_"))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = (
-            torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad_norm)
-            if cfg.clip_grad_norm
-            else torch.zeros((), device=device)
-        )
-        optimizer.step()
-        scheduler.step()
+def _tensorboard(path: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(path))
 
-        # Sums stay on the device: no host sync per step, only when a row is written.
-        values = {k: v.detach().float() for k, v in out.items()}
-        values.update(loss=loss.detach().float(), grad_norm=grad_norm.detach().float())
+
+# ---- one interval of steps -------------------------------------------------------------------------
+@dataclass
+class StepInputs:
+    """Where each step's images come from and how they are put on the device."""
+
+    batches: Iterator
+    target_batches: Iterator | None
+    augmenter: DomainRandomizer
+    device: torch.device
+    channels_last: bool
+    amp: object  # an autocast context, or nullcontext
+
+
+@dataclass
+class Meter:
+    """Sums over the current log interval. They stay on the device: no host sync per step."""
+
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    count: int = 0
+    images: int = 0
+    data_wait: float = 0.0
+    start: float = field(default_factory=time.perf_counter)
+
+    def add(self, values: dict[str, torch.Tensor], images: int) -> None:
         for k, v in values.items():
-            sums[k] = sums[k] + v if k in sums else v
-        count += 1
-        images_seen += len(images_u8) * dinfo.world_size
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+        self.count += 1
+        self.images += images
+
+
+def build_step_inputs(
+    cfg: TrainConfig,
+    train_ds: CocoDetection,
+    target_ds: UnlabelledImages | None,
+    dinfo: DistInfo,
+    start_step: int,
+) -> StepInputs:
+    device = dinfo.device
+    augmenter = DomainRandomizer(cfg.augment, cfg.model.image_size)
+    batches, target_batches = build_loaders(cfg, train_ds, target_ds, dinfo, start_step)
+    return StepInputs(
+        batches,
+        target_batches,
+        augmenter,
+        device,
+        _use_channels_last(cfg, device),
+        torch.autocast(device.type, dtype=torch.bfloat16) if _use_amp(cfg, device) else nullcontext(),
+    )
+
+
+def _dann_lambda(cfg: TrainConfig, step: int) -> float:
+    return ganin_lambda(step / max(1, cfg.steps - 1), cfg.dann.gamma) if cfg.dann.enabled else 0.0
+
+
+def train_step(
+    state: TrainState, inputs: StepInputs, cfg: TrainConfig, step: int, meter: Meter, world: int
+) -> None:
+    """One optimizer step on one global batch: load, randomize on the device, forward, backward, clip."""
+    t0 = time.perf_counter()
+    images_u8, targets = next(inputs.batches)
+    t_images_u8 = next(inputs.target_batches) if inputs.target_batches is not None else None
+    meter.data_wait += time.perf_counter() - t0
+
+    device, augmenter = inputs.device, inputs.augmenter
+    images = torch.stack(images_u8).to(device, non_blocking=True).float().div_(255)
+    targets = _to_device(targets, device)
+    if augmenter.active:
+        images, targets = augmenter(images, targets)
+    t_images = None
+    if t_images_u8 is not None:
+        t_images = t_images_u8.to(device, non_blocking=True).float().div_(255)
+        if augmenter.active:
+            t_images = augmenter.images_only(t_images)
+    if inputs.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+
+    with inputs.amp:
+        out = state.model(
+            list(images),
+            _model_targets(targets),
+            list(t_images) if t_images is not None else None,
+            _dann_lambda(cfg, step),
+        )
+    loss = sum(v for k, v in out.items() if not k.startswith("metric_"))
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = (
+        torch.nn.utils.clip_grad_norm_(state.params, cfg.clip_grad_norm)
+        if cfg.clip_grad_norm
+        else torch.zeros((), device=device)
+    )
+    state.optimizer.step()
+    state.scheduler.step()
+    values = {k: v.detach().float() for k, v in out.items()}
+    values.update(loss=loss.detach().float(), grad_norm=grad_norm.detach().float())
+    meter.add(values, len(images_u8) * world)
+
+
+def train_one_interval(
+    state: TrainState,
+    inputs: StepInputs,
+    cfg: TrainConfig,
+    meter: Meter,
+    bar,
+    start: int,
+    stop: int,
+    world: int,
+) -> None:
+    """Steps `start` .. `stop` - 1; their losses accumulate in `meter`."""
+    for step in range(start, stop):
+        train_step(state, inputs, cfg, step, meter, world)
         bar.update(1)
 
-        done = step + 1
-        is_last = done == cfg.steps
-        row = None
-        if done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or is_last:
-            means = _all_reduce_mean({k: v / count for k, v in sums.items()}, dinfo)
-            if not math.isfinite(means["loss"]):  # checked before any checkpoint can store it
-                raise TrainingError(
-                    f"step {done}", f"loss is {means['loss']} (diverged); lower --lr or check the data"
-                )
-            elapsed = time.perf_counter() - interval_start
-            row = {k.replace("metric_", ""): v for k, v in means.items()}
-            row.update(
-                step=done,
-                epoch=round(done * cfg.batch_size * dinfo.world_size / len(train_ds), 3),
-                lr=scheduler.get_last_lr()[0],
-                images_per_s=images_seen / elapsed if elapsed > 0 else 0.0,
-                data_wait_frac=data_wait / elapsed if elapsed > 0 else 0.0,
-                elapsed_s=round(time.perf_counter() - run_start, 1),
-            )
-            if cfg.dann.enabled:
-                row["lambda"] = lambd
-            bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2g}")
-            sums, count, images_seen, data_wait = {}, 0, 0, 0.0
-            interval_start = time.perf_counter()
 
-        if val_source is not None and cfg.eval_every and done % cfg.eval_every == 0 and not is_last:
-            row = row or {"step": done}
-            row.update(
-                _validate(
-                    wrapper, class_names, val_source, val_ids, device, cfg, dinfo, run, final=False, step=done
-                )
-            )
-            interval_start = time.perf_counter()
-        if row is not None and dinfo.is_main:
-            log.write(row)
-            if writer is not None:
-                for k, v in row.items():
-                    if k not in ("step", "epoch") and isinstance(v, int | float):
-                        writer.add_scalar(k, v, done)
-        if dinfo.is_main and (done % cfg.checkpoint_every == 0 or is_last):
-            save_checkpoint(
-                run / "checkpoints" / "last.pt",
-                step=done,
-                wrapper=wrapper,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                cfg=cfg,
-                class_names=class_names,
-                label_mode=label_map.mode,
-                init_kind=built.init_kind,
-                norm=built.norm,
-                weights_source=weights_source,
-            )
-    bar.close()
-    _barrier(dinfo)
-
-    # Final evaluation: the validation split, then every configured set.
-    if dinfo.is_main:
-        if val_source is not None:
-            final = _validate(
-                wrapper, class_names, val_source, val_ids, device, cfg, dinfo, run, final=True, step=cfg.steps
-            )
-            log.write({"step": cfg.steps, **final})
-        meta = {
-            "checkpoint": str((run / "checkpoints" / "last.pt").resolve()),
-            "step": cfg.steps,
-            "model": cfg.model.name,
-            "weights_source": weights_source,
-            "device": str(device),
-        }
-        for es in cfg.eval:
-            src = load_coco(es.data)
-            agn = (
-                True
-                if es.class_agnostic
-                else (class_names[0] if label_map.mode == "class-agnostic" and not es.category_map else None)
-            )
-            evaluate_detector(
-                detector,
-                class_names,
-                src,
-                out_dir=run / "eval" / (es.name or src.name),
-                name=es.name or src.name,
-                category_map=es.category_map,
-                class_agnostic=agn,
-                device=device,
-                batch_size=cfg.batch_size,
-                workers=cfg.workers,
-                nms_threshold=cfg.model.nms_threshold,
-                meta=meta,
-            )
-        log.close()
-        if writer is not None:
-            writer.close()
-    _barrier(dinfo)
+def _all_reduce_mean(values: dict[str, torch.Tensor], dinfo: DistInfo) -> dict[str, float]:
+    keys = sorted(values)
+    vec = torch.stack([values[k].reshape(()) for k in keys])
     if dinfo.world_size > 1:
-        dist.destroy_process_group()
-    return run
+        vec = vec.to(dinfo.device)
+        dist.all_reduce(vec)
+        vec /= dinfo.world_size
+    return dict(zip(keys, vec.cpu().tolist(), strict=True))
 
 
-def _validate(
-    wrapper,
-    class_names,
-    val_source,
-    val_ids,
-    device,
+def interval_row(
+    meter: Meter,
+    state: TrainState,
+    cfg: TrainConfig,
+    dinfo: DistInfo,
+    done: int,
+    n_train: int,
+    run_start: float,
+) -> dict:
+    """log.csv's row for the interval ending at step `done`: means over the interval and all processes."""
+    means = _all_reduce_mean({k: v / meter.count for k, v in meter.sums.items()}, dinfo)
+    if not math.isfinite(means["loss"]):  # checked before any checkpoint can store it
+        raise TrainingError(
+            f"step {done}", f"loss is {means['loss']} (diverged); lower --lr or check the data"
+        )
+    elapsed = time.perf_counter() - meter.start
+    row = {k.replace("metric_", ""): v for k, v in means.items()}
+    row.update(
+        step=done,
+        epoch=round(done * cfg.batch_size * dinfo.world_size / n_train, 3),
+        lr=state.scheduler.get_last_lr()[0],
+        images_per_s=meter.images / elapsed if elapsed > 0 else 0.0,
+        data_wait_frac=meter.data_wait / elapsed if elapsed > 0 else 0.0,
+        elapsed_s=round(time.perf_counter() - run_start, 1),
+    )
+    if cfg.dann.enabled:
+        row["lambda"] = _dann_lambda(cfg, done - 1)
+    return row
+
+
+# ---- evaluation ------------------------------------------------------------------------------------
+def validate(
+    state: TrainState,
+    data: TrainData,
     cfg: TrainConfig,
     dinfo: DistInfo,
     run: Path,
@@ -632,45 +712,69 @@ def _validate(
     """
     result = {}
     if dinfo.is_main:
-        meta = {
-            "checkpoint": str((run / "checkpoints" / "last.pt").resolve()),
-            "step": step,
-            "model": cfg.model.name,
-            "device": str(device),
-        }
-        same_set = val_ids is not None
+        class_names = data.class_names
+        same_set = data.val_ids is not None
         metrics = evaluate_detector(
-            wrapper.detector,
+            state.detector,
             class_names,
-            val_source,
+            data.val_source,
             out_dir=run / "eval" / "val" if final else None,
             name="val",
             category_map=cfg.category_map if same_set else None,
             class_agnostic=class_names[0] if cfg.class_agnostic else None,
-            image_ids=val_ids,
-            device=device,
+            image_ids=data.val_ids,
+            device=dinfo.device,
             batch_size=cfg.batch_size,
             workers=0,
             nms_threshold=cfg.model.nms_threshold,
-            meta=meta,
+            meta=_eval_meta(run, cfg, dinfo, step),
         )
         result["val_bbox_AP"] = metrics["bbox"]["AP"]
         if metrics.get("segm"):
             result["val_segm_AP"] = metrics["segm"]["AP"]
-        wrapper.train()
+        state.wrapper.train()
     if not final:
         _barrier(dinfo)
     return result
 
 
-def _all_reduce_mean(values: dict[str, torch.Tensor], dinfo: DistInfo) -> dict[str, float]:
-    keys = sorted(values)
-    vec = torch.stack([values[k].reshape(()) for k in keys])
-    if dinfo.world_size > 1:
-        vec = vec.to(dinfo.device)
-        dist.all_reduce(vec)
-        vec /= dinfo.world_size
-    return dict(zip(keys, vec.cpu().tolist(), strict=True))
+def _eval_meta(run: Path, cfg: TrainConfig, dinfo: DistInfo, step: int, **extra) -> dict:
+    return {
+        "checkpoint": str((run / "checkpoints" / "last.pt").resolve()),
+        "step": step,
+        "model": cfg.model.name,
+        **extra,
+        "device": str(dinfo.device),
+    }
+
+
+def evaluate_configured_sets(
+    state: TrainState, data: TrainData, cfg: TrainConfig, dinfo: DistInfo, run: Path
+) -> None:
+    """Every set of ``cfg.eval`` into eval/<name>/ (rank 0)."""
+    class_names = data.class_names
+    meta = _eval_meta(run, cfg, dinfo, cfg.steps, weights_source=state.weights_source)
+    for es in cfg.eval:
+        src = load_coco(es.data)
+        agnostic = (
+            True
+            if es.class_agnostic
+            else (class_names[0] if data.label_map.mode == "class-agnostic" and not es.category_map else None)
+        )
+        evaluate_detector(
+            state.detector,
+            class_names,
+            src,
+            out_dir=run / "eval" / (es.name or src.name),
+            name=es.name or src.name,
+            category_map=es.category_map,
+            class_agnostic=agnostic,
+            device=dinfo.device,
+            batch_size=cfg.batch_size,
+            workers=cfg.workers,
+            nms_threshold=cfg.model.nms_threshold,
+            meta=meta,
+        )
 
 
 def _barrier(dinfo: DistInfo) -> None:
@@ -678,9 +782,98 @@ def _barrier(dinfo: DistInfo) -> None:
         dist.barrier()
 
 
-def _tensorboard(path: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(path))
+# ---- the loop --------------------------------------------------------------------------------------
+def _is_log_step(done: int, cfg: TrainConfig) -> bool:
+    return done % cfg.log_every == 0 or done % cfg.checkpoint_every == 0 or done == cfg.steps
+
+
+def _is_eval_step(done: int, cfg: TrainConfig, data: TrainData) -> bool:
+    """Intermediate validation (the final one runs after the loop)."""
+    return (
+        data.val_source is not None
+        and bool(cfg.eval_every)
+        and done % cfg.eval_every == 0
+        and done < cfg.steps
+    )
+
+
+def _next_stop(step: int, cfg: TrainConfig) -> int:
+    """The next step after `step` that logs, validates or checkpoints."""
+    every = [e for e in (cfg.log_every, cfg.checkpoint_every, cfg.eval_every) if e]
+    return min([cfg.steps] + [(step // e + 1) * e for e in every])
+
+
+def finish(
+    state: TrainState, data: TrainData, cfg: TrainConfig, dinfo: DistInfo, run: Path, records: Records
+) -> None:
+    """Final evaluation (the validation split, then every configured set), then close the records."""
+    if dinfo.is_main:
+        if data.val_source is not None:
+            final = validate(state, data, cfg, dinfo, run, final=True, step=cfg.steps)
+            records.write({"step": cfg.steps, **final}, cfg.steps, tensorboard=False)
+        evaluate_configured_sets(state, data, cfg, dinfo, run)
+        records.close()
+    _barrier(dinfo)
+    if dinfo.world_size > 1:
+        dist.destroy_process_group()
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train a detector as configured; returns the run directory (see the module docstring)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    data = load_data(cfg)
+    dinfo = setup_distributed(cfg)
+    run = _prepare_run_dir(cfg) if dinfo.is_main else Path(cfg.out)
+    _barrier(dinfo)
+    size = cfg.model.image_size
+    train_ds = CocoDetection(
+        data.source, data.label_map, image_ids=data.train_ids, image_size=size, masks=cfg.model.is_rcnn
+    )
+    target_ds = UnlabelledImages(cfg.target_images, size) if cfg.dann.enabled else None
+    state = build_state(cfg, data.class_names, dinfo, run)
+    inputs = build_step_inputs(cfg, train_ds, target_ds, dinfo, state.start_step)
+    records = start_records(
+        cfg,
+        run,
+        data,
+        state,
+        n_train=len(train_ds),
+        target_ds=target_ds,
+        augmenter=inputs.augmenter,
+        dinfo=dinfo,
+    )
+    bar = tqdm(
+        total=cfg.steps,
+        initial=state.start_step,
+        disable=not (dinfo.is_main and cfg.progress),
+        dynamic_ncols=True,
+        desc="train",
+    )
+    run_start = time.perf_counter()
+    meter = Meter()
+    state.wrapper.train()
+    step = state.start_step
+    while step < cfg.steps:
+        stop = _next_stop(step, cfg)
+        train_one_interval(state, inputs, cfg, meter, bar, step, stop, dinfo.world_size)
+        step = stop
+        row = None
+        if _is_log_step(step, cfg):
+            row = interval_row(meter, state, cfg, dinfo, step, len(train_ds), run_start)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.2g}")
+            meter = Meter()
+        if _is_eval_step(step, cfg, data):
+            row = row or {"step": step}
+            row.update(validate(state, data, cfg, dinfo, run, final=False, step=step))
+            meter.start = time.perf_counter()  # validation time is not training throughput
+        if row is not None:
+            records.write(row, step)
+        if dinfo.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            save_checkpoint(
+                run / "checkpoints" / "last.pt", state, step=step, cfg=cfg, label_map=data.label_map
+            )
+    bar.close()
+    _barrier(dinfo)
+    finish(state, data, cfg, dinfo, run, records)
+    return run

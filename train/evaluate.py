@@ -27,9 +27,10 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from synth.coco import CocoSource, load_coco, segmentation_to_mask
 from synth.errors import ConfigError
 from synth.fsutil import atomic_write_json
-from train.data import CocoDetection, CocoSource, LabelMap, build_label_map, load_coco, segmentation_to_mask
+from train.data import CocoDetection, LabelMap, build_label_map
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 CHECKPOINT_FORMAT = "simreal-train-checkpoint/1"
@@ -238,6 +239,30 @@ def coco_metrics(gt: dict, results: list[dict], iou_type: str) -> dict:
 
 
 # ---- the whole evaluation --------------------------------------------------------------------------
+def _name_predictions(results: list[dict], gt: dict, class_names: list[str]) -> None:
+    """Each result also names its category: the evaluated class, else the model's own class name."""
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    for r in results:
+        r["category_name"] = names.get(
+            r["category_id"],
+            class_names[r["category_id"] - 1] if 0 < r["category_id"] <= len(class_names) else "?",
+        )
+
+
+def _add_coco_metrics(metrics: dict, gt: dict, scored: list[dict], masks: bool, with_masks: bool) -> None:
+    """bbox AP always; segm AP when the model predicts masks and every evaluated object has one."""
+    metrics["bbox"] = coco_metrics(gt, scored, "bbox")
+    if masks:
+        metrics["segm"] = coco_metrics(gt, scored, "segm")
+    else:
+        metrics["segm"] = None
+        metrics["segm_skipped"] = (
+            "the model predicts boxes only"
+            if not with_masks
+            else "the set has no instance masks for every object"
+        )
+
+
 def evaluate_detector(
     detector: torch.nn.Module,
     class_names: list[str],
@@ -271,28 +296,21 @@ def evaluate_detector(
     with_masks = hasattr(detector, "roi_heads") and getattr(detector.roi_heads, "has_mask", lambda: False)()
     evaluated = [a for a in gt["annotations"] if not a["iscrowd"]]
     gt_has_masks = bool(evaluated) and all("segmentation" in a for a in evaluated)
-    dataset = CocoDetection(source, label_map, image_ids=ids, image_size=None, masks=False)
-    agnostic_nms = nms_threshold if (class_agnostic and len(class_names) > 1) else None
     results, seconds = predict(
         detector,
-        dataset,
+        CocoDetection(source, label_map, image_ids=ids, image_size=None, masks=False),
         device=torch.device(device),
         with_masks=with_masks and gt_has_masks,
         batch_size=batch_size,
         workers=workers,
-        agnostic_nms=agnostic_nms,
+        agnostic_nms=nms_threshold if (class_agnostic and len(class_names) > 1) else None,
         progress=progress,
     )
     if class_agnostic:
         for r in results:
             r["category_id"] = 1
+    _name_predictions(results, gt, class_names)
     known = {c["id"] for c in gt["categories"]}
-    names = {c["id"]: c["name"] for c in gt["categories"]}
-    for r in results:
-        r["category_name"] = names.get(
-            r["category_id"],
-            class_names[r["category_id"] - 1] if 0 < r["category_id"] <= len(class_names) else "?",
-        )
     scored = [r for r in results if r["category_id"] in known]
     metrics: dict = {
         "set": name or source.name,
@@ -315,16 +333,7 @@ def evaluate_detector(
         raise ConfigError(
             source.ann_file, "no labelled object of a class the model knows in the evaluated images"
         )
-    metrics["bbox"] = coco_metrics(gt, scored, "bbox")
-    if with_masks and gt_has_masks:
-        metrics["segm"] = coco_metrics(gt, scored, "segm")
-    else:
-        metrics["segm"] = None
-        metrics["segm_skipped"] = (
-            "the model predicts boxes only"
-            if not with_masks
-            else "the set has no instance masks for every object"
-        )
+    _add_coco_metrics(metrics, gt, scored, with_masks and gt_has_masks, with_masks)
     if out_dir is not None:
         out = Path(out_dir)
         atomic_write_json(out / "predictions.json", results, indent=None)

@@ -1,0 +1,105 @@
+"""The reports' shared pieces: train.document (HTML + Markdown twins, table escaping, figure links) and how
+train.compare reads variants by role rather than by letter."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from train.compare import headline_sentence, reference_key, set_titles, variant_colors
+from train.document import Document, fmt, md_cell
+
+
+def test_markdown_table_cells_escape_pipes_and_line_breaks():
+    assert md_cell("a|b") == "a\\|b"
+    assert md_cell("two\nlines\r\nhere") == "two lines here"
+    assert md_cell(3) == "3"
+    doc = Document()
+    doc.table(["name", "value|unit"], [["x|y", "1\n2"]])
+    table = doc.md[-1].splitlines()
+    assert table == ["| name | value\\|unit |", "|---|---|", "| x\\|y | 1 2 |"]
+    assert all(re.sub(r"\\\|", "", line).count("|") == 3 for line in table)  # every row keeps 2 cells
+    assert "<td>x|y</td>" in doc.html[-1]  # HTML needs no escaping of pipes, only of markup
+
+
+def test_document_writes_html_markdown_and_figures(tmp_path):
+    doc = Document()
+    doc.h(1, "Title <b>")
+    doc.p("headline", "summary")
+    doc.p("plain")
+    doc.figure("pr set 1", b"\x89PNG fake", "a caption")
+    doc.figure("missing", None, "why it is missing")
+    doc.figure("silent", None)
+    doc.pre("x: 1\n")
+    html_path = doc.write(tmp_path, "page & title")
+    page = html_path.read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert html_path == tmp_path / "report.html" and "<title>page &amp; title</title>" in page
+    assert "Title &lt;b&gt;" in page and "src='data:image/png;base64," in page
+    assert "> headline" in md and "\nplain\n" in md  # call-outs are block quotes in Markdown
+    assert "![pr set 1](report_files/pr%20set%201.png)" in md  # a relative link that survives spaces
+    assert (tmp_path / "report_files" / "pr set 1.png").read_bytes() == b"\x89PNG fake"
+    assert "(no figure: why it is missing)" in md and "silent" not in md
+    assert "```\nx: 1\n```" in md
+
+
+def test_fmt():
+    assert fmt(0.12345) == "0.123" and fmt(2.0, 0) == "2" and fmt(None) == "n/a"
+    assert fmt(float("nan")) == "n/a" and fmt(7) == "7" and fmt("text") == "text"
+
+
+def _variants() -> dict[str, dict]:
+    """Keys that are not the benchmark's letters: compare must go by role and order only."""
+
+    def rec(key, role, kind, ap50, dann=False):
+        return {
+            "key": key,
+            "name": f"name-{key}",
+            "role": role,
+            "train_data_kind": kind,
+            "dann": dann,
+            "bbox": {"AP50": ap50},
+        }
+
+    return {
+        "p": rec("p", "synthetic", "synthetic_plain", 0.2),
+        "q": rec("q", "synthetic", "synthetic_dr", 0.3),
+        "r": rec("r", "synthetic", "synthetic_dr", 0.35, dann=True),
+        "s": rec("s", "real", "real_train", 0.5),
+        "t": rec("t", "finetuned", "real_train", 0.6),
+    }
+
+
+def test_variants_are_coloured_by_position_and_the_reference_found_by_role():
+    v = _variants()
+    colors = variant_colors(v)
+    assert list(colors) == list(v) and len(set(colors.values())) == len(v)
+    assert variant_colors(["s", "p"])["s"] == colors["p"]  # position, not name
+    assert reference_key(v) == "s"
+    assert reference_key({k: r for k, r in v.items() if r["role"] != "real"}) is None
+    titles = set_titles(v)
+    assert (
+        titles["synthetic_plain"] == "synthetic plain (p)" and titles["synthetic_dr"] == "synthetic DR (q, r)"
+    )
+    assert titles["real_train"] == "real train"  # only synthetic-only variants label a set
+
+
+@pytest.mark.parametrize("meaningful", [True, False])
+def test_headline_picks_the_best_synthetic_variant_and_the_real_reference(meaningful):
+    summary = {
+        "class_name": "product",
+        "variants": _variants(),
+        "datasets": {"real_test": {"images": 12}},
+        "transfer": {
+            "ratios_meaningful": meaningful,
+            "min_reference_AP50": 0.05,
+            "AP50_relative_to_real_only": {"r": 0.7},
+            "dann_gain_AP50": 0.05,
+        },
+    }
+    text = headline_sentence(summary)
+    assert "best synthetic variant ((r) name-r)" in text and "in 12 real test photos with AP50 0.350" in text
+    assert ("70 %" in text) is meaningful and "AP50 0.500" in text  # the reference's number either way
+    assert "changes AP50 by +0.050 over (q)." in text  # DANN's baseline: same data, no DANN
+    assert headline_sentence({"variants": {}}) == "No variant was evaluated."
