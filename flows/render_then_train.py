@@ -6,7 +6,6 @@ Run it once in-process (ephemeral Prefect, no server) with ``simreal run``, or a
 
 # No `from __future__ import annotations` in flow modules: a served deployment builds its parameter model
 # from the real annotation objects, and string annotations leave it "not fully defined".
-import os
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -14,8 +13,7 @@ from prefect import flow, get_run_logger
 from flows.params import EvalSet, PipelineParams, RenderParams
 from flows.render import run_render
 from flows.training import evaluate_transfer, train_model
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from synth.paths import shared_root
 
 # The real photographed sets used when eval_sets is not given: (relative path, name). The models trained
 # here are class-agnostic by default, so every set is scored class-agnostically.
@@ -23,11 +21,6 @@ DEFAULT_REAL_SETS = (
     ("real/retail/freiburg_dev", "freiburg_dev (real, retail)"),
     ("real/retail/ycbv_sample", "ycbv_sample (real, retail, masks)"),
 )
-
-
-def shared_root() -> Path:
-    """../shared beside the repository (override with $SIMREAL_SHARED)."""
-    return Path(os.environ.get("SIMREAL_SHARED", REPO_ROOT.parent / "shared"))
 
 
 def default_eval_sets() -> tuple[list[EvalSet], str]:

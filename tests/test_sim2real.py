@@ -1,5 +1,6 @@
 """The sim-to-real benchmark: leak-free real splits (train.splits), the comparison report (train.compare),
-the recipe files and parameters, the CLI, and the whole flow at toy scale (flows/sim2real.py)."""
+the recipe files and parameters (bench.sim2real), the CLI, the protocol with plain runners, and the whole
+Prefect flow at toy scale (flows/sim2real.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import yaml
 from PIL import Image
 from train_fixtures import make_shapes_coco
 
+from bench.sim2real.variants import VARIANT_BY_KEY
+from synth.coco import load_coco
 from synth.errors import ConfigError
-from train.data import DataError, load_coco
+from train.data import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SIMREAL_SHARED", REPO.parent / "shared"))
@@ -73,7 +76,8 @@ def test_subset_points_at_the_original_photos_from_anywhere(tmp_path):
     path = write_subset(src, [2, 5], tmp_path / "elsewhere" / "sub.json", note="test")
     sub = load_coco(path)  # checks that every image file resolves
     assert sorted(sub.images) == [2, 5]
-    assert all(Path(img["file_name"]).is_absolute() for img in sub.images.values())
+    # file names stay inside the subset's folder: symlinks to the original photos
+    assert all(sub.image_path(i).resolve() == src.image_path(i).resolve() for i in sub.images)
     assert {a["image_id"] for lst in sub.anns_by_image.values() for a in lst} <= {2, 5}
     assert sum(len(v) for v in sub.anns_by_image.values()) == len(src.anns_by_image[2]) + len(
         src.anns_by_image[5]
@@ -110,8 +114,9 @@ def test_overlap_report_catches_shared_identical_and_reencoded_pictures(tmp_path
 # ---- recipes, parameters, CLI --------------------------------------------------------------------------
 @pytest.mark.parametrize("task", ["retail", "industrial"])
 def test_recipes_validate_and_the_plain_variant_only_changes_looks(task, tmp_path):
+    from bench.sim2real.scales import TASKS
+    from bench.sim2real.synthetic import PLAIN_LOOKS
     from flows.params import RenderParams
-    from flows.sim2real import PLAIN_LOOKS, TASKS
 
     config = str(REPO / TASKS[task].config)
     dr = RenderParams(config=config).load_config()
@@ -131,7 +136,7 @@ def test_recipes_validate_and_the_plain_variant_only_changes_looks(task, tmp_pat
 def test_parameters_budget_and_variant_planning():
     from pydantic import ValidationError
 
-    from flows.sim2real import SCALES, Sim2RealParams
+    from bench.sim2real.scales import SCALES, Sim2RealParams
 
     p = Sim2RealParams(task="retail", variants=["e", "d"])
     assert [v.key for v in p.planned_variants()] == ["b", "d", "e"]  # (e) starts from (b)
@@ -151,23 +156,26 @@ def test_parameters_budget_and_variant_planning():
 
 
 def test_every_variant_gets_the_same_budget(tmp_path):
-    from flows.sim2real import VARIANTS, Sim2RealParams, train_params
+    from bench.sim2real.scales import Sim2RealParams
+    from bench.sim2real.training import train_config
+    from bench.sim2real.variants import VARIANTS
 
     params = Sim2RealParams(task="retail", seed=5, train_overrides={"augment.strength": 0.3})
     s = params.settings()
     configs = {}
     for v in VARIANTS:
-        tp = train_params(
+        cfg = train_config(
             v,
             params,
             s,
             run_dir=tmp_path / v.key,
+            data=str(tmp_path / "data"),
             class_name="product",
             category_map=None,
             target_images=str(tmp_path / "real.json"),
             init_checkpoint="b.pt" if v.init_from else None,
         )
-        configs[v.key] = tp.to_config(str(tmp_path / "data")).model_dump()
+        configs[v.key] = cfg.model_dump()
     shared = ("steps", "batch_size", "seed", "optimizer", "lr", "warmup_steps", "val_fraction")
     for key in shared:
         assert len({c[key] for c in configs.values()}) == 1, key
@@ -180,7 +188,7 @@ def test_every_variant_gets_the_same_budget(tmp_path):
 
 
 def test_shared_classes_and_category_maps(tmp_path):
-    from flows.sim2real import shared_classes, write_category_map
+    from bench.sim2real.labels import shared_classes, write_category_map
 
     classes = shared_classes(["cereal", "Tomato Sauce", "toothpaste"], ["beans", "cereal", "tomato_sauce"])
     assert classes == ["cereal", "tomato_sauce"]
@@ -193,7 +201,7 @@ def test_shared_classes_and_category_maps(tmp_path):
 
 
 def test_transfer_summary_ratios_and_gains():
-    from flows.sim2real import transfer_summary
+    from bench.sim2real.summary import transfer_summary
 
     def rec(ap50, ap):
         return {"bbox": {"AP50": ap50, "AP": ap}}
@@ -216,7 +224,7 @@ def test_transfer_summary_ratios_and_gains():
 
 
 def test_cli_parses_and_documents_examples(capsys):
-    from flows.bench_cli import add_bench_sim2real_parser
+    from flows.cli.bench import add_bench_sim2real_parser
 
     parser = argparse.ArgumentParser(prog="simreal bench")
     add_bench_sim2real_parser(parser.add_subparsers(dest="cmd"))
@@ -260,7 +268,7 @@ def test_missing_real_set_is_a_one_line_error(tmp_path, monkeypatch):
 
 # ---- the comparison report -----------------------------------------------------------------------------
 def test_box_statistics_are_measured_in_relative_and_detector_pixels(tmp_path):
-    from train.compare import box_statistics
+    from synth.coco import box_statistics
 
     root = tmp_path / "one"
     (root / "images").mkdir(parents=True)
@@ -281,10 +289,9 @@ def test_box_statistics_are_measured_in_relative_and_detector_pixels(tmp_path):
     assert s["log2_aspect"][50] == pytest.approx(-1.0)
 
 
-def _fake_variant(
-    tmp_path: Path, key: str, test: Path, jitter: float, false_positives: int, seed: int
-) -> dict:
-    """Real pycocotools metrics for predictions made from the ground truth: jittered boxes plus clutter."""
+def _fake_evaluation(test: Path, out: Path, jitter: float, false_positives: int, seed: int) -> dict:
+    """Real pycocotools metrics for predictions made from the ground truth: jittered boxes plus clutter.
+    Writes OUT/metrics.json and OUT/predictions.json as train.evaluate does."""
     from train.data import build_label_map
     from train.evaluate import coco_metrics, remapped_ground_truth
 
@@ -312,15 +319,28 @@ def _fake_variant(
                 "bbox": [float(v) for v in rng.uniform(0, 30, 2)] + [10.0, 10.0],
             }
         )
-    bbox = coco_metrics(gt, preds, "bbox")
-    out = tmp_path / "variants" / key / "eval" / "real_test"
-    out.mkdir(parents=True)
-    (out / "metrics.json").write_text(json.dumps({"bbox": bbox, "categories": gt["categories"]}))
+    metrics = {
+        "bbox": coco_metrics(gt, preds, "bbox"),
+        "categories": gt["categories"],
+        "images": len(ids),
+        "gt_instances": len(gt["annotations"]),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics))
     (out / "predictions.json").write_text(json.dumps(preds))
+    return {**metrics, "out_dir": str(out)}
+
+
+def _fake_variant(
+    tmp_path: Path, key: str, test: Path, jitter: float, false_positives: int, seed: int
+) -> dict:
+    out = tmp_path / "variants" / key / "eval" / "real_test"
+    bbox = _fake_evaluation(test, out, jitter, false_positives, seed)["bbox"]
     return {
         "key": key,
         "name": f"variant-{key}",
         "title": f"({key}) variant",
+        "role": VARIANT_BY_KEY[key].role,
         "synthetic_only": key in "abc",
         "train_data": str(test),
         "train_images": 10,
@@ -342,8 +362,9 @@ def _fake_variant(
 
 
 def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
-    from flows.sim2real import transfer_summary
-    from train.compare import bootstrap_transfer, write_comparison
+    from bench.sim2real.summary import transfer_summary
+    from train.compare import write_comparison
+    from train.metrics import bootstrap_transfer
 
     sets = {
         "synthetic_plain": make_shapes_coco(tmp_path / "plain", n_images=6, size=64, seed=1),
@@ -437,6 +458,71 @@ def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
         write_comparison(bad)
 
 
+# ---- the protocol with plain runners (no Prefect, no rendering, no training) ----------------------------
+def test_protocol_runs_in_process_with_plain_runners(tmp_path):
+    import torch
+
+    from bench.sim2real.protocol import Runners, run_protocol
+    from bench.sim2real.scales import Sim2RealParams
+    from bench.sim2real.synthetic import PLAIN_LOOKS
+    from bench.sim2real.variants import VARIANTS
+
+    classes = ("cereal", "soda")
+    real = make_shapes_coco(tmp_path / "real", n_images=12, size=64, seed=9, masks=False, classes=classes)
+    renders, trained = [], []
+
+    def render(job):
+        renders.append(job)
+        make_shapes_coco(Path(job.out), n_images=job.n, size=64, seed=job.seed, classes=classes)
+        return {
+            "annotations": f"{job.out}/annotations.json",
+            "out": job.out,
+            "images_rendered": job.n,
+            "wall_s": 0,
+        }
+
+    def train(cfg):
+        run = Path(cfg.out)
+        (run / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        torch.save({"step": cfg.steps}, run / "checkpoints" / "last.pt")
+        trained.append(cfg)
+        return str(run)
+
+    def evaluate(run_dir, test_file, label, class_agnostic, category_map, device, batch_size):
+        jitter = {"a": 0.3, "b": 0.2, "c": 0.2, "d": 0.05, "e": 0.02}[label[0]]
+        return _fake_evaluation(Path(test_file), Path(run_dir) / "eval" / "real_test", jitter, 5, seed=1)
+
+    params = Sim2RealParams(
+        task="retail",
+        out=str(tmp_path / "bench"),
+        real_train=str(real),
+        catalog=str(tmp_path / "catalog"),
+        images=3,
+        steps=4,
+        per_class=False,
+        seed=3,
+        device="cpu",
+    )
+    summary = run_protocol(params, Runners(render=render, train=train, evaluate=evaluate))
+
+    assert [(j.out.split("/")[-1], j.seed, j.n) for j in renders] == [("dr", 3, 3), ("plain", 3, 3)]
+    assert all(renders[1].overrides[k] == v for k, v in PLAIN_LOOKS.items())
+    assert [c.out.split("/")[-1] for c in trained] == [f"{v.key}-{v.name}" for v in VARIANTS]
+    assert trained[4].model.weights == str(Path(trained[1].out) / "checkpoints" / "last.pt")
+    assert {(c.steps, c.seed, c.model.name) for c in trained} == {(4, 3, "ssdlite320_mobilenet_v3_large")}
+    saved = json.loads((tmp_path / "bench" / "sim2real.json").read_text())
+    assert saved == json.loads(json.dumps(summary))
+    assert {k: r["role"] for k, r in saved["variants"].items()} == {v.key: v.role for v in VARIANTS}
+    assert saved["transfer"]["reference"] == "d" and saved["variants"]["e"]["bbox"]["AP50_ci95"]
+    assert set(saved["datasets"]) == {"real_train", "real_test", "synthetic_dr", "synthetic_plain"}
+    assert saved["datasets"]["real_test"]["images"] == len(saved["real_split"]["test_files"])
+    assert (tmp_path / "bench" / "report.html").is_file()
+
+    again = run_protocol(params, Runners(render=render, train=train, evaluate=evaluate))
+    assert len(trained) == 5 and {r["training"] for r in again["variants"].values()} == {"reused"}
+
+
 # ---- the whole flow at toy scale -----------------------------------------------------------------------
 def _real_stand_in(tmp_path: Path) -> tuple[Path, str]:
     """Real Freiburg photos (a small subset) when ../shared is here, else a box-only shapes set."""
@@ -462,7 +548,8 @@ def _real_stand_in(tmp_path: Path) -> tuple[Path, str]:
 def test_benchmark_end_to_end_at_toy_scale(tmp_path, monkeypatch):
     from randomize_helpers import RETAIL, make_catalog
 
-    from flows.sim2real import VARIANTS, run_benchmark
+    from bench.sim2real.variants import VARIANTS
+    from flows.sim2real import run_benchmark
 
     monkeypatch.setenv("SIMREAL_SHARED", str(tmp_path / "no-shared"))  # only what the test passes is used
     real, kind = _real_stand_in(tmp_path)
@@ -486,6 +573,7 @@ def test_benchmark_end_to_end_at_toy_scale(tmp_path, monkeypatch):
 
     saved = json.loads((out / "sim2real.json").read_text())
     assert list(saved["variants"]) == [v.key for v in VARIANTS]
+    assert [r["role"] for r in saved["variants"].values()] == [v.role for v in VARIANTS]
     for name in ("report.html", "report.md", "data_statistics.json", "report_files/examples.png"):
         assert (out / name).is_file(), name
     # one budget: same steps, batch, seed and model for every variant, read back from each run's config
@@ -530,7 +618,7 @@ def test_benchmark_end_to_end_at_toy_scale(tmp_path, monkeypatch):
 
 
 def test_average_precision_matches_the_coco_101_point_rule():
-    from train.compare import average_precision
+    from train.metrics import average_precision
 
     tp = np.array([1.0, 0.0, 1.0])
     assert average_precision(tp, np.ones(3), 2) == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)

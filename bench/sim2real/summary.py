@@ -1,0 +1,128 @@
+"""The benchmark's numbers and words: each variant's AP50 relative to the real-only reference, the gain of
+each recipe change, the protocol notes, and the ``sim2real.json`` document that holds them all."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from typing import Any
+
+from bench.sim2real.scales import ScaleSettings, Sim2RealParams
+from bench.sim2real.variants import GAINS, reference_key
+
+FORMAT = "simreal-sim2real/1"
+# Below this real-only AP50 the reference is at chance level and "x % of real-only" says nothing.
+MIN_REFERENCE_AP50 = 0.05
+
+
+def _ratio(num: float | None, den: float | None) -> float | None:
+    return round(num / den, 4) if num is not None and den else None
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return round(a - b, 4) if a is not None and b is not None else None
+
+
+def transfer_summary(variants: dict[str, dict]) -> dict:
+    """Each variant's AP50 (and AP) as a fraction of the real-only reference's, and the gains of domain
+    randomization, DANN and fine-tuning, for the variants present."""
+    ap50 = {k: (r["bbox"] or {}).get("AP50") for k, r in variants.items()}
+    ap = {k: (r["bbox"] or {}).get("AP") for k, r in variants.items()}
+    ref = reference_key(variants)
+    out: dict[str, Any] = {"reference": ref}
+    if ref is not None:
+        out["ratios_meaningful"] = (ap50[ref] or 0.0) >= MIN_REFERENCE_AP50
+        out["min_reference_AP50"] = MIN_REFERENCE_AP50
+        out["AP50_relative_to_real_only"] = {k: _ratio(ap50[k], ap50[ref]) for k in variants if k != ref}
+        out["AP_relative_to_real_only"] = {k: _ratio(ap[k], ap[ref]) for k in variants if k != ref}
+    for g in GAINS:
+        if g.variant in variants and g.baseline in variants:
+            out[g.key] = _diff(ap50[g.variant], ap50[g.baseline])
+    return out
+
+
+def protocol_notes(first: dict) -> list[str]:
+    """What a reader must know to read the numbers; ``first`` is any variant record (they share weights)."""
+    notes = [
+        "Every variant uses the same model, input size, steps, batch size, optimizer, learning rate schedule and "
+        "seed; (e) additionally starts from (b)'s final weights, so it has seen (b)'s steps too.",
+        "Train-time augmentation: off for (a), on (kornia domain randomization, train.augment) for (b)-(e).",
+        "(c) uses the real TRAIN split's photos as unlabelled DANN target; their labels are never read.",
+        "The test split is used once, for the final scores; no setting was chosen by looking at it.",
+    ]
+    if str(first.get("weights_source", "")).startswith("random init"):
+        notes.append(
+            "All models start from random initialisation (no pretrained weights on this machine): "
+            "absolute numbers are far below what a pretrained backbone reaches, at smoke scale "
+            "especially; compare variants with each other, not with published results."
+        )
+    return notes
+
+
+def protocol_record(s: ScaleSettings, seed: int, real: dict, first: dict) -> dict:
+    """The summary's ``protocol``: the shared budget, the test set, the split and its leak check."""
+    return {
+        "seed": seed,
+        "same_budget": {
+            "model": s.model,
+            "image_size": s.image_size,
+            "steps": s.steps,
+            "batch_size": s.batch_size,
+            "optimizer": s.optimizer,
+            "lr": s.lr,
+            "warmup_steps": s.warmup_steps,
+        },
+        "test_set": real["test"],
+        "split": {k: real[k] for k in ("how", "train_source", "test_source")},
+        "leak_check": real["leak_check"],
+        "test_images_in_training": 0,  # prepare_real_sets stops the run otherwise
+        "model_selection": "none: the last checkpoint of every variant is evaluated once on the test split",
+        "weights_source": first.get("weights_source"),
+        "notes": protocol_notes(first),
+    }
+
+
+def build_summary(
+    params: Sim2RealParams,
+    out: str,
+    *,
+    real: dict,
+    catalog: dict | None,
+    datasets: dict,
+    variants: dict[str, dict],
+    uncertainty: dict,
+    per_class: dict,
+    timings: dict,
+) -> dict:
+    """The ``sim2real.json`` document (timings are filled in by the caller as steps finish)."""
+    from train.provenance import git_info, package_versions
+
+    s = params.settings()
+    first = next(iter(variants.values()))
+    return {
+        "format": FORMAT,
+        "task": params.task,
+        "scale": params.scale,
+        "class_name": params.spec().class_name,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "out": out,
+        "params": params.model_dump(mode="json"),
+        "settings": s.model_dump(mode="json"),
+        "protocol": protocol_record(s, params.seed, real, first),
+        "catalog": catalog,
+        "datasets": datasets,
+        "real_split": {
+            k: real[k] for k in ("train_image_ids", "test_image_ids", "train_files", "test_files")
+        },
+        "variants": variants,
+        "transfer": transfer_summary(variants),
+        "uncertainty": uncertainty,
+        "per_class": per_class,
+        "provenance": {
+            "git": git_info(),
+            "packages": package_versions(),
+            "device": first.get("device"),
+            "command": " ".join(sys.argv),
+        },
+        "timings": timings,
+    }

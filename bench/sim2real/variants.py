@@ -1,0 +1,91 @@
+"""What the benchmark compares: five training variants, each defined by its data, augmentation, DANN and
+starting weights. Everything else (model, budget, seed) is shared, see ``scales``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+VariantKey = Literal["a", "b", "c", "d", "e"]
+Role = Literal["synthetic", "real", "finetuned"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str
+    name: str  # folder name and short label
+    title: str
+    role: Role  # what the report compares it as: synthetic-only, the real-only reference, or fine-tuned
+    data: str  # "synthetic_plain" | "synthetic_dr" | "real_train"
+    augment: bool  # train-time kornia randomization
+    dann: bool = False
+    init_from: str | None = None  # key of the variant whose checkpoint this one starts from
+
+    @property
+    def synthetic_only(self) -> bool:
+        return self.role == "synthetic"
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant(
+        "a",
+        "synthetic-plain",
+        "(a) synthetic, no randomization",
+        "synthetic",
+        "synthetic_plain",
+        augment=False,
+    ),
+    Variant(
+        "b", "synthetic-dr", "(b) synthetic + domain randomization", "synthetic", "synthetic_dr", augment=True
+    ),
+    Variant(
+        "c",
+        "synthetic-dr-dann",
+        "(c) = (b) + DANN to the real train photos",
+        "synthetic",
+        "synthetic_dr",
+        augment=True,
+        dann=True,
+    ),
+    Variant("d", "real-only", "(d) real train split only (reference)", "real", "real_train", augment=True),
+    Variant(
+        "e",
+        "dr-then-real",
+        "(e) = (b) fine-tuned on the real train split",
+        "finetuned",
+        "real_train",
+        augment=True,
+        init_from="b",
+    ),
+)
+VARIANT_BY_KEY = {v.key: v for v in VARIANTS}
+
+
+class Gain(NamedTuple):
+    """One change of recipe the benchmark isolates: ``variant`` minus ``baseline``."""
+
+    key: str  # in the summary's "transfer"
+    variant: str
+    baseline: str
+    label: str  # in the bootstrap's "differences"
+
+
+GAINS: tuple[Gain, ...] = (
+    Gain("dann_gain_AP50", "c", "b", "dann (c - b)"),
+    Gain("randomization_gain_AP50", "b", "a", "randomization (b - a)"),
+    Gain("finetune_gain_AP50", "e", "d", "fine-tuning (e - d)"),
+)
+
+
+def plan_variants(keys: list[str]) -> list[Variant]:
+    """The chosen variants plus what they start from ((e) needs (b)), in training order."""
+    chosen = set(keys)
+    for k in keys:
+        if VARIANT_BY_KEY[k].init_from:
+            chosen.add(VARIANT_BY_KEY[k].init_from)
+    return [v for v in VARIANTS if v.key in chosen]
+
+
+def reference_key(keys) -> str | None:
+    """The real-only variant among ``keys``: the number every other variant is compared with."""
+    return next((k for k in keys if VARIANT_BY_KEY[k].role == "real"), None)
