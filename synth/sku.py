@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from synth.catalog import Catalog, MaterialHints, SkuRecord, Source, slugify
 from synth.errors import AssetError
-from synth.meshio import (
+from synth.mesh import (
     UnitsArg,
     UpArg,
     base_color_texture,
@@ -51,6 +51,7 @@ def add_mesh(
     symmetry: str = "none",
     symmetry_order: int | None = None,
     align: bool = True,
+    allow_outside: bool = False,
     thumbnail: bool = True,
     echo: Echo | None = print,
 ) -> SkuRecord:
@@ -58,13 +59,14 @@ def add_mesh(
 
     ``material`` replaces the factors read from the file, in the record and in the stored GLB (``textured``
     always follows the mesh); without it the record states the file's own factors. The decisions taken on
-    the way (units, up axis, squaring up, atlas) are passed to ``echo`` one per line.
+    the way (units, up axis, squaring up, atlas) are passed to ``echo`` one per line. ``allow_outside`` lets
+    the file reference materials, textures and buffers outside its own folder (refused by default).
     """
     path = Path(path)
     name, category = _clean_label(path, "name", name), _clean_label(path, "category", category)
     sku_id = sku_id if sku_id is not None else slugify(name)
     _check_free(catalog, sku_id, replace, path)
-    imported = load_mesh(path, units=units, up=up, align=align)
+    imported = load_mesh(path, units=units, up=up, align=align, allow_outside=allow_outside)
     for note in imported.notes:
         _say(echo, f"{path.name}: {note}")
     textured = base_color_texture(imported.mesh) is not None
@@ -139,7 +141,7 @@ def write_entry(
     """Store ``mesh`` as ``record.mesh`` (GLB) plus a thumbnail and the record, atomically.
 
     The GLB keeps the mesh's own glTF material (textures, factors); ``record.material`` supplies the factors
-    of a mesh that has none (plain geometry, vertex colours), see ``meshio.stored_factors``. The mesh must
+    of a mesh that has none (plain geometry, vertex colours), see ``synth.mesh.stored_factors``. The mesh must
     be in metres with +Z up and match ``record.size_m``; it is translated so its bounding-box centre is the
     origin (the catalog convention). Returns the stored record (``thumbnail`` None when none could be
     rendered, e.g. no EGL)."""

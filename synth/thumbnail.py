@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from synth.catalog import MaterialHints
 from synth.fsutil import atomic_write_bytes
-from synth.meshio import base_color_texture, stored_factors
+from synth.mesh import base_color_texture, srgb_to_linear, stored_factors
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
@@ -239,8 +239,6 @@ def _primitive(mesh: trimesh.Trimesh, hints: MaterialHints | None) -> pyrender.P
             metal_rough = np.asarray(_preview_size(mr).convert("RGB"))
     elif isinstance(mesh.visual, trimesh.visual.ColorVisuals) and mesh.visual.kind in ("vertex", "face"):
         # in-memory colours are sRGB bytes; pyrender multiplies linear colour by COLOR_0
-        from synth.meshio import srgb_to_linear
-
         rgba = np.asarray(mesh.visual.vertex_colors, dtype=np.float64) / 255.0
         rgba[:, :3] = srgb_to_linear(rgba[:, :3])
         color_0 = rgba.astype(np.float32)

@@ -30,7 +30,8 @@ from synth.procedural import (
 )
 from synth.procedural.finishes import METALS, linear_to_srgb8, srgb8_to_linear
 from synth.procedural.geometry import closed_solid
-from synth.procedural.labels import barcode_size, draw_ean13, ean13_check_digit, ean13_modules, info_panel
+from synth.procedural.labels.ean13 import barcode_size, draw_ean13, ean13_check_digit, ean13_modules
+from synth.procedural.labels.panels import info_panel
 
 SEEDS = (0, 1, 2)
 

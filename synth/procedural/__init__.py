@@ -27,7 +27,7 @@ from synth.catalog import MaterialHints, SkuRecord, Source
 from synth.errors import AssetError
 
 if TYPE_CHECKING:
-    from synth.procedural.labels import LabelDesign
+    from synth.procedural.labels.design import LabelDesign
 
 
 @dataclass

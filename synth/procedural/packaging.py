@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 from trimesh.visual.material import PBRMaterial
 
 from synth.procedural import ProceduralAsset
+from synth.procedural.atlas import Atlas
 from synth.procedural.finishes import SURFACES, Finish, linear_to_srgb8, srgb8_to_linear
 from synth.procedural.geometry import (
     Profile,
@@ -25,19 +26,10 @@ from synth.procedural.geometry import (
     uv_disc,
     uv_swatch,
 )
-from synth.procedural.labels import (
-    CONTENT_COLORS,
-    Atlas,
-    LabelDesign,
-    band_panel,
-    contrast_ink,
-    draw_text_box,
-    front_panel,
-    info_panel,
-    narrow_panel,
-    sample_design,
-    top_panel,
-)
+from synth.procedural.labels.design import LabelDesign, sample_design
+from synth.procedural.labels.fonts import draw_text_box
+from synth.procedural.labels.palette import CONTENT_COLORS, contrast_ink
+from synth.procedural.labels.panels import band_panel, front_panel, info_panel, narrow_panel, top_panel
 
 MM = 1e-3
 CREASE_DEG = 35.0

@@ -24,13 +24,16 @@ from PIL import Image
 
 from synth.catalog import MaterialHints
 from synth.errors import AssetError
-from synth.meshio import (
+from synth.mesh import (
     base_color_texture,
     footprint_yaw,
     levelling_rotation,
     load_mesh,
+    paste_with_gutter,
     read_glb,
     resolve_units,
+    shelf_pack,
+    square_row_width,
     write_glb,
 )
 
@@ -314,7 +317,8 @@ def test_obj_with_two_textured_materials_gets_one_atlas(tmp_path):
 
 
 def test_unmodified_textures_are_matched_to_their_files_by_pixels(tmp_path):
-    from synth.meshio import SOURCE_FILE_INFO, _tag_unmodified_images
+    from synth.mesh.gltf_refs import tag_unmodified_images
+    from synth.mesh.references import SOURCE_FILE_INFO
 
     base, normal = gradient_image(32, 32, seed=1), gradient_image(32, 32, seed=2)  # same size: pixels decide
     base.save(tmp_path / "base.png")
@@ -328,7 +332,7 @@ def test_unmodified_textures_are_matched_to_their_files_by_pixels(tmp_path):
             baseColorTexture=Image.open(tmp_path / "base.png"), normalTexture=edited
         ),
     )
-    _tag_unmodified_images([box], [tmp_path / "normal.png", None, tmp_path / "base.png"])
+    tag_unmodified_images([box], [tmp_path / "normal.png", None, tmp_path / "base.png"])
     mat = box.visual.material
     assert mat.baseColorTexture.info[SOURCE_FILE_INFO] == str(tmp_path / "base.png")
     assert SOURCE_FILE_INFO not in mat.normalTexture.info  # edited pixels are re-encoded, not replaced
@@ -352,6 +356,30 @@ def test_glb_writer_output_is_a_valid_single_primitive_asset(tmp_path):
     again = tmp_path / "again.glb"
     write_glb(imported.mesh, again, imported.material)
     assert again.read_bytes() == data
+
+
+# ---- the shared atlas packer ---------------------------------------------------------------------------
+@pytest.mark.parametrize("tallest_first", [False, True])
+def test_shelf_pack_places_gutters_without_overlap(tallest_first):
+    sizes = [(30, 10), (8, 40), (16, 16), (50, 5), (4, 4)]
+    width = square_row_width(sizes)
+    corners, (w, h) = shelf_pack(sizes, width, pad=4, tallest_first=tallest_first)
+    assert w % 4 == 0 and h % 4 == 0 and w <= -(-width // 4) * 4
+    canvas = np.zeros((h, w), int)
+    for (x, y), (bw, bh) in zip(corners, sizes, strict=True):
+        assert x >= 4 and y >= 4 and x + bw + 4 <= w and y + bh + 4 <= h  # the gutter fits too
+        canvas[y - 4 : y + bh + 4, x - 4 : x + bw + 4] += 1
+    assert canvas.max() == 1  # no two cells (with gutters) overlap
+    assert corners[1 if tallest_first else 0] == (4, 4)  # the tallest leads when asked, else the first
+
+
+def test_paste_with_gutter_repeats_the_edges():
+    canvas = np.zeros((12, 12, 3), np.uint8)
+    cell = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    paste_with_gutter(canvas, cell, (4, 5), pad=2)
+    assert np.array_equal(canvas[5:7, 4:7], cell)
+    assert np.array_equal(canvas[3, 4:7], cell[0]) and np.array_equal(canvas[8, 4:7], cell[1])
+    assert np.array_equal(canvas[5:7, 2], cell[:, 0]) and canvas[2].sum() == 0
 
 
 # ---- the real meshes -----------------------------------------------------------------------------------
