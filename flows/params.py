@@ -8,22 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from synth.errors import ConfigError
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-def set_dotted(data: dict, key: str, value: Any) -> None:
-    """``set_dotted(d, "image.width", 320)`` sets d["image"]["width"], creating sections as needed."""
-    node = data
-    parts = key.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ConfigError(key, f"'{p}' is not a section")
-    node[parts[-1]] = value
 
 
 class RenderParams(_Strict):
@@ -41,12 +28,12 @@ class RenderParams(_Strict):
 
     def load_config(self):
         """The validated RenderConfig, overrides applied; errors name the file and key in one line."""
-        from synth.config import read_yaml
+        from synth.config import read_yaml, set_dotted
         from synth.randomize.settings import parse_render_config
 
         data = read_yaml(self.config)
         for key, value in self.overrides.items():
-            set_dotted(data, key, value)
+            set_dotted(data, key, value, where=key)
         return parse_render_config(data, self.config)
 
 
@@ -92,7 +79,7 @@ class TrainParams(_Strict):
     overrides: dict[str, Any] = Field(default_factory=lambda: dict(CPU_SMALL_MODEL))
 
     def to_config(self, data: str, eval_sets: list[EvalSet] | None = None):
-        from synth.config import validate
+        from synth.config import set_dotted, validate
         from train.config import TrainConfig, resolve_model_name
 
         cfg: dict[str, Any] = {
@@ -108,7 +95,7 @@ class TrainParams(_Strict):
             "eval": [s.model_dump() for s in eval_sets or []],
         }
         for key, value in self.overrides.items():
-            set_dotted(cfg, key, value)
+            set_dotted(cfg, key, value, where=key)
         return validate(TrainConfig, cfg, "train parameters")
 
 

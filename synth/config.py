@@ -83,6 +83,21 @@ def validate(model: type[BaseModel], data: dict, path: str | Path):
         raise ConfigError(path, format_validation_error(path, e)) from None
 
 
+def set_dotted(
+    data: dict, key: str, value, where: str | Path | None, problem: str = "'{part}' is not a section"
+) -> None:
+    """``set_dotted(d, "image.width", 320, where)`` sets d["image"]["width"], creating sections as needed:
+    the one way a dotted-key override (render, train, flows) reaches its config. A step through a value
+    that is not a section raises ConfigError(where, ``problem`` with ``{part}`` filled in)."""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(where, problem.format(part=part))
+    node[parts[-1]] = value
+
+
 def config_hash(cfg: BaseModel) -> str:
     """Hash of the validated config (defaults filled in), so equivalent files hash the same."""
     return hashlib.sha256(dumps_canonical(cfg.model_dump(mode="json")).encode()).hexdigest()[:16]

@@ -63,9 +63,7 @@ def add_mesh(
     the file reference materials, textures and buffers outside its own folder (refused by default).
     """
     path = Path(path)
-    name, category = _clean_label(path, "name", name), _clean_label(path, "category", category)
-    sku_id = sku_id if sku_id is not None else slugify(name)
-    _check_free(catalog, sku_id, replace, path)
+    name, category, sku_id = _identity(catalog, path, name, category, sku_id, replace)
     imported = load_mesh(path, units=units, up=up, align=align, allow_outside=allow_outside)
     for note in imported.notes:
         _say(echo, f"{path.name}: {note}")
@@ -107,9 +105,7 @@ def add_asset(
 ) -> SkuRecord:
     """Add an in-memory mesh (metres, +Z up; it is centred here) with a record built from the fields."""
     where = catalog.root / (sku_id or slugify(name))
-    name, category = _clean_label(where, "name", name), _clean_label(where, "category", category)
-    sku_id = sku_id if sku_id is not None else slugify(name)
-    _check_free(catalog, sku_id, replace, where)
+    name, category, sku_id = _identity(catalog, where, name, category, sku_id, replace)
     mesh = _checked_mesh(mesh, where).copy()
     mesh.apply_translation(-mesh.bounds.mean(axis=0))
     hints = (material or MaterialHints()).model_copy(
@@ -240,6 +236,17 @@ def _clean_label(where, key: str, value) -> str:
     if any(ord(ch) < 32 for ch in value):
         raise AssetError(where, f"{key} must be a single line of printable text")
     return value
+
+
+def _identity(
+    catalog: Catalog, where, name, category, sku_id: str | None, replace: bool
+) -> tuple[str, str, str]:
+    """Cleaned name and category and the entry's id (default: the name's slug), refused if taken; both
+    entry points check these before any mesh work, so a bad label or a taken id fails fast."""
+    name, category = _clean_label(where, "name", name), _clean_label(where, "category", category)
+    sku_id = sku_id if sku_id is not None else slugify(name)
+    _check_free(catalog, sku_id, replace, where)
+    return name, category, sku_id
 
 
 def _check_free(catalog: Catalog, sku_id: str, replace: bool, where) -> None:

@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from synth.config import read_yaml, validate
+from synth.config import read_yaml, set_dotted, validate
 from synth.errors import ConfigError
 
 ModelName = Literal[
@@ -209,11 +209,5 @@ def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainC
     """Read a YAML TrainConfig, apply dotted-key overrides (``{"model.name": ...}``), validate."""
     data = read_yaml(path) if path is not None else {}
     for key, value in (overrides or {}).items():
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(path, f"key '{part}' must be a mapping")
-        node[parts[-1]] = value
+        set_dotted(data, key, value, where=path, problem="key '{part}' must be a mapping")
     return validate(TrainConfig, data, path if path is not None else "<command line>")

@@ -116,22 +116,13 @@ def _choose_initial_weights(cfg: ModelConfig) -> tuple[str, dict | None, str, st
     hub = hub_checkpoint_dir()
     if cfg.use_hub_cache:
         det_files, bb_files = _weight_files(cfg.name)
-        for f in det_files:
-            if (hub / f).is_file():
-                return (
-                    "detector",
-                    read_weights(hub / f)[0],
-                    f"torch hub cache {hub / f} (COCO detector)",
-                    None,
-                )
-        for f in bb_files:
-            if (hub / f).is_file():
-                return (
-                    "backbone",
-                    read_weights(hub / f)[0],
-                    f"torch hub cache {hub / f} (ImageNet backbone)",
-                    None,
-                )
+        for kind, files, what in (
+            ("detector", det_files, "COCO detector"),
+            ("backbone", bb_files, "ImageNet backbone"),
+        ):
+            for f in files:
+                if (hub / f).is_file():
+                    return kind, read_weights(hub / f)[0], f"torch hub cache {hub / f} ({what})", None
         why = f"no weights file given and none of {', '.join(det_files + bb_files)} in {hub}"
     else:
         why = "no weights file given and the torch hub cache is switched off"

@@ -6,10 +6,11 @@ from __future__ import annotations
 import platform
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import torch
+
+import synth.provenance
 
 PACKAGES = ("torch", "torchvision", "kornia", "pycocotools", "numpy", "pydantic", "simreal")
 
@@ -37,13 +38,8 @@ def git_info(repo: Path | None = None) -> dict:
 
 
 def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    """The versions of training's packages; one that is missing is recorded as such, not left out."""
+    return synth.provenance.package_versions(PACKAGES, missing="not installed")
 
 
 def device_info(device: torch.device | str) -> dict:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
-from importlib import metadata
 from pathlib import Path
 
 from synth.coco import load_coco, read_coco_json, summarise
@@ -26,6 +24,7 @@ from synth.dataset.plan import FORMAT_VERSION, coco_categories
 from synth.dataset.shard import sum_timings
 from synth.errors import ConfigError
 from synth.fsutil import atomic_write_json
+from synth.provenance import package_versions
 
 RUN_KEYS = ("config_hash", "seed", "n", "shard_size", "backend", "backend_opts", "image_format", "config")
 VERSIONED_PACKAGES = (
@@ -102,7 +101,7 @@ def _manifest(run: dict, summary: dict, categories: list[dict], dropped: list[di
     return {
         "format_version": FORMAT_VERSION,
         **{k: run[k] for k in RUN_KEYS},
-        "versions": package_versions(),
+        "versions": package_versions(VERSIONED_PACKAGES),
         "categories": categories,
         "counts": {
             "images": summary["images"],
@@ -151,14 +150,3 @@ def add_run_info(out_dir: str | Path, info: dict) -> None:
     manifest = json.loads(path.read_text())
     manifest["timings"]["last_run"] = info
     atomic_write_json(path, manifest)
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and of the packages that can change a dataset's bytes."""
-    versions = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions

@@ -55,7 +55,7 @@ def _finish(rng: np.random.Generator, weights: dict[str, float]) -> Finish:
 def _part(
     kind: str,
     seed: int,
-    name: str,
+    what: str,
     category: str,
     soup: Soup,
     finish: Finish,
@@ -63,6 +63,8 @@ def _part(
     order: int | None,
     crease: float = CREASE_DEG,
 ) -> ProceduralAsset:
+    """The asset, named ``what`` plus its finish ("M6 hex nut, black oxide"), as every part is."""
+    name = f"{what}, {finish.name.replace('_', ' ')}"
     pts = soup.arrays()[0].reshape(-1, 3)
     size = float(np.max(pts.max(axis=0) - pts.min(axis=0)))
     mesh = assemble(soup, finish.pbr_material(), crease_deg=crease, uv_size=size)
@@ -184,16 +186,7 @@ def make_hex_bolt(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     g.to_soup(soup)
     fin = _finish(rng, {"zinc": 0.35, "steel": 0.25, "stainless": 0.2, "black_oxide": 0.1, "brass": 0.1})
     full = "fully threaded " if b >= L else ""
-    return _part(
-        "hex_bolt",
-        seed,
-        f"M{size}x{L_mm} {full}hex bolt, {fin.name.replace('_', ' ')}",
-        "bolt",
-        soup,
-        fin,
-        "discrete",
-        6,
-    )
+    return _part("hex_bolt", seed, f"M{size}x{L_mm} {full}hex bolt", "bolt", soup, fin, "discrete", 6)
 
 
 def make_socket_cap_screw(rng: np.random.Generator, seed: int) -> ProceduralAsset:
@@ -223,14 +216,7 @@ def make_socket_cap_screw(rng: np.random.Generator, seed: int) -> ProceduralAsse
     g.to_soup(soup)
     fin = _finish(rng, {"black_oxide": 0.6, "stainless": 0.3, "zinc": 0.1})
     return _part(
-        "socket_cap_screw",
-        seed,
-        f"M{size}x{L_mm} socket head cap screw, {fin.name.replace('_', ' ')}",
-        "screw",
-        soup,
-        fin,
-        "discrete",
-        6,
+        "socket_cap_screw", seed, f"M{size}x{L_mm} socket head cap screw", "screw", soup, fin, "discrete", 6
     )
 
 
@@ -267,9 +253,7 @@ def make_hex_nut(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     soup = Soup()
     g.to_soup(soup, closed=True)
     fin = _finish(rng, {"zinc": 0.35, "steel": 0.25, "stainless": 0.2, "brass": 0.1, "black_oxide": 0.1})
-    return _part(
-        "hex_nut", seed, f"M{size} hex nut, {fin.name.replace('_', ' ')}", "nut", soup, fin, "discrete", 6
-    )
+    return _part("hex_nut", seed, f"M{size} hex nut", "nut", soup, fin, "discrete", 6)
 
 
 def make_washer(rng: np.random.Generator, seed: int) -> ProceduralAsset:
@@ -287,16 +271,7 @@ def make_washer(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     soup = Soup()
     g.to_soup(soup, closed=True)
     fin = _finish(rng, {"zinc": 0.4, "steel": 0.25, "stainless": 0.25, "brass": 0.1})
-    return _part(
-        "washer",
-        seed,
-        f"M{size} flat washer, {fin.name.replace('_', ' ')}",
-        "washer",
-        soup,
-        fin,
-        "cylindrical",
-        None,
-    )
+    return _part("washer", seed, f"M{size} flat washer", "washer", soup, fin, "cylindrical", None)
 
 
 # ---- wood and drywall screws -------------------------------------------------------------------------------
@@ -357,14 +332,7 @@ def make_wood_screw(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     g.to_soup(soup)
     fin = _finish(rng, {"zinc": 0.5, "brass": 0.2, "stainless": 0.2, "steel": 0.1})
     return _part(
-        "wood_screw",
-        seed,
-        f"{d_mm}x{L_mm} countersunk wood screw, {fin.name.replace('_', ' ')}",
-        "screw",
-        soup,
-        fin,
-        "discrete",
-        4,
+        "wood_screw", seed, f"{d_mm}x{L_mm} countersunk wood screw", "screw", soup, fin, "discrete", 4
     )
 
 
@@ -397,14 +365,7 @@ def make_drywall_screw(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     fin = _finish(rng, {"black_oxide": 0.85, "zinc": 0.15})
     kind = "coarse" if coarse else "fine"
     return _part(
-        "drywall_screw",
-        seed,
-        f"{d_mm}x{L_mm} {kind} thread drywall screw, {fin.name.replace('_', ' ')}",
-        "screw",
-        soup,
-        fin,
-        "discrete",
-        4,
+        "drywall_screw", seed, f"{d_mm}x{L_mm} {kind} thread drywall screw", "screw", soup, fin, "discrete", 4
     )
 
 
@@ -489,7 +450,7 @@ def make_spur_gear(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     return _part(
         "spur_gear",
         seed,
-        f"module {mod} spur gear, {teeth} teeth, {fin.name.replace('_', ' ')}",
+        f"module {mod} spur gear, {teeth} teeth",
         "gear",
         soup,
         fin,
@@ -567,7 +528,7 @@ def make_l_bracket(rng: np.random.Generator, seed: int) -> ProceduralAsset:
     return _part(
         "l_bracket",
         seed,
-        f"{a / MM:.0f}x{bh / MM:.0f}x{w / MM:.0f} mm angle bracket with {holes}holes, {fin.name.replace('_', ' ')}",
+        f"{a / MM:.0f}x{bh / MM:.0f}x{w / MM:.0f} mm angle bracket with {holes}holes",
         "bracket",
         soup,
         fin,
@@ -665,17 +626,7 @@ def make_pipe_fitting(rng: np.random.Generator, seed: int) -> ProceduralAsset:
         soup.add_mesh(part)
         name = f"{od / MM:.0f} mm equal tee"
         symmetry = "mirror"
-    return _part(
-        "pipe_fitting",
-        seed,
-        f"{name}, {fin.name.replace('_', ' ')}",
-        "fitting",
-        soup,
-        fin,
-        symmetry,
-        None,
-        crease=40.0,
-    )
+    return _part("pipe_fitting", seed, name, "fitting", soup, fin, symmetry, None, crease=40.0)
 
 
 GENERATORS = {

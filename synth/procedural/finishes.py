@@ -16,6 +16,7 @@ from trimesh.visual.material import PBRMaterial
 
 from synth.catalog import MaterialHints
 from synth.errors import AssetError
+from synth.mesh import linear_to_srgb, srgb_to_linear
 
 
 @dataclass(frozen=True)
@@ -108,13 +109,10 @@ def get_finish(name: str) -> Finish:
 
 
 def linear_to_srgb8(rgb) -> tuple[int, int, int]:
-    """Linear [0, 1] RGB to 8-bit sRGB (the IEC 61966-2-1 transfer curve)."""
-    c = np.clip(np.asarray(rgb, dtype=np.float64), 0.0, 1.0)
-    s = np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
-    return tuple(int(v) for v in np.round(s * 255).astype(int))
+    """Linear [0, 1] RGB to 8-bit sRGB, on synth.mesh's transfer curve so textures and GLB factors agree."""
+    return tuple(int(v) for v in np.round(linear_to_srgb(rgb) * 255).astype(int))
 
 
 def srgb8_to_linear(rgb) -> tuple[float, float, float]:
-    s = np.asarray(rgb, dtype=np.float64) / 255.0
-    c = np.where(s <= 0.04045, s / 12.92, np.power((s + 0.055) / 1.055, 2.4))
-    return tuple(float(v) for v in c)
+    """8-bit sRGB to linear [0, 1] RGB (the inverse of :func:`linear_to_srgb8`)."""
+    return tuple(float(v) for v in srgb_to_linear(np.asarray(rgb, dtype=np.float64) / 255.0))

@@ -42,6 +42,7 @@ import numpy as np
 
 from synth.errors import ConfigError
 from synth.geometry import LoadedGeometry, object_to_world, shared_geometry
+from synth.mesh import linear_to_srgb
 from synth.scene import Frame, Light, Material, Scene, TextureSpec, pose_matrix
 from synth.textures import make_texture
 
@@ -150,11 +151,6 @@ if not isinstance(_pyrender_renderer.glEnable, _MultisampleSwitch):
 _MULTISAMPLE = _pyrender_renderer.glEnable
 
 _DEFAULT_MATERIAL = Material()
-
-
-def linear_to_srgb(c: np.ndarray) -> np.ndarray:
-    c = np.clip(np.asarray(c, dtype=np.float64), 0.0, 1.0)
-    return np.where(c <= 0.0031308, 12.92 * c, 1.055 * np.power(c, 1 / 2.4) - 0.055)
 
 
 def gl_texture(image: np.ndarray) -> pyrender.Texture:
