@@ -104,17 +104,30 @@ def resolve_coco_path(path: str | Path) -> Path:
     raise CocoError(p, "not found (expected a COCO dataset folder or an annotations .json file)")
 
 
-def read_coco_json(path: str | Path) -> dict:
-    """The parsed JSON object of a COCO file (no checks beyond 'a JSON object')."""
-    path = Path(path)
+def _parse_json(path: Path):
     try:
-        data = json.loads(path.read_bytes())
+        return json.loads(path.read_bytes())
     except json.JSONDecodeError as e:
         raise CocoError(path, f"cannot read JSON: line {e.lineno}: {e.msg}") from None
     except (OSError, ValueError, RecursionError) as e:
         raise CocoError(path, f"cannot read JSON ({e.__class__.__name__})") from None
+
+
+def read_coco_json(path: str | Path) -> dict:
+    """The parsed JSON object of a COCO file (no checks beyond 'a JSON object')."""
+    data = _parse_json(Path(path))
     if not isinstance(data, dict):
         raise CocoError(path, "top level must be an object with images, annotations, categories")
+    return data
+
+
+def read_results(path: str | Path) -> list[dict]:
+    """A COCO results file (detections: image_id, category_id, bbox, score), as evaluation writes it."""
+    data = _parse_json(Path(path))
+    if not isinstance(data, list) or not all(
+        isinstance(d, dict) and {"image_id", "bbox", "score"} <= d.keys() for d in data
+    ):
+        raise CocoError(path, "not a COCO results list (entries need image_id, bbox, score)")
     return data
 
 

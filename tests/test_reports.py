@@ -93,7 +93,8 @@ def test_headline_picks_the_best_synthetic_variant_and_the_real_reference(meanin
         "datasets": {"real_test": {"images": 12}},
         "transfer": {
             "ratios_meaningful": meaningful,
-            "min_reference_AP50": 0.05,
+            "reference_verdict": "above the floor" if meaningful else "not distinguishable from the floor",
+            "floor": {"estimate": 0.12, "ci95": [0.1, 0.14]},
             "AP50_relative_to_real_only": {"r": 0.7},
             "dann_gain_AP50": 0.05,
         },
@@ -101,5 +102,6 @@ def test_headline_picks_the_best_synthetic_variant_and_the_real_reference(meanin
     text = headline_sentence(summary)
     assert "best synthetic variant ((r) name-r)" in text and "in 12 real test photos with AP50 0.350" in text
     assert ("70 %" in text) is meaningful and "AP50 0.500" in text  # the reference's number either way
+    assert ("not distinguishable from the floor (blind floor AP50 0.120)" in text) is not meaningful
     assert "changes AP50 by +0.050 over (q)." in text  # DANN's baseline: same data, no DANN
     assert headline_sentence({"variants": {}}) == "No variant was evaluated."

@@ -606,6 +606,16 @@ def test_benchmark_end_to_end_at_toy_scale(tmp_path, monkeypatch):
     if kind == "freiburg":
         assert len(saved["per_class"]["classes"]) >= 2 and set(saved["per_class"]["variants"]) == set("abcde")
     assert summary["report"]["html"] == str(out / "report.html")
+    # every AP50 stands beside the blind floor fitted on the real train split, in numbers and words
+    floor = saved["uncertainty"]["floor"]
+    assert 0.0 <= floor["estimate"] <= 1.0 and floor["ci95"] and floor["prior_from"] == "the real train split"
+    verdicts = {"above the floor", "below the floor", "not distinguishable from the floor"}
+    assert all(r["floor_margin"]["verdict"] in verdicts for r in saved["variants"].values())
+    reference_clears = saved["variants"]["d"]["floor_margin"]["verdict"] == "above the floor"
+    assert saved["transfer"]["ratios_meaningful"] is reference_clears
+    page = (out / "report.md").read_text()
+    assert "blind floor (never looks at the pixels)" in page and "vs blind floor" in page
+    assert ("of what the detector trained on the real photos reaches" in page) is reference_clears
 
     # a second run reuses the renders and the trained models and gives the same numbers
     again = run_benchmark("retail", "smoke", str(out), **kwargs)

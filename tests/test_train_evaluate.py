@@ -148,8 +148,17 @@ def test_report_is_self_contained_and_readable(trained_run):
         "box AP",
         "false positive",
         "torchvision",
+        "Beside the blind floor",
+        "against a blind floor of",
     ):
         assert text in page, text
+    floor = json.loads((trained_run / "eval" / "val" / "metrics.json").read_text())["floor"]
+    assert floor["prior_from"] and floor["verdict"] in (
+        "above the floor",
+        "below the floor",
+        "not distinguishable from the floor",
+    )
+    assert floor["margin"] == pytest.approx(floor["AP50"] - floor["floor_AP50"], abs=1e-3)
     md = (trained_run / "report.md").read_text()
     pngs = re.findall(r"\]\((report_files/[^)]+\.png)\)", md)
     assert pngs and all((trained_run / p).is_file() for p in pngs)
@@ -172,6 +181,8 @@ def test_real_shared_sets_evaluate_and_report(trained_run):
         assert m["images"] == len(src.images) and m["gt_instances"] == len(src.dataset["annotations"])
         for kind in ("bbox", "segm"):  # both sets have masks (RLE for ycbv, polygons for the screws)
             assert isinstance(m[kind]["AP"], float) and 0.0 <= m[kind]["AP"] <= 1.0
+        # the floor is fitted on the checkpoint's own training set when no real train split is given
+        assert m["floor"]["prior_from"] and 0.0 <= m["floor"]["floor_AP50"] <= 1.0
     page = write_report(trained_run).read_text()
     for rel in REAL_SETS:
         assert f"Set &#x27;{rel.rsplit('/', 1)[1]}&#x27;" in page

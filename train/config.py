@@ -146,6 +146,8 @@ class TrainConfig(_Strict):
     data: str  # a COCO dataset folder (annotations.json + images/) or an annotations .json file
     out: str  # the run directory
     model: ModelConfig = Field(default_factory=ModelConfig)
+    # the set whose boxes the blind floor may know (a real train split); default: the training set
+    floor_from: str | None = None
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     dann: DannConfig = Field(default_factory=DannConfig)
     # Category handling of the training set (see train.data.build_label_map).

@@ -728,6 +728,8 @@ def validate(
             workers=0,
             nms_threshold=cfg.model.nms_threshold,
             meta=_eval_meta(run, cfg, dinfo, step),
+            floor_from=data.source if final else None,
+            floor_ids=data.train_ids,
         )
         result["val_bbox_AP"] = metrics["bbox"]["AP"]
         if metrics.get("segm"):
@@ -774,6 +776,8 @@ def evaluate_configured_sets(
             workers=cfg.workers,
             nms_threshold=cfg.model.nms_threshold,
             meta=meta,
+            floor_from=es.floor_from or data.source,
+            floor_ids=None if es.floor_from else data.train_ids,
         )
 
 

@@ -28,7 +28,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from synth.coco import CocoSource, load_coco, segmentation_to_mask
-from synth.errors import ConfigError
+from synth.errors import ConfigError, SimrealError
 from synth.fsutil import atomic_write_json
 from train.data import CocoDetection, LabelMap, build_label_map
 
@@ -263,6 +263,20 @@ def _add_coco_metrics(metrics: dict, gt: dict, scored: list[dict], masks: bool, 
         )
 
 
+def _evaluation_labels(source: CocoSource, class_names: list[str], category_map, class_agnostic):
+    """The single class name of a class-agnostic evaluation (or None) and the set's label map."""
+    if class_agnostic is True:
+        class_agnostic = class_names[0] if len(class_names) == 1 else "object"
+    label_map = build_label_map(
+        source.categories,
+        class_names=None if class_agnostic else class_names,
+        category_map=category_map,
+        class_agnostic=class_agnostic or None,
+        where=source.ann_file,
+    )
+    return class_agnostic, label_map
+
+
 def evaluate_detector(
     detector: torch.nn.Module,
     class_names: list[str],
@@ -279,18 +293,16 @@ def evaluate_detector(
     nms_threshold: float = 0.5,
     progress: bool = False,
     meta: dict | None = None,
+    floor_from: str | Path | CocoSource | None = None,
+    floor_ids: list[int] | None = None,
 ) -> dict:
-    """Evaluate an in-memory detector; writes metrics.json and predictions.json when `out_dir` is set."""
+    """Evaluate an in-memory detector; writes metrics.json and predictions.json when `out_dir` is set.
+
+    With ``floor_from`` (the set whose boxes a blind detector may know: the real train split, else the
+    training images, ``floor_ids`` of it) the metrics gain ``floor``: the class-agnostic AP50 beside the
+    blind floor, with intervals."""
     source = data if isinstance(data, CocoSource) else load_coco(data)
-    if class_agnostic is True:
-        class_agnostic = class_names[0] if len(class_names) == 1 else "object"
-    label_map = build_label_map(
-        source.categories,
-        class_names=None if class_agnostic else class_names,
-        category_map=category_map,
-        class_agnostic=class_agnostic or None,
-        where=source.ann_file,
-    )
+    class_agnostic, label_map = _evaluation_labels(source, class_names, category_map, class_agnostic)
     ids = sorted(image_ids) if image_ids is not None else sorted(source.images)
     gt, dropped = remapped_ground_truth(source, label_map, ids)
     with_masks = hasattr(detector, "roi_heads") and getattr(detector.roi_heads, "has_mask", lambda: False)()
@@ -334,12 +346,25 @@ def evaluate_detector(
             source.ann_file, "no labelled object of a class the model knows in the evaluated images"
         )
     _add_coco_metrics(metrics, gt, scored, with_masks and gt_has_masks, with_masks)
+    if floor_from is not None:
+        metrics["floor"] = _floor(source, results, floor_from, ids, floor_ids)
     if out_dir is not None:
         out = Path(out_dir)
         atomic_write_json(out / "predictions.json", results, indent=None)
         atomic_write_json(out / "metrics.json", metrics)
         metrics["out_dir"] = str(out)
     return metrics
+
+
+def _floor(source: CocoSource, results: list[dict], floor_from, ids: list[int], prior_ids) -> dict:
+    """The blind-floor comparison, or why there is none (a prior set without boxes is no reason to fail)."""
+    from train.floor import floor_comparison
+
+    try:
+        prior = floor_from if isinstance(floor_from, CocoSource) else load_coco(floor_from, check_files=False)
+        return floor_comparison(source, results, prior, image_ids=ids, prior_ids=prior_ids)
+    except (SimrealError, ValueError) as e:
+        return {"skipped": f"no blind floor: {e}"}
 
 
 def default_eval_dir(checkpoint: Path, set_name: str) -> Path | None:
@@ -362,10 +387,13 @@ def evaluate(
     batch_size: int = 4,
     workers: int = 0,
     progress: bool = False,
+    floor_from: str | Path | None = None,
 ) -> dict:
     """Evaluate a `simreal train` checkpoint on a COCO set; returns the metrics dict (also written to disk).
 
     A model trained class-agnostically is evaluated class-agnostically unless a category map is given.
+    The blind floor is fitted on ``floor_from`` (e.g. the real train split), else on the checkpoint's
+    training set when it is still there.
     """
     ckpt_path = Path(ckpt)
     ck = load_checkpoint(ckpt_path)
@@ -403,7 +431,14 @@ def evaluate(
         nms_threshold=model_cfg.nms_threshold,
         progress=progress,
         meta=meta,
+        floor_from=floor_from or _training_set(ck),
     )
+
+
+def _training_set(ck: dict) -> str | None:
+    """The COCO set a checkpoint was trained on, when it can still be read."""
+    data = (ck.get("config") or {}).get("data")
+    return data if isinstance(data, str) and Path(data).exists() else None
 
 
 def label_map_for_metrics(metrics: dict, source: CocoSource) -> LabelMap:

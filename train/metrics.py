@@ -129,11 +129,10 @@ def average_precision(tp: np.ndarray, weight: np.ndarray, n_gt: float) -> float:
 
 # ---- the bootstrap -------------------------------------------------------------------------------------
 def _detections_table(
-    source: CocoSource, predictions: list[dict]
+    source: CocoSource, predictions: list[dict], ids: list[int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Class-agnostic matching at IoU 0.5, once: (score, true positive, image index) of every detection,
-    sorted by descending score, and labelled objects per image (crowd regions left out)."""
-    ids = sorted(source.images)
+    """Class-agnostic matching at IoU 0.5, once: (score, true positive, image index) of every detection on
+    the images ``ids``, sorted by descending score, and labelled objects per image (crowd regions left out)."""
     gt = {
         i: [{"bbox": a["bbox"], "category_id": 1} for a in source.anns_by_image[i] if not a.get("iscrowd", 0)]
         for i in ids
@@ -184,9 +183,10 @@ def _ratios(draws: dict, estimate: dict, reference: str) -> dict:
 
 
 def bootstrap_transfer(
-    test_coco: str | Path,
+    test_coco: str | Path | CocoSource,
     predictions: dict[str, list[dict]],
     *,
+    image_ids: Sequence[int] | None = None,
     reference: str | None = "d",
     samples: int = BOOTSTRAP_SAMPLES,
     seed: int = 0,
@@ -196,10 +196,12 @@ def bootstrap_transfer(
     ``reference``, by a paired bootstrap over test images (every variant sees the same resampled images).
 
     AP50 is recomputed here with the same greedy matching COCOeval uses, class-agnostic; the point estimate
-    agrees with COCOeval's AP50 to within rounding when the test set has no crowd regions."""
-    source = load_coco(test_coco, check_files=False)
-    tables = {k: _detections_table(source, p) for k, p in predictions.items()}
-    n_images = len(source.images)
+    agrees with COCOeval's AP50 to within rounding when the test set has no crowd regions. ``image_ids``
+    restricts the test to those images (a held-out split of a set)."""
+    source = test_coco if isinstance(test_coco, CocoSource) else load_coco(test_coco, check_files=False)
+    ids = sorted(source.images) if image_ids is None else sorted(image_ids)
+    tables = {k: _detections_table(source, p, ids) for k, p in predictions.items()}
+    n_images = len(ids)
     if not tables or n_images == 0:
         return {}
     n_gt = next(iter(tables.values()))[3]

@@ -374,9 +374,11 @@ def _headline(doc: Document, run: RunFiles) -> None:
     for name, m, _ in run.sets:
         seg = m.get("segm") or {}
         label = "held-out validation images" if name == "val" else name
+        floor = m.get("floor") or {}
         results.append(
             f"{label}: box AP {fmt(m['bbox']['AP'])} (AP50 {fmt(m['bbox']['AP50'])})"
             + (f", mask AP {fmt(seg.get('AP'))}" if seg else "")
+            + (f"; {floor_words(floor)}" if "verdict" in floor else "")
         )
     doc.p(
         headline + (" Results — " + "; ".join(results) + "." if results else " No evaluation yet."), "summary"
@@ -425,10 +427,54 @@ def _accuracy_section(doc: Document, sets: list[tuple[str, dict, Path]]) -> None
                 )
     if rows:
         doc.table(["set", "type", "images", "objects", *METRIC_COLUMNS], rows)
+    _floor_table(doc, sets)
     for name, m, _ in sets:
         note = _set_notes(name, m)
         if note:
             doc.p(note, "note")
+
+
+def floor_words(floor: dict) -> str:
+    """One sentence: the AP50 and the blind floor with their intervals, and what that says."""
+    return (
+        f"class-agnostic AP50 {fmt(floor['AP50'])} {_interval(floor['AP50_ci95'])} against a blind floor of "
+        f"{fmt(floor['floor_AP50'])} {_interval(floor['floor_AP50_ci95'])}: {floor['verdict']}"
+    )
+
+
+def _interval(ci) -> str:
+    return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "[no interval]"
+
+
+def _floor_table(doc: Document, sets: list[tuple[str, dict, Path]]) -> None:
+    """Every AP50 beside what a detector that never looks at the pixels scores on the same images."""
+    rows = [
+        [
+            name,
+            fmt(f["AP50"]),
+            _interval(f["AP50_ci95"]),
+            fmt(f["floor_AP50"]),
+            _interval(f["floor_AP50_ci95"]),
+            f"{fmt(f['margin'])} {_interval(f['margin_ci95'])}",
+            f["verdict"],
+        ]
+        for name, m, _ in sets
+        if (f := m.get("floor")) and "skipped" not in f
+    ]
+    if not rows:
+        return
+    doc.h(3, "Beside the blind floor")
+    doc.p(
+        "The blind floor is the AP50 of a detector that never looks at the pixels: it predicts the commonest "
+        "box shapes of the training boxes (k-means over normalised x, y, w, h, scored by share, plus the whole "
+        "image) on every image. A score says something about the detector only when the paired interval of "
+        "its margin over the floor lies above 0. Intervals: 95 %, bootstrap over the evaluated images.",
+        "note",
+    )
+    doc.table(["set", "AP50", "95 % interval", "floor AP50", "95 % interval", "margin", "verdict"], rows)
+    for name, m, _ in sets:
+        if (f := m.get("floor")) and "skipped" not in f:
+            doc.p(f"{name}: floor fitted on the boxes of {f['prior_from']}.", "note")
 
 
 def _set_section(doc: Document, name: str, m: dict, eval_dir: Path, max_examples: int) -> None:

@@ -6,7 +6,6 @@ The heavy steps are called through :class:`Runners`, so the same protocol runs i
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -28,9 +27,11 @@ from bench.sim2real.training import (
     variant_record,
 )
 from bench.sim2real.variants import GAINS, Variant, reference_key
+from synth.coco import read_results
 from synth.fsutil import atomic_write_json
 
 LOG = logging.getLogger(__name__)
+FLOOR = "floor"  # the blind detector's key in the bootstrap, beside the variants
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def run_protocol(params: Sim2RealParams, runners: Runners, log=LOG) -> dict:
     }
     results = {mode.labels: train_and_score(run, mode, data_paths, real) for mode in modes}
     variants = results["agnostic"]  # the chosen variants and what they start from
-    uncertainty = run.timed("bootstrap_s", add_uncertainty, real["test"], variants, params.seed)
+    uncertainty = run.timed("bootstrap_s", add_uncertainty, real, variants, params.seed)
     if per_class["enabled"] and results.get("per-class"):
         per_class["variants"] = results["per-class"]
         per_class["transfer"] = transfer_summary(per_class["variants"])
@@ -205,20 +206,35 @@ def train_and_score(run: BenchRun, mode: LabelMode, data_paths: dict, real: dict
     return records
 
 
-def add_uncertainty(test_file: str, variants: dict[str, dict], seed: int) -> dict:
-    """Bootstrap intervals over the test photos; each record's bbox gains its ``AP50_ci95``."""
+def add_uncertainty(real: dict, variants: dict[str, dict], seed: int) -> dict:
+    """Bootstrap intervals over the test photos, paired with the blind floor fitted on the real train split's
+    boxes; each record's bbox gains its ``AP50_ci95`` and its margin over the floor, in numbers and words."""
+    from synth.coco import load_coco
+    from train.floor import blind_predictions, fit_blind_prior, floor_verdict
     from train.metrics import bootstrap_transfer
 
-    predictions = {k: json.loads(Path(r["predictions_file"]).read_text()) for k, r in variants.items()}
+    test = load_coco(real["test"], check_files=False)
+    predictions = {k: read_results(r["predictions_file"]) for k, r in variants.items()}
+    prior = fit_blind_prior(load_coco(real["train"], check_files=False))
+    predictions[FLOOR] = blind_predictions(prior, [test.images[i] for i in sorted(test.images)])
     uncertainty = bootstrap_transfer(
-        test_file,
+        test,
         predictions,
         reference=reference_key(variants),
         seed=seed,
-        differences=[(g.variant, g.baseline, g.label) for g in GAINS],
+        differences=[(g.variant, g.baseline, g.label) for g in GAINS]
+        + [(k, FLOOR, f"{k} - floor") for k in variants],
     )
+    margins = {k: uncertainty["differences"].pop(f"{k} - floor") for k in variants}
+    uncertainty["ratio_to_reference"].pop(FLOOR, None)
+    uncertainty["floor"] = {
+        **uncertainty["AP50"].pop(FLOOR),
+        "prior_from": "the real train split",
+        "boxes": len(prior.boxes),
+    }
     for k, r in variants.items():
-        r["bbox"]["AP50_ci95"] = uncertainty.get("AP50", {}).get(k, {}).get("ci95")
+        r["bbox"]["AP50_ci95"] = uncertainty["AP50"][k]["ci95"]
+        r["floor_margin"] = {**margins[k], "verdict": floor_verdict(margins[k]["ci95"])}
     return uncertainty
 
 

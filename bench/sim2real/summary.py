@@ -11,8 +11,6 @@ from bench.sim2real.scales import ScaleSettings, Sim2RealParams
 from bench.sim2real.variants import GAINS, reference_key
 
 FORMAT = "simreal-sim2real/1"
-# Below this real-only AP50 the reference is at chance level and "x % of real-only" says nothing.
-MIN_REFERENCE_AP50 = 0.05
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -23,16 +21,21 @@ def _diff(a: float | None, b: float | None) -> float | None:
     return round(a - b, 4) if a is not None and b is not None else None
 
 
-def transfer_summary(variants: dict[str, dict]) -> dict:
+def transfer_summary(variants: dict[str, dict], floor: dict | None = None) -> dict:
     """Each variant's AP50 (and AP) as a fraction of the real-only reference's, and the gains of domain
-    randomization, DANN and fine-tuning, for the variants present."""
+    randomization, DANN and fine-tuning, for the variants present.
+
+    A ratio to the reference means something only when the reference itself clears the blind floor (the
+    paired interval of its margin over the floor lies above 0); ``ratios_meaningful`` says whether it does.
+    Records without a measured floor margin (the per-class variants) never count as clearing it."""
     ap50 = {k: (r["bbox"] or {}).get("AP50") for k, r in variants.items()}
     ap = {k: (r["bbox"] or {}).get("AP") for k, r in variants.items()}
     ref = reference_key(variants)
-    out: dict[str, Any] = {"reference": ref}
+    out: dict[str, Any] = {"reference": ref, "floor": floor}
     if ref is not None:
-        out["ratios_meaningful"] = (ap50[ref] or 0.0) >= MIN_REFERENCE_AP50
-        out["min_reference_AP50"] = MIN_REFERENCE_AP50
+        verdict = (variants[ref].get("floor_margin") or {}).get("verdict", "no blind floor measured")
+        out["reference_verdict"] = verdict
+        out["ratios_meaningful"] = verdict == "above the floor"
         out["AP50_relative_to_real_only"] = {k: _ratio(ap50[k], ap50[ref]) for k in variants if k != ref}
         out["AP_relative_to_real_only"] = {k: _ratio(ap[k], ap[ref]) for k in variants if k != ref}
     for g in GAINS:
@@ -115,7 +118,7 @@ def build_summary(
             k: real[k] for k in ("train_image_ids", "test_image_ids", "train_files", "test_files")
         },
         "variants": variants,
-        "transfer": transfer_summary(variants),
+        "transfer": transfer_summary(variants, uncertainty.get("floor")),
         "uncertainty": uncertainty,
         "per_class": per_class,
         "provenance": {

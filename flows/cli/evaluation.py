@@ -31,6 +31,13 @@ def print_metrics(m: dict) -> None:
     if m.get("segm"):
         line += f" | mask AP {f(m['segm']['AP'])} AP50 {f(m['segm']['AP50'])}"
     print(line)
+    floor = m.get("floor") or {}
+    if "verdict" in floor:
+        from train.report import floor_words
+
+        print(f"  {floor_words(floor)} (floor from {floor['prior_from']})")
+    elif floor.get("skipped"):
+        print(f"  {floor['skipped']}")
 
 
 def _evaluate(args) -> int:
@@ -48,6 +55,7 @@ def _evaluate(args) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         progress=not args.no_progress,
+        floor_from=args.floor_from,
     )
     print_metrics(m)
     print(f"metrics: {m['out_dir']}/metrics.json")
@@ -75,6 +83,12 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     )
     group.add_argument("--category-map", metavar="FILE", help="YAML/JSON {set category: model class or null}")
     p.add_argument("--name", help="set name (default: the data folder's name)")
+    p.add_argument(
+        "--floor-from",
+        metavar="COCO",
+        help="labelled set whose boxes the blind floor may know, e.g. the real train split "
+        "(default: the checkpoint's training set)",
+    )
     p.add_argument("--out", help="output folder (default RUN_DIR/eval/<name>)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--batch-size", type=int, default=4)
