@@ -637,3 +637,29 @@ def test_average_precision_matches_the_coco_101_point_rule():
     )  # first detection not drawn
     assert average_precision(np.zeros(2), np.ones(2), 3) == 0.0
     assert np.isnan(average_precision(tp, np.ones(3), 0))
+
+
+def test_a_time_budget_becomes_one_measured_step_count_reused_on_rerun(tmp_path, monkeypatch):
+    import train.bench
+    from bench.sim2real.budget import resolve_budget
+    from bench.sim2real.scales import SCALES, parse_params
+
+    assert parse_params("retail", "cpu").settings().budget_min == 12.0  # the quoted scale is time-budgeted
+    assert parse_params("retail", "cpu", steps=7).settings().budget_min is None  # explicit steps win
+    s = SCALES[("retail", "cpu")].model_copy(update={"image_size": 64, "batch_size": 2, "budget_min": 0.05})
+    measured, record = resolve_budget(s, tmp_path, "cpu")
+    assert record["step_s"] > 0 and measured.steps == record["steps"] == max(1, int(3.0 / record["step_s"]))
+    assert json.loads((tmp_path / "budget.json").read_text()) == record
+
+    def measured_again(*args, **kwargs):
+        raise AssertionError("the step time was measured again")
+
+    monkeypatch.setattr(train.bench, "seconds_per_step", measured_again)
+    again, same = resolve_budget(s, tmp_path, "cpu")
+    assert same == record and again.steps == measured.steps  # a re-run keeps its step count
+    with pytest.raises(AssertionError, match="measured again"):
+        resolve_budget(s.model_copy(update={"budget_min": 0.1}), tmp_path, "cpu")
+    assert resolve_budget(s.model_copy(update={"budget_min": None}), tmp_path, "cpu") == (
+        s.model_copy(update={"budget_min": None}),
+        None,
+    )

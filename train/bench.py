@@ -100,6 +100,25 @@ def _make_training_step(name: str, image_size: int, batch: int, device, use_amp:
     return step, built.weights_source
 
 
+def seconds_per_step(
+    name: str, image_size: int, batch: int, *, device: str = "cpu", warmup: int = 2, iters: int = 4
+) -> float:
+    """Wall seconds of one training step (augmentation, forward, backward, update) of ``name`` here, in this
+    process: what a time budget converts into a step count."""
+    import torch
+
+    dev = torch.device(device)
+    step, _ = _make_training_step(name, image_size, batch, dev, use_amp=dev.type == "cuda")
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return (time.perf_counter() - t0) / iters
+
+
 def _peak_memory_mib(device) -> tuple[float, str]:
     import torch
 

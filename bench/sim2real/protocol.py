@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.sim2real.budget import resolve_budget
 from bench.sim2real.catalogs import prepare_catalog
 from bench.sim2real.labels import LabelMode, plan_label_modes
 from bench.sim2real.real_sets import prepare_real_sets, real_datasets, resolve_real_sets
@@ -53,13 +54,15 @@ class BenchRun:
     runners: Runners
     log: logging.Logger | logging.LoggerAdapter = LOG
     settings: ScaleSettings = field(init=False)
+    budget: dict | None = field(init=False)
     out: Path = field(init=False)
     plan: list[Variant] = field(init=False)
     timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.settings = self.params.settings()
         self.out = self.params.out_dir().resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.settings, self.budget = resolve_budget(self.params.settings(), self.out, self.params.device)
         self.plan = self.params.planned_variants()
 
     def timed(self, key: str, fn: Callable, *args):
@@ -75,7 +78,13 @@ def run_protocol(params: Sim2RealParams, runners: Runners, log=LOG) -> dict:
     t_start = time.perf_counter()
     run = BenchRun(params, runners, log)
     s = run.settings
-    run.out.mkdir(parents=True, exist_ok=True)
+    if run.budget:
+        log.info(
+            "budget: %.0f training minutes per variant at %.2f s per step -> %d steps",
+            s.budget_min,
+            run.budget["step_s"],
+            s.steps,
+        )
     log.info(
         "sim2real %s at %s scale -> %s: variants %s, %s at %d px, %d steps x %d images, seed %d",
         params.task,
@@ -116,7 +125,9 @@ def run_protocol(params: Sim2RealParams, runners: Runners, log=LOG) -> dict:
         per_class["transfer"] = transfer_summary(per_class["variants"])
     summary = build_summary(
         params,
+        run.settings,
         str(run.out),
+        budget=run.budget,
         real=real,
         catalog=catalog,
         datasets=datasets,

@@ -87,8 +87,10 @@ def protocol_record(s: ScaleSettings, seed: int, real: dict, first: dict) -> dic
 
 def build_summary(
     params: Sim2RealParams,
+    s: ScaleSettings,
     out: str,
     *,
+    budget: dict | None,
     real: dict,
     catalog: dict | None,
     datasets: dict,
@@ -100,7 +102,6 @@ def build_summary(
     """The ``sim2real.json`` document (timings are filled in by the caller as steps finish)."""
     from train.provenance import git_info, package_versions
 
-    s = params.settings()
     first = next(iter(variants.values()))
     return {
         "format": FORMAT,
@@ -111,7 +112,7 @@ def build_summary(
         "out": out,
         "params": params.model_dump(mode="json"),
         "settings": s.model_dump(mode="json"),
-        "protocol": protocol_record(s, params.seed, real, first),
+        "protocol": {**protocol_record(s, params.seed, real, first), "time_budget": budget},
         "catalog": catalog,
         "datasets": datasets,
         "real_split": {
