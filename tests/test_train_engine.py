@@ -158,3 +158,25 @@ def test_ddp_two_cpu_processes_matches_one_process_loss_curve(tmp_path, shapes):
     assert np.corrcoef(one, two)[0, 1] > 0.7
     assert np.abs(one - two).mean() / one.mean() < 0.2
     assert torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=True)["step"] == steps
+
+
+@pytest.mark.slow
+def test_loader_workers_end_cleanly_inside_a_prefect_flow(tmp_path, shapes):
+    """Loader workers (and a DANN target loader) under the train-variant flow, whose progress thread used to
+    be inherited by forked workers: they exited with code 1 and DataLoader printed 'exited unexpectedly'."""
+    cfg = tiny_train_config(shapes, tmp_path / "run", steps=3, workers=1, threads=1)
+    cfg.update(dann={"enabled": True}, target_images=str(shapes / "images"))
+    cfg_path = tmp_path / "train.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    code = (
+        "import sys, yaml; from flows.env import prefect_defaults; prefect_defaults(); "
+        "from flows.sim2real import train_variant; from train.config import TrainConfig; "
+        f"train_variant(TrainConfig(**yaml.safe_load(open({str(cfg_path)!r}))))"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "exited unexpectedly" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()

@@ -213,6 +213,11 @@ def _model_targets(targets: list[dict]) -> list[dict]:
     return [{k: t[k] for k in ("boxes", "labels", "masks") if k in t} for t in targets]
 
 
+# Loader workers start fresh interpreters: a worker forked from a process that runs other threads (a Prefect
+# flow's log and API threads) inherits their locks and exited with code 1 at the end of every such run.
+_LOADER_CONTEXT = "spawn"
+
+
 def build_loaders(
     cfg: TrainConfig,
     train_ds: CocoDetection,
@@ -242,6 +247,7 @@ def build_loaders(
         batch_sampler=sampler(len(train_ds), cfg.batch_size, cfg.seed),
         prefetch_factor=4 if cfg.workers else None,
         persistent_workers=False,
+        multiprocessing_context=_LOADER_CONTEXT if cfg.workers else None,
     )
     if target_ds is None:
         return iter(loader), None
@@ -250,6 +256,7 @@ def build_loaders(
         num_workers=min(cfg.workers, 2),
         pin_memory=pin,
         batch_sampler=sampler(len(target_ds), cfg.dann.target_batch_size or cfg.batch_size, cfg.seed + 1),
+        multiprocessing_context=_LOADER_CONTEXT if cfg.workers else None,
     )
     return iter(loader), iter(target_loader)
 
@@ -551,6 +558,13 @@ class StepInputs:
     device: torch.device
     channels_last: bool
     amp: object  # an autocast context, or nullcontext
+
+    def close(self) -> None:
+        """Run the loaders to their end (their samplers hold exactly the steps taken), so their worker
+        processes exit while training still owns them rather than in a finaliser at interpreter exit."""
+        for batches in (self.batches, self.target_batches):
+            for _ in batches or ():
+                pass
 
 
 @dataclass
@@ -878,6 +892,7 @@ def train(cfg: TrainConfig) -> Path:
                 run / "checkpoints" / "last.pt", state, step=step, cfg=cfg, label_map=data.label_map
             )
     bar.close()
+    inputs.close()
     _barrier(dinfo)
     finish(state, data, cfg, dinfo, run, records)
     return run
