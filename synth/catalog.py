@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synth.errors import AssetError
-from synth.fsutil import atomic_directory
+from synth.fsutil import atomic_directory, remove_stale_temporaries
+from synth.paths import find_input
 
 RECORD_FILE = "sku.yaml"
 MESH_FILE = "mesh.glb"
@@ -103,6 +104,25 @@ class SkuRecord(BaseModel):
             raise ValueError(f"size_m {v} is outside 0.1 mm .. 10 m")
         return v
 
+    @model_validator(mode="after")
+    def _order_goes_with_discrete(self):
+        problem = symmetry_problem(self.symmetry, self.symmetry_order)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def symmetry_problem(symmetry: str, order: int | None) -> str | None:
+    """Why a symmetry and its order do not go together, or None: a discrete symmetry is meaningless
+    without its order (a pose metric would treat a hex nut as asymmetric)."""
+    if symmetry == "discrete" and order is None:
+        return "symmetry 'discrete' needs an order (--symmetry-order, e.g. 6 for a hex nut)"
+    if symmetry != "discrete" and order is not None:
+        return f"a symmetry order only goes with symmetry 'discrete', not '{symmetry}'"
+    if order is not None and order < 2:
+        return f"symmetry order {order} is not a symmetry; give 2 or more"
+    return None
+
 
 def slugify(text: str) -> str:
     """A catalog id from a display name: 'Cracker Box (YCB)' -> 'cracker-box-ycb'."""
@@ -122,7 +142,7 @@ class Catalog:
     """A folder of catalog entries. Reads are lazy; writes are atomic per entry."""
 
     def __init__(self, root: str | Path = DEFAULT_CATALOG):
-        self.root = Path(root)
+        self.root = find_input(root)  # the repository's catalog when run from another folder
 
     # ---- reading -------------------------------------------------------------------------------
     def ids(self) -> list[str]:
@@ -163,6 +183,15 @@ class Catalog:
         return sorted({r.category for r in self})
 
     # ---- writing -------------------------------------------------------------------------------
+    def check_folder(self) -> None:
+        """One line when the catalog path is a file, or lies under one, instead of a folder (checked
+        before any mesh work, so nothing is imported in vain)."""
+        for p in (self.root, *self.root.parents):
+            if p.exists():
+                if not p.is_dir():
+                    raise AssetError(self.root, f"is not a catalog folder ({p} is a file)")
+                return
+
     def unique_id(self, base: str) -> str:
         base = slugify(base)
         if base not in self:
@@ -182,7 +211,9 @@ class Catalog:
         folder, the record is validated and saved beside them, then the folder is renamed into place."""
         if record.id in self and not replace:
             raise AssetError(self.root / record.id, "entry already exists (use --replace to overwrite)")
+        self.check_folder()
         self.root.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.root)
         with atomic_directory(self.root / record.id, replace=replace) as tmp:
             write_files(tmp)
             if not (tmp / record.mesh).is_file():
@@ -198,6 +229,7 @@ class Catalog:
         d = self.root / sku_id
         if not (d / RECORD_FILE).is_file():
             raise AssetError(self.root, f"no catalog entry '{sku_id}'")
+        remove_stale_temporaries(self.root)
         tomb = d.with_name(f".{sku_id}.removed.{os.getpid()}")
         os.replace(d, tomb)
         shutil.rmtree(tomb, ignore_errors=True)

@@ -17,8 +17,8 @@ import numpy as np
 import trimesh
 from pydantic import ValidationError
 
-from synth.catalog import Catalog, MaterialHints, SkuRecord, Source, slugify
-from synth.errors import AssetError
+from synth.catalog import Catalog, MaterialHints, SkuRecord, Source, slugify, symmetry_problem
+from synth.errors import AssetError, ConfigError
 from synth.mesh import (
     UnitsArg,
     UpArg,
@@ -63,6 +63,7 @@ def add_mesh(
     the file reference materials, textures and buffers outside its own folder (refused by default).
     """
     path = Path(path)
+    _check_symmetry(symmetry, symmetry_order)
     name, category, sku_id = _identity(catalog, path, name, category, sku_id, replace)
     imported = load_mesh(path, units=units, up=up, align=align, allow_outside=allow_outside)
     for note in imported.notes:
@@ -105,6 +106,7 @@ def add_asset(
 ) -> SkuRecord:
     """Add an in-memory mesh (metres, +Z up; it is centred here) with a record built from the fields."""
     where = catalog.root / (sku_id or slugify(name))
+    _check_symmetry(symmetry, symmetry_order)
     name, category, sku_id = _identity(catalog, where, name, category, sku_id, replace)
     mesh = _checked_mesh(mesh, where).copy()
     mesh.apply_translation(-mesh.bounds.mean(axis=0))
@@ -243,10 +245,38 @@ def _identity(
 ) -> tuple[str, str, str]:
     """Cleaned name and category and the entry's id (default: the name's slug), refused if taken; both
     entry points check these before any mesh work, so a bad label or a taken id fails fast."""
+    catalog.check_folder()
     name, category = _clean_label(where, "name", name), _clean_label(where, "category", category)
     sku_id = sku_id if sku_id is not None else slugify(name)
     _check_free(catalog, sku_id, replace, where)
     return name, category, sku_id
+
+
+def _check_symmetry(symmetry: str, order: int | None) -> None:
+    problem = symmetry_problem(symmetry, order)
+    if problem:
+        raise ConfigError("--symmetry", problem)
+
+
+_MATERIAL_FLAGS = {"base_color": "--color", "metallic": "--metallic", "roughness": "--roughness"}
+
+
+def material_hints(color=None, metallic=None, roughness=None, finish=None) -> MaterialHints | None:
+    """The material flags of ``sku add`` as MaterialHints (None when no colour, metallic or roughness
+    is given: the file's own material stands), checked before any mesh work: one line naming the flag."""
+    if color is None and metallic is None and roughness is None:
+        return None
+    try:
+        return MaterialHints(
+            base_color=(*(color or (0.8, 0.8, 0.8)), 1.0),
+            metallic=0.0 if metallic is None else metallic,
+            roughness=0.5 if roughness is None else roughness,
+            finish=finish,
+        )
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else "material"
+        raise ConfigError(_MATERIAL_FLAGS.get(key, key), first["msg"].removeprefix("Value error, ")) from None
 
 
 def _check_free(catalog: Catalog, sku_id: str, replace: bool, where) -> None:

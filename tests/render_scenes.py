@@ -139,10 +139,16 @@ def build_tiny_scene(cfg: TinyRenderConfig, catalog: Catalog, seed: int, index: 
                 material=mat,
             )
         )
+    # several lights of a kind: the shader sums them, in an order that must not depend on the worker
     lights = [
-        Light(kind="point", pose=translation(0.4, -0.4, 1.5), intensity=float(rng.uniform(60, 120))),
-        Light(kind="directional", pose=look_at((1, 1, 2), (0, 0, 0)), intensity=1.5),
-    ]
+        Light(
+            kind=kind,
+            pose=look_at((*rng.uniform(-1.0, 1.0, 2), 1.5), (0.0, 0.0, 0.0)),
+            intensity=float(rng.uniform(30, 90)),
+            color=tuple(float(c) for c in rng.uniform(0.7, 1.0, 3)),
+        )
+        for kind in ("point", "point", "point", "point", "spot", "area")
+    ] + [Light(kind="directional", pose=look_at((1, 1, 2), (0, 0, 0)), intensity=1.5)]
     env = Environment(
         background_color=tuple(float(c) for c in rng.uniform(0.2, 0.6, 3)), ambient_intensity=0.3
     )

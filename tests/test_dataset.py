@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 from render_scenes import CATEGORIES, RenderService, TinyRenderConfig, build_tiny_scene, make_tiny_catalog
 
+from synth.catalog import Catalog
 from synth.coco import CocoValidationError, validate_coco
 from synth.config import CatalogSelection, OutputConfig
-from synth.dataset import OutputBusyError, merge_shards, render_dataset, render_shard
+from synth.dataset import OutputBusyError, make_plan, merge_shards, render_dataset, render_shard
+from synth.dataset.layout import SHARD_SUBDIRS, image_stem, shard_path
+from synth.dataset.worker import plan_backend, render_with
 from synth.errors import AssetError, ConfigError, SimrealError
 
 N = 6
@@ -118,6 +121,43 @@ def test_same_config_and_seed_give_identical_bytes_for_any_worker_count(referenc
     ref, new = dataset_bytes(reference), dataset_bytes(again)
     assert sorted(ref) == sorted(new)
     assert [k for k in ref if ref[k] != new[k]] == []
+
+
+def _render_in_order(cfg, indices: list[int], out: str) -> None:
+    """In the calling worker process: images ``indices`` of the dataset, in that order, with one backend."""
+    plan = make_plan(cfg, N, SEED, scene_builder=build_tiny_scene, categories=CATEGORIES)
+    for sub in SHARD_SUBDIRS:
+        (Path(out) / sub).mkdir(parents=True, exist_ok=True)
+    render_with(plan, plan_backend(plan), Catalog(cfg.catalog.root), indices, Path(out))
+
+
+def test_an_image_does_not_depend_on_what_its_worker_did_before(
+    reference, tmp_path, catalog_root, monkeypatch
+):
+    """The last image alone in a fresh process with cold shader caches, then every image in reverse order
+    in one process with warm caches (each with another hash seed, which moves pyrender's node sets
+    around): the bytes of the reference, whose two workers rendered the images in increasing order."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))  # Mesa's shader cache starts empty
+    monkeypatch.delenv("MESA_SHADER_CACHE_DIR", raising=False)
+    for name, indices, hash_seed in (("alone", [N - 1], "1"), ("reversed", list(range(N))[::-1], "2")):
+        monkeypatch.setenv("PYTHONHASHSEED", hash_seed)
+        service = RenderService()  # a fresh process
+        try:
+            service.call(_render_in_order, tiny_config(catalog_root), indices, str(tmp_path / name))
+        finally:
+            service.close()
+        for i in indices:
+            shard = shard_path(reference, i // 2)
+            for rel in (
+                f"images/{image_stem(i)}.jpg",
+                f"depth/{image_stem(i)}.png",
+                f"scenes/{image_stem(i)}.json",
+            ):
+                assert (tmp_path / name / rel).read_bytes() == (shard / rel).read_bytes(), (name, rel)
+        if name == "alone":
+            assert any(cache.rglob("*")), "the next run starts with a warm shader cache"
+    assert not (cache / "simreal").exists(), "no shader files shared between workers"
 
 
 def test_another_seed_gives_another_dataset_and_cannot_reuse_the_directory(reference, catalog_root):

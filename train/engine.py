@@ -43,11 +43,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import yaml
+from pydantic import ValidationError
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from synth.coco import CocoSource, load_coco
+from synth.config import format_validation_error
 from synth.errors import ConfigError, SimrealError
 from synth.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 from train.augment import DomainRandomizer
@@ -70,7 +72,7 @@ from train.data import (
     epochs_for,
     split_image_ids,
 )
-from train.evaluate import CHECKPOINT_FORMAT, evaluate_detector
+from train.evaluate import CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, evaluate_detector, load_checkpoint
 from train.models import BuiltModel, build_model, count_parameters
 from train.provenance import provenance
 
@@ -325,6 +327,24 @@ class TrainState:
         return self.wrapper.detector
 
 
+def resume_checkpoint(cfg: TrainConfig) -> dict | None:
+    """The checkpoint a ``--resume`` run continues (None without --resume), read and checked before any
+    work starts: missing, empty, foreign, incomplete or with an invalid config stops with one line."""
+    if not cfg.resume:
+        return None
+    last = Path(cfg.out) / "checkpoints" / "last.pt"
+    if not last.is_file():
+        raise ConfigError(last, "nothing to resume (no checkpoint)")
+    ckpt = load_checkpoint(last, fields=tuple(CHECKPOINT_FIELDS))
+    try:
+        TrainConfig.model_validate(ckpt["config"])
+    except ValidationError as e:
+        raise ConfigError(
+            last, f"the checkpoint's config is invalid: {format_validation_error(last, e)}"
+        ) from None
+    return ckpt
+
+
 def _check_resume_compatible(ckpt: dict, cfg: TrainConfig, class_names: list[str]) -> None:
     old = TrainConfig.model_validate(ckpt["config"])
     if old.model != cfg.model:
@@ -364,13 +384,20 @@ def _domain_adaptive(
 
 def _restore(state: TrainState, ckpt: dict, cfg: TrainConfig) -> None:
     """Load a checkpoint's weights, optimizer and schedule; the run continues at its step."""
-    state.detector.load_state_dict(ckpt["model"])
-    if state.wrapper.image_head is not None:
-        state.wrapper.image_head.load_state_dict(ckpt["domain_heads"]["image"])
-    if state.wrapper.instance_head is not None:
-        state.wrapper.instance_head.load_state_dict(ckpt["domain_heads"]["instance"])
-    state.optimizer.load_state_dict(ckpt["optimizer"])
-    state.scheduler.load_state_dict(ckpt["scheduler"])
+    try:
+        state.detector.load_state_dict(ckpt["model"])
+        if state.wrapper.image_head is not None:
+            state.wrapper.image_head.load_state_dict(ckpt["domain_heads"]["image"])
+        if state.wrapper.instance_head is not None:
+            state.wrapper.instance_head.load_state_dict(ckpt["domain_heads"]["instance"])
+        state.optimizer.load_state_dict(ckpt["optimizer"])
+        state.scheduler.load_state_dict(ckpt["scheduler"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:  # tensors that do not fit this model
+        detail = (str(e).splitlines() or [""])[0][:120]
+        raise ConfigError(
+            Path(cfg.out) / "checkpoints" / "last.pt",
+            f"does not fit the model it describes ({type(e).__name__}: {detail})",
+        ) from None
     state.start_step = int(ckpt["step"])
     state.weights_source = ckpt["weights_source"]
     if state.start_step >= cfg.steps:
@@ -379,12 +406,14 @@ def _restore(state: TrainState, ckpt: dict, cfg: TrainConfig) -> None:
         )
 
 
-def build_state(cfg: TrainConfig, class_names: list[str], dinfo: DistInfo, run: Path) -> TrainState:
+def build_state(
+    cfg: TrainConfig, class_names: list[str], dinfo: DistInfo, run: Path, ckpt: dict | None = None
+) -> TrainState:
     """Model, DANN heads, optimizer, schedule. Initialisation is seeded and the same on every rank; a
-    resumed run rebuilds the checkpoint's architecture without reading initial weights again."""
-    ckpt = None
+    resumed run rebuilds the checkpoint's architecture without reading initial weights again
+    (``ckpt``: the run's ``resume_checkpoint``, read here when not given)."""
     if cfg.resume:
-        ckpt = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
+        ckpt = ckpt if ckpt is not None else resume_checkpoint(cfg)
         _check_resume_compatible(ckpt, cfg, class_names)
     seed_everything(cfg.seed, 0)
     built = build_model(
@@ -840,6 +869,7 @@ def train(cfg: TrainConfig) -> Path:
     """Train a detector as configured; returns the run directory (see the module docstring)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    ckpt = resume_checkpoint(cfg)
     data = load_data(cfg)
     dinfo = setup_distributed(cfg)
     run = _prepare_run_dir(cfg) if dinfo.is_main else Path(cfg.out)
@@ -849,7 +879,8 @@ def train(cfg: TrainConfig) -> Path:
         data.source, data.label_map, image_ids=data.train_ids, image_size=size, masks=cfg.model.is_rcnn
     )
     target_ds = UnlabelledImages(cfg.target_images, size) if cfg.dann.enabled else None
-    state = build_state(cfg, data.class_names, dinfo, run)
+    state = build_state(cfg, data.class_names, dinfo, run, ckpt)
+    del ckpt  # its tensors now live in the model and optimizer
     inputs = build_step_inputs(cfg, train_ds, target_ds, dinfo, state.start_step)
     records = start_records(
         cfg,

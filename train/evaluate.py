@@ -37,18 +37,42 @@ CHECKPOINT_FORMAT = "simreal-train-checkpoint/1"
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------
-def load_checkpoint(path: str | Path) -> dict:
+# what a checkpoint holds, by type; evaluation needs the first four, resuming a run all of them
+CHECKPOINT_FIELDS = {
+    "model": dict,
+    "config": dict,
+    "class_names": list,
+    "init_kind": str,
+    "step": int,
+    "optimizer": dict,
+    "scheduler": dict,
+    "domain_heads": dict,
+    "weights_source": str,
+}
+EVAL_FIELDS = ("model", "config", "class_names", "init_kind")
+
+
+def load_checkpoint(path: str | Path, fields=EVAL_FIELDS) -> dict:
+    """A checkpoint written by ``simreal train`` (tensors and plain data only: ``weights_only``), with
+    ``fields`` of the right types; anything else stops with one line naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, "checkpoint not found")
+    if path.stat().st_size == 0:
+        raise ConfigError(path, "checkpoint file is empty")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means an unusable file
+        detail = (str(e).splitlines() or [""])[0][:120]
         raise ConfigError(
-            path, f"not a loadable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
+            path, f"not a loadable checkpoint ({type(e).__name__}{': ' + detail if detail else ''})"
         ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ConfigError(path, f"not a simreal training checkpoint (expected format {CHECKPOINT_FORMAT})")
+    for key in fields:
+        kind = CHECKPOINT_FIELDS[key]
+        if not isinstance(ckpt.get(key), kind) or isinstance(ckpt.get(key), bool):
+            raise ConfigError(path, f"checkpoint field '{key}' is missing or not a {kind.__name__}")
     return ckpt
 
 

@@ -38,17 +38,10 @@ def _catalog_command(p: argparse.ArgumentParser, func) -> None:
 
 
 def _sku_add(args) -> int:
-    from synth.catalog import Catalog, MaterialHints, record_to_yaml
-    from synth.sku import add_mesh
+    from synth.catalog import Catalog, record_to_yaml
+    from synth.sku import add_mesh, material_hints
 
-    material = None
-    if args.color is not None or args.metallic is not None or args.roughness is not None:
-        material = MaterialHints(
-            base_color=(*(args.color or (0.8, 0.8, 0.8)), 1.0),
-            metallic=args.metallic if args.metallic is not None else 0.0,
-            roughness=args.roughness if args.roughness is not None else 0.5,
-            finish=args.finish,
-        )
+    material = material_hints(args.color, args.metallic, args.roughness, args.finish)
     record = add_mesh(
         Catalog(args.catalog),
         args.mesh,

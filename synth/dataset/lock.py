@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from synth.dataset.layout import LOCK_FILE
-from synth.errors import SimrealError
+from synth.errors import ConfigError, SimrealError
 
 
 class OutputBusyError(SimrealError):
@@ -25,7 +25,7 @@ class OutputBusyError(SimrealError):
 def output_lock(out_dir: Path) -> Iterator[None]:
     """Hold the output folder's lock (creating the folder) for the duration of the block."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_dir)
     path = out_dir / LOCK_FILE
     fd = _acquire(path, out_dir)
     try:
@@ -35,6 +35,16 @@ def output_lock(out_dir: Path) -> Iterator[None]:
     finally:
         path.unlink(missing_ok=True)  # while still held: nobody can have locked the file we remove
         os.close(fd)
+
+
+def make_output_dir(out_dir: Path) -> None:
+    """Create the output folder, or stop with one line when a file (or an unwritable place) is in the way."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(out_dir, "is a file, not a folder; choose another output folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(out_dir, f"cannot create the output folder ({e.strerror or e})") from None
 
 
 def _acquire(path: Path, out_dir: Path) -> int:

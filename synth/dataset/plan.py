@@ -120,12 +120,13 @@ def make_plan(
     for name, value, low in (("n", n, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ConfigError(name, f"must be an integer >= {low}, got {value!r}")
-    from synth.render import BACKENDS
+    from synth.render import check_backend_options
 
-    if backend not in BACKENDS:
+    if not isinstance(backend_opts or {}, dict):
         raise ConfigError(
-            "backend", f"unknown backend '{backend}' (choose from {', '.join(sorted(BACKENDS))})"
+            "backend_opts", f"must be a mapping of option names to values, got {backend_opts!r}"
         )
+    check_backend_options(backend, backend_opts or {})  # here, before anything is written or spawned
     names = _category_names(cfg, scene_builder, categories)
     opts = json.loads(json.dumps(backend_opts or {}, sort_keys=True))
     return RunPlan(cfg, int(n), int(seed), backend, opts, tuple(names), scene_builder)

@@ -166,4 +166,41 @@ def read_gltf_json(path: Path, suffix: str) -> dict:
         raise AssetError(path, f"not valid glTF JSON ({first_line(e)})") from None
     if not isinstance(tree, dict) or "asset" not in tree:
         raise AssetError(path, "not a glTF 2.0 file (no 'asset' object)")
+    check_gltf_shape(path, tree)
     return tree
+
+
+# the parts of a glTF tree the reference and face checks read, with the JSON type each must have
+_GLTF_ARRAYS = ("buffers", "bufferViews", "accessors", "images", "textures", "materials", "meshes", "nodes")
+_GLTF_FIELDS = {
+    "buffers": {"uri": str, "byteLength": int},
+    "accessors": {"count": int},
+    "images": {"uri": str},
+    "textures": {"source": int},
+    "materials": {"pbrMetallicRoughness": dict},
+    "meshes": {"primitives": list},
+}
+_GLTF_PRIMITIVE_FIELDS = {"attributes": dict, "mode": int, "indices": int, "material": int}
+
+
+def check_gltf_shape(path: Path, tree: dict) -> None:
+    """The arrays and fields that are read before trimesh parses the file have their glTF types, so a
+    malformed file stops here with one line naming the place, not deep inside a check."""
+    for key in _GLTF_ARRAYS:
+        items = tree.get(key, [])
+        if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
+            raise AssetError(path, f"glTF '{key}' must be a list of objects")
+        for i, item in enumerate(items):
+            _check_fields(path, f"{key}[{i}]", item, _GLTF_FIELDS.get(key, {}))
+    for m, mesh in enumerate(tree.get("meshes", [])):
+        for p, prim in enumerate(mesh.get("primitives", [])):
+            if not isinstance(prim, dict):
+                raise AssetError(path, f"glTF meshes[{m}].primitives[{p}] must be an object")
+            _check_fields(path, f"meshes[{m}].primitives[{p}]", prim, _GLTF_PRIMITIVE_FIELDS)
+
+
+def _check_fields(path: Path, where: str, item: dict, fields: dict) -> None:
+    for name, kind in fields.items():
+        value = item.get(name)
+        if name in item and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise AssetError(path, f"glTF {where}.{name} must be a JSON {kind.__name__}")

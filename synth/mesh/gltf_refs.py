@@ -12,7 +12,7 @@ import trimesh
 from PIL import Image
 
 from synth.errors import AssetError
-from synth.mesh.checks import check_image, gltf_face_count, read_gltf_json
+from synth.mesh.checks import check_image, first_line, gltf_face_count, read_gltf_json
 from synth.mesh.material import base_color_texture
 from synth.mesh.references import SOURCE_FILE_INFO, CheckedResolver, ReferencePolicy
 
@@ -100,18 +100,12 @@ def tag_unmodified_images(parts: list[trimesh.Trimesh], files: list[Path | None]
     """Mark textures whose pixels equal one of the referenced image files, so ``write_glb`` can embed
     that file's bytes (glTF loaders do not say which file an image came from). ``files`` are the image
     files the glTF's textures use, ``None`` among them standing for an embedded image."""
-    images = {
-        id(img): img
-        for part in parts
-        for slot in _TEXTURE_SLOTS
-        if (img := getattr(getattr(part.visual, "material", None), slot, None)) is not None
-    }
+    images = {id(img): img for img in _texture_images(parts)}
     if len(images) == 1 and len(files) == 1 and files[0] is not None:
         # one texture, one image file: it was decoded from that file (the common case; saves a decode)
         img = next(iter(images.values()))
-        with Image.open(files[0]) as im:
-            if im.size == img.size:
-                img.info[SOURCE_FILE_INFO] = str(files[0])
+        if _decoded(files[0], pixels=False).size == img.size:
+            img.info[SOURCE_FILE_INFO] = str(files[0])
         return
     decoded: dict[Path, np.ndarray] = {}
     for img in images.values():
@@ -122,8 +116,37 @@ def tag_unmodified_images(parts: list[trimesh.Trimesh], files: list[Path | None]
             if f is None:
                 continue
             if f not in decoded:
-                with Image.open(f) as im:
-                    decoded[f] = np.asarray(im)
+                decoded[f] = np.asarray(_decoded(f))
             if decoded[f].shape == pixels.shape and np.array_equal(decoded[f], pixels):
                 img.info[SOURCE_FILE_INFO] = str(f)
                 break
+
+
+def _texture_images(parts: list[trimesh.Trimesh]):
+    for part in parts:
+        for slot in _TEXTURE_SLOTS:
+            img = getattr(getattr(part.visual, "material", None), slot, None)
+            if img is not None:
+                yield img
+
+
+def check_textures_decode(path: Path, parts: list[trimesh.Trimesh]) -> None:
+    """Every texture image the parts carry decodes: an embedded image can be broken past its header,
+    and PIL decodes lazily, so this is found here rather than when the GLB is written."""
+    for img in _texture_images(parts):
+        try:
+            img.load()
+        except (OSError, ValueError, SyntaxError) as e:
+            raise AssetError(path, f"a texture image cannot be decoded ({first_line(e)})") from None
+
+
+def _decoded(f: Path, pixels: bool = True) -> Image.Image:
+    """An image file opened (and decoded, with ``pixels``): a file that passed the header check but is
+    broken further on is one line, not a PIL exception."""
+    try:
+        with Image.open(f) as im:
+            if pixels:
+                im.load()
+            return im
+    except (OSError, ValueError, SyntaxError) as e:
+        raise AssetError(f, f"texture image cannot be decoded ({first_line(e)})") from None

@@ -31,6 +31,7 @@ from synth.mesh.checks import (
 from synth.mesh.gltf_refs import (
     GltfReferences,
     check_gltf_textures_loaded,
+    check_textures_decode,
     inspect_gltf,
     tag_unmodified_images,
 )
@@ -179,6 +180,7 @@ def _check_textures_loaded(
     gltf_refs: GltfReferences | None,
 ) -> None:
     """Every named texture arrived; trimesh's stand-ins for missing ones are not textures."""
+    check_textures_decode(path, meshes)
     if obj_refs is not None:
         check_obj_textures_loaded(obj_refs, meshes)
     if gltf_refs is not None:

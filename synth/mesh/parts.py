@@ -39,12 +39,18 @@ def bake_scene(scene: trimesh.Scene) -> list:
 def check_parts(path: Path, meshes: list[trimesh.Trimesh]) -> None:
     """Coordinates, face indices and UVs a renderer can use: finite and in range."""
     for m in meshes:
+        if np.shape(m.vertices)[1:] != (3,) or np.shape(m.faces)[1:] != (3,):
+            raise AssetError(
+                path, "vertices or faces are not 3D triangles (a malformed vertex or face line?)"
+            )
         if not np.isfinite(m.vertices).all():
             bad = int((~np.isfinite(m.vertices)).any(axis=1).sum())
             raise AssetError(path, f"{bad} of {len(m.vertices)} vertices have NaN or infinite coordinates")
         if np.asarray(m.faces).max() >= len(m.vertices) or np.asarray(m.faces).min() < 0:
             raise AssetError(path, "faces refer to vertices that do not exist")
         if isinstance(m.visual, trimesh.visual.TextureVisuals) and m.visual.uv is not None:
+            if np.shape(m.visual.uv) != (len(m.vertices), 2):
+                raise AssetError(path, "texture coordinates are not one (u, v) pair per vertex")
             if not np.isfinite(m.visual.uv).all():
                 raise AssetError(path, "texture coordinates contain NaN or infinite values")
 

@@ -7,7 +7,9 @@ process (see ../shared/STACK.md: one renderer per process, never threads)::
         frame = backend.render(scene)
 
 Backends are imported lazily by name so that importing this package never creates a GL context or
-loads bpy. Adding a backend = one module under ``synth/render/`` and one line in ``BACKENDS``.
+loads bpy. Adding a backend = one module under ``synth/render/``, one line in ``BACKENDS`` and one in
+``OPTIONS`` (a validator of its options that imports neither GL nor bpy, so the orchestrating process
+can refuse bad options before any worker starts: ``check_backend_options``).
 
 The contract every backend keeps (so annotation, written once above the backends, is identical):
   * ``Frame.rgb`` HxWx3 uint8, ``Frame.depth`` HxW float32 metres along the camera axis (0 = no hit),
@@ -37,6 +39,12 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "cycles": ("synth.render.cycles_backend", "CyclesBackend"),
 }
 
+# name -> (module, function(options, where)) validating the backend's options, light to import
+OPTIONS: dict[str, tuple[str, str]] = {
+    "pyrender": ("synth.render.pyrender_settings", "pyrender_settings"),
+    "cycles": ("synth.render.cycles_settings", "cycles_settings"),
+}
+
 
 @runtime_checkable
 class Backend(Protocol):
@@ -61,10 +69,22 @@ def backend_names() -> list[str]:
     return sorted(BACKENDS)
 
 
-def get_backend(name: str, **opts) -> Backend:
-    """Instantiate the backend called ``name`` with keyword options ``opts``."""
+def _check_name(name: str) -> None:
     if name not in BACKENDS:
         raise ConfigError("backend", f"unknown backend '{name}' (choose from {', '.join(backend_names())})")
+
+
+def check_backend_options(name: str, opts: dict) -> None:
+    """Refuse an unknown backend, or unknown or out-of-range options, in the calling process without
+    importing the backend (no GL context, no bpy): one line naming the key."""
+    _check_name(name)
+    module_name, function = OPTIONS[name]
+    getattr(importlib.import_module(module_name), function)(opts, where=f"backend {name}")
+
+
+def get_backend(name: str, **opts) -> Backend:
+    """Instantiate the backend called ``name`` with keyword options ``opts``."""
+    _check_name(name)
     module_name, class_name = BACKENDS[name]
     module = importlib.import_module(module_name)
     cls = getattr(module, class_name)

@@ -15,8 +15,13 @@ Everything GL-side is kept alive between images of a worker: one persistent ``py
 pool of mesh nodes per geometry (a node per simultaneous use), reused with new poses and materials and
 hidden when unused, so vertex buffers and textures are uploaded once per worker, not once per image;
 primitives of any size share one unit mesh per kind (``synth.geometry.shared_geometry``). pyrender's
-fragment shader is compiled per light-count signature with constant loop bounds (``_ShaderVariants``:
-identical pixels, half the colour-pass time on llvmpipe). pyrender shades at most 4 lights per type.
+fragment shader is compiled per light-count signature with constant loop bounds
+(``_ConstantLoopPrograms``: identical pixels, half the colour-pass time on llvmpipe). pyrender shades at
+most 4 lights per type.
+
+An image depends on its scene only, never on what the worker rendered before: meshes are drawn in the
+scene's order and lights summed in a canonical one (``_OrderedScene``; pyrender's own order follows
+memory addresses), and no shader or other state comes from files another worker may be writing.
 
 Mapping of scene quantities (pyrender has no units; these keep brightness close to a physical renderer):
   point / spot light of P watts -> radiant intensity P / (4 pi) W/sr; directional E W/m^2 -> E;
@@ -31,6 +36,7 @@ torchvision in a process after this has created its EGL context.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -43,6 +49,7 @@ import numpy as np
 from synth.errors import ConfigError
 from synth.geometry import LoadedGeometry, object_to_world, shared_geometry
 from synth.mesh import linear_to_srgb
+from synth.render.pyrender_settings import pyrender_settings
 from synth.scene import Frame, Light, Material, Scene, TextureSpec, pose_matrix
 from synth.textures import make_texture
 
@@ -52,9 +59,10 @@ import pyrender  # noqa: E402  (after PYOPENGL_PLATFORM is set)
 import pyrender.renderer as _pyrender_renderer  # noqa: E402
 import trimesh  # noqa: E402
 from OpenGL.GL import GL_MULTISAMPLE  # noqa: E402
-from pyrender.constants import RenderFlags  # noqa: E402
+from pyrender.constants import MAX_N_LIGHTS, RenderFlags  # noqa: E402
+from pyrender.shader_program import ShaderProgramCache  # noqa: E402
 
-ANTIALIAS_MODES = ("msaa", "edge", "none")
+log = logging.getLogger(__name__)
 
 
 class _MultisampleSwitch:
@@ -75,75 +83,60 @@ class _MultisampleSwitch:
         return self.gl_enable(cap)
 
 
-class _ShaderVariants:
+class _ConstantLoopPrograms(ShaderProgramCache):
     """pyrender's PBR fragment shader loops over uniform light arrays with bounds set at run time
     (``i < n_point_lights``). On llvmpipe that costs about as much as all the other shading together,
-    whatever the number of lights. Per light-count signature (directional, spot, point) we keep a
-    copy of pyrender's shader folder whose three loop bounds are compile-time constants, and a program
-    cache over it: the same pixels, about half the colour-pass time. The folders live in a user cache
-    directory keyed by the shader text (``$SIMREAL_CACHE`` or ``~/.cache/simreal``), created atomically
-    so concurrent workers share them. If pyrender's shader text is not as expected, nothing is patched."""
+    whatever the number of lights. This program cache compiles ``mesh.frag`` per light-count signature
+    ``counts`` (directional, spot, point; set before each frame) with those three bounds as constants:
+    the same pixels, about half the colour-pass time. It uses pyrender's own mechanism (a program's
+    ``defines`` are substituted into its text, and are part of the cache key), so nothing is written to
+    disk and nothing depends on what another worker did first. If pyrender's shader text is not as
+    expected, every program is pyrender's own, for every image alike."""
 
     LOOPS = ("n_directional_lights", "n_spot_lights", "n_point_lights")
 
     def __init__(self):
-        import hashlib
-        from pathlib import Path
+        super().__init__()
+        with open(os.path.join(self.shader_dir, "mesh.frag")) as f:
+            text = f.read()
+        self.enabled = all(text.count(_light_loop(v)) == 1 for v in self.LOOPS)
+        if not self.enabled:
+            log.warning("pyrender's mesh.frag is not the expected version; using it unmodified (slower)")
+        self.counts = (0, 0, 0)
 
-        from pyrender.shader_program import ShaderProgramCache
+    def get_program(self, vertex_shader, fragment_shader, geometry_shader=None, defines=None):
+        if self.enabled and fragment_shader == "mesh.frag":
+            bounds = {_light_loop(v): _light_loop(n) for v, n in zip(self.LOOPS, self.counts, strict=True)}
+            defines = {**(defines or {}), **bounds}
+        return super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
 
-        self._cache_cls = ShaderProgramCache
-        self.source = os.path.join(os.path.dirname(pyrender.__file__), "shaders")
-        with open(os.path.join(self.source, "mesh.frag")) as f:
-            self.text = f.read()
-        self.ok = all(self.text.count(f"for (int i = 0; i < {v}; i++)") == 1 for v in self.LOOPS)
-        digest = hashlib.sha256(self.text.encode()).hexdigest()[:12]
-        base = os.environ.get("SIMREAL_CACHE") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "simreal"
-        )
-        self.root = Path(base) / f"pyrender-shaders-{digest}"
-        self.caches: dict[tuple[int, int, int], object] = {}
 
-    def cache_for(self, counts: tuple[int, int, int]):
-        """The program cache for (n_directional, n_spot, n_point) lights, or None (use pyrender's)."""
-        if not self.ok:
-            return None
-        cache = self.caches.get(counts)
-        if cache is None:
-            folder = self.root / "-".join(map(str, counts))
-            if not (folder / "mesh.frag").is_file():
-                try:
-                    self._write_variant(folder, counts)
-                except OSError:  # read-only home or similar: fall back to pyrender's shaders
-                    self.ok = False
-                    return None
-            cache = self.caches[counts] = self._cache_cls(shader_dir=str(folder))
-        return cache
+def _light_loop(bound) -> str:
+    return f"for (int i = 0; i < {bound}; i++)"
 
-    def _write_variant(self, folder, counts) -> None:
-        import shutil
-        import tempfile
 
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".variant-", dir=self.root)
-        try:
-            for name in os.listdir(self.source):
-                shutil.copy(os.path.join(self.source, name), tmp)
-            text = self.text
-            for n, var in zip(counts, self.LOOPS, strict=True):
-                text = text.replace(f"for (int i = 0; i < {var}; i++)", f"for (int i = 0; i < {n}; i++)")
-            with open(os.path.join(tmp, "mesh.frag"), "w") as f:
-                f.write(text)
-            try:
-                os.rename(tmp, folder)  # atomic; fails if another worker got there first
-            except OSError:
-                if not (folder / "mesh.frag").is_file():
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+class _OrderedScene(pyrender.Scene):
+    """pyrender keeps mesh and light nodes in sets, and its renderer iterates them: light uniforms are
+    filled, and ties of its back-to-front draw sort are broken, in set order, which follows the nodes'
+    memory addresses, i.e. the worker's history. The shader sums the lights in that order, so another
+    order rounds a few pixels one level differently (then a whole JPEG block differs). Here nodes come
+    in ``rank`` order, set every frame from the scene: meshes in the order of its objects, lights in a
+    canonical order of their parameters. Unranked nodes are hidden ones, which are never drawn."""
 
-    def close(self) -> None:
-        self.caches.clear()
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.rank: dict[pyrender.Node, int] = {}
+
+    def _ordered(self, nodes) -> list[pyrender.Node]:
+        return sorted(nodes, key=lambda n: self.rank.get(n, math.inf))
+
+    @property
+    def mesh_nodes(self) -> list[pyrender.Node]:
+        return self._ordered(self._mesh_nodes)
+
+    @property
+    def light_nodes(self) -> list[pyrender.Node]:
+        return self._ordered(self._point_light_nodes | self._spot_light_nodes | self._directional_light_nodes)
 
 
 if not isinstance(_pyrender_renderer.glEnable, _MultisampleSwitch):
@@ -206,44 +199,30 @@ class _GeometryPool:
 class PyrenderBackend:
     """Renders ``Scene`` objects with pyrender. One instance per worker process.
 
-    Options: ``antialias`` ("msaa", "edge" or "none", see the module docstring),
-    ``shadows`` (shadow maps for directional and spot lights; one more pass per light),
-    ``exposure`` (multiplies every light), ``max_pooled_nodes`` (GPU-resident mesh nodes kept between
-    images before the least recently used are freed).
+    Options (``synth.render.pyrender_settings``): ``antialias`` ("msaa", "edge" or "none", see the
+    module docstring), ``shadows`` (shadow maps for directional and spot lights; one more pass per
+    light), ``exposure`` (multiplies every light), ``max_pooled_nodes`` (GPU-resident mesh nodes kept
+    between images before the least recently used are freed).
     """
 
     name = "pyrender"
 
-    def __init__(
-        self,
-        *,
-        antialias: str = "msaa",
-        shadows: bool = False,
-        exposure: float = 1.0,
-        max_pooled_nodes: int = 512,
-    ):
-        if antialias not in ANTIALIAS_MODES:
-            raise ConfigError(
-                "backend.antialias", f"'{antialias}' is not one of {', '.join(ANTIALIAS_MODES)}"
-            )
-        if not (exposure > 0 and math.isfinite(exposure)):
-            raise ConfigError("backend.exposure", f"{exposure} must be a positive number")
-        if max_pooled_nodes < 1:
-            raise ConfigError("backend.max_pooled_nodes", "must be at least 1")
-        self.antialias = antialias
-        self.shadows = bool(shadows)
-        self.exposure = float(exposure)
-        self.max_pooled_nodes = int(max_pooled_nodes)
+    def __init__(self, **options):
+        settings = pyrender_settings(options)
+        self.antialias = settings.antialias
+        self.shadows = settings.shadows
+        self.exposure = settings.exposure
+        self.max_pooled_nodes = settings.max_pooled_nodes
         self._check_platform()
         self._renderer: pyrender.OffscreenRenderer | None = None
-        self._scene = pyrender.Scene(bg_color=np.zeros(4), ambient_light=np.zeros(3))
+        self._scene = _OrderedScene(bg_color=np.zeros(4), ambient_light=np.zeros(3))
         self._pools: dict[str, _GeometryPool] = {}
         self._textures: OrderedDict[str, pyrender.Texture] = OrderedDict()
         self._light_nodes: list[pyrender.Node] = []
         self._camera_node: pyrender.Node | None = None
         self._background_cache: tuple[str, int, int, np.ndarray] | None = None
         self._frame_counter = 0
-        self._shaders = None if self.shadows else _ShaderVariants()
+        self._programs = None if self.shadows else _ConstantLoopPrograms()
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     @staticmethod
@@ -283,9 +262,7 @@ class PyrenderBackend:
                 self._renderer = None
         self._pools.clear()
         self._textures.clear()
-        if self._shaders is not None:
-            self._shaders.close()
-            self._shaders = None
+        self._programs = None
 
     def __enter__(self) -> PyrenderBackend:
         return self
@@ -305,17 +282,9 @@ class PyrenderBackend:
         t0 = time.perf_counter()
         cam = scene.camera
         renderer = self._ensure_renderer(cam.width, cam.height)
-        self._frame_counter += 1
-        seg_map = self._sync_objects(scene)
-        self._sync_camera(scene)
-        self._sync_lights(scene)
+        seg_map = self.sync(scene)
         env = scene.environment
-        self._scene.ambient_light = np.asarray(env.ambient_color) * env.ambient_intensity * self.exposure
         textured_bg = env.background_texture is not None
-        if textured_bg:
-            self._scene.bg_color = np.zeros(4)
-        else:
-            self._scene.bg_color = np.append(linear_to_srgb(env.background_color), 1.0)
         t1 = time.perf_counter()
 
         flags = RenderFlags.SKIP_CULL_FACES
@@ -355,26 +324,38 @@ class PyrenderBackend:
         )
 
     def _select_shaders(self, renderer: pyrender.OffscreenRenderer) -> None:
-        if self._shaders is None:
+        if self._programs is None:
             return
-        from pyrender.constants import MAX_N_LIGHTS
-
         sc = self._scene
-        counts = (
+        self._programs.counts = (
             min(len(sc.directional_light_nodes), MAX_N_LIGHTS),
             min(len(sc.spot_light_nodes), MAX_N_LIGHTS),
             min(len(sc.point_light_nodes), MAX_N_LIGHTS),
         )
-        cache = self._shaders.cache_for(counts)
-        if cache is not None:
-            renderer._renderer._program_cache = cache
+        renderer._renderer._program_cache = self._programs
 
     # ---- scene synchronisation ---------------------------------------------------------------------
+    def sync(self, scene: Scene) -> dict:
+        """Make the persistent pyrender scene show ``scene`` (no GL needed); returns the node -> id-colour
+        map of the SEG pass. ``self._scene``'s mesh and light nodes are then in drawing order."""
+        self._frame_counter += 1
+        self._scene.rank = {}
+        seg_map = self._sync_objects(scene)
+        self._sync_camera(scene)
+        self._sync_lights(scene)
+        env = scene.environment
+        self._scene.ambient_light = np.asarray(env.ambient_color) * env.ambient_intensity * self.exposure
+        if env.background_texture is not None:
+            self._scene.bg_color = np.zeros(4)
+        else:
+            self._scene.bg_color = np.append(linear_to_srgb(env.background_color), 1.0)
+        return seg_map
+
     def _sync_objects(self, scene: Scene) -> dict:
         frame = self._frame_counter
         taken: dict[str, int] = {}
         seg_map = {}
-        for obj in scene.objects:
+        for position, obj in enumerate(scene.objects):
             geom, stretch = shared_geometry(obj.geometry)
             pool = self._pools.get(geom.key)
             if pool is None:
@@ -394,6 +375,7 @@ class PyrenderBackend:
             self._apply_material(slot, obj.material)
             iid = obj.instance_id
             seg_map[node] = np.array([iid & 255, iid >> 8, 0], dtype=np.float64)
+            self._scene.rank[node] = position
         # park what this frame does not use: hidden, with their own materials (drops texture refs)
         for pool in self._pools.values():
             for slot in pool.slots:
@@ -482,6 +464,9 @@ class PyrenderBackend:
             self._scene.add(_to_pyrender_light(lt, self.exposure), pose=pose_matrix(lt.pose))
             for lt in scene.lights
         ]
+        # the shader sums lights in this order: a canonical one makes the image a function of the set
+        canonical = sorted(range(len(scene.lights)), key=lambda k: scene.lights[k].model_dump_json())
+        self._scene.rank.update((self._light_nodes[k], r) for r, k in enumerate(canonical))
 
     # ---- background --------------------------------------------------------------------------------
     def _composite(self, rgba: np.ndarray, spec: TextureSpec, width: int, height: int) -> np.ndarray:
