@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
+from flows.outputs import dataset_key, held_dataset_key, keyed_folder
 from flows.params import RenderParams
 
 
@@ -58,14 +59,18 @@ class _ProgressArtifact:
 
 @flow(name="render-dataset", log_prints=True, task_runner=ProcessPoolTaskRunner(max_workers=2))
 def render_dataset(params: RenderParams) -> dict:
-    """Render ``params.n`` images into ``params.out``; returns a summary with the annotations path.
+    """Render ``params.n`` images into ``params.out`` (or, when that holds another dataset, into
+    ``<out>-<hash>``: flows/outputs.py); returns a summary with the annotations path and the folder.
 
     The task runner is chosen by the caller (``render_dataset.with_options(task_runner=...)``); see
     ``run_render`` for the usual entry point."""
     from synth.dataset import make_plan, run_shards
 
-    out = Path(params.out).resolve()
     plan = make_plan(params.load_config(), params.n, params.seed, params.backend, params.backend_opts)
+    asked = Path(params.out).resolve()
+    out = keyed_folder(asked, dataset_key(plan.identity()), held_dataset_key)
+    if out != asked:
+        get_run_logger().warning("%s holds another dataset: this one goes to %s", asked, out)
     runner = "dask" if params.dask_address else f"process-pool({params.workers})"
     result = run_shards(
         plan,

@@ -18,7 +18,7 @@ from bench.sim2real.training import evaluate_on_test
 from train.config import TrainConfig
 
 
-@flow(name="train-variant", log_prints=True)
+@flow(name="train-variant", log_prints=False)  # COCOeval prints its tables
 def train_variant(cfg: TrainConfig) -> str:
     """Train one variant's config (``train.engine``), mirroring its log into a Prefect progress artifact."""
     from flows.training import _TrainingProgress

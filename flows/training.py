@@ -13,6 +13,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from flows.outputs import held_train_key, keyed_folder, train_key, trained_steps
 from flows.params import EvalSet, TrainParams
 
 
@@ -57,15 +58,26 @@ class _TrainingProgress:
             update_progress_artifact(self.artifact, progress=100.0)
 
 
-@flow(name="train-model", log_prints=True)
+@flow(name="train-model", log_prints=False)  # COCOeval prints its tables
 def train_model(params: TrainParams, data: str) -> str:
-    """Train on the COCO dataset ``data``; returns the run directory."""
+    """Train on the COCO dataset ``data``; returns the run directory: ``params.out``, or ``<out>-<hash>``
+    when that holds another run (flows/outputs.py). The same run found there again is resumed, or, when
+    finished, kept as it is."""
     from train.engine import train
 
-    cfg = params.to_config(data)
     logger = get_run_logger()
+    cfg = params.to_config(data)
+    asked = Path(cfg.out)
+    folder = keyed_folder(asked, train_key(cfg), held_train_key)
+    if folder != asked:
+        logger.warning("%s holds another training run: this one goes to %s", asked, folder)
+    done = trained_steps(folder)
+    if done >= cfg.steps:
+        logger.info("%s already holds this run, trained for %d steps: not training again", folder, done)
+        return str(folder)
+    cfg = cfg.model_copy(update={"out": str(folder), "resume": done > 0})
     logger.info("train %s for %d steps on %s -> %s", cfg.model.name, cfg.steps, data, cfg.out)
-    with _TrainingProgress(Path(cfg.out), cfg.steps):
+    with _TrainingProgress(folder, cfg.steps):
         run_dir = train(cfg)
     return str(run_dir)
 
@@ -87,7 +99,7 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
-@flow(name="evaluate-transfer", log_prints=True)
+@flow(name="evaluate-transfer", log_prints=False)  # COCOeval prints its tables
 def evaluate_transfer(run_dir: str, eval_sets: list[EvalSet], note: str = "") -> dict:
     """Evaluate the run's last checkpoint on each set, write the report, publish summary artifacts."""
     from train.report import write_report

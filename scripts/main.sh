@@ -7,5 +7,4 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 simreal sku generate --retail 30 --industrial 12 --seed 0
-simreal run "$@"
-echo "main: report in runs/default/train/report.html (Markdown: runs/default/train/report.md)"
+simreal run "$@"   # ends with "report: <path>" (runs/default/train/report.html unless kept apart)

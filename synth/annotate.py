@@ -196,28 +196,15 @@ def tight_bbox(c: CropMask) -> list[int]:
 
 
 def rle_from_crop(c: CropMask, height: int, width: int) -> dict:
-    """Full-image COCO RLE (column-major runs, compressed, counts as str) from a crop.
-
-    The crop's columns are padded to full height (the runs between columns cross row boundaries), the
-    runs are found with numpy, the columns left and right of the crop are added to the first and last
-    zero runs, and pycocotools compresses the result."""
+    """Full-image COCO RLE (column-major runs, compressed, counts as str) from a crop: the crop pasted
+    into a Fortran-ordered image, as ``pycocotools.mask.encode`` wants it. The hand-made run finder this
+    replaced wrote the same bytes (annotations.json of a 12-image retail_table render compared) and took
+    0.13 ms a 640x480 mask to encode's 0.34 ms; the annotate stage's CPU time per image did not change
+    measurably (39.1 and 38.9 ms)."""
     h, w = c.mask.shape
-    strip = np.zeros((height, w), dtype=np.uint8)
-    strip[c.y0 : c.y0 + h] = c.mask
-    flat = strip.T.ravel()  # column-major order of the strip
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate(([0], change, [flat.size]))
-    runs = np.diff(bounds).tolist()
-    if flat[0]:
-        runs.insert(0, 0)  # RLE starts with a (possibly empty) run of zeros
-    runs[0] += c.x0 * height
-    after = (width - c.x0 - w) * height
-    if after:
-        if len(runs) % 2 == 1:  # last run is zeros
-            runs[-1] += after
-        else:
-            runs.append(after)
-    rle = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+    full = np.zeros((height, width), dtype=np.uint8, order="F")
+    full[c.y0 : c.y0 + h, c.x0 : c.x0 + w] = c.mask
+    rle = mask_utils.encode(full)
     return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
 
 

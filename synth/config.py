@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from synth.errors import ConfigError
+from synth.paths import find_input
 from synth.scene import dumps_canonical
 
 
@@ -60,7 +61,9 @@ def format_validation_error(path: str | Path, err: ValidationError) -> str:
 
 
 def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
+    """A YAML mapping; a relative path missing from the current folder is looked up in the repository
+    (shipped configs work from any folder)."""
+    path = find_input(path)
     if not path.is_file():
         raise ConfigError(path, "config file not found")
     try:

@@ -14,3 +14,4 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="simreal-test-prefect-")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ.setdefault("SIMREAL_OFFLINE", "1")  # `--weights auto` never downloads in a test (train.weights)

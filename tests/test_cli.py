@@ -97,3 +97,51 @@ def test_building_the_parser_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_version_and_run_help_show_the_deployments_defaults(capsys):
+    """`simreal run` takes every default from flows.params, the models the deployments use."""
+    from flows import cli
+    from flows.params import RenderParams, TrainParams
+
+    assert simreal("--version").stdout.strip() == "simreal 0.1.0"
+    args = cli.build_parser().parse_args(["run"])
+    render, train = RenderParams(), TrainParams()
+    assert (args.config, args.n, args.seed, args.backend, args.workers) == (
+        render.config,
+        render.n,
+        render.seed,
+        render.backend,
+        render.workers,
+    )
+    assert (args.width, args.height) == (None, None) and render.overrides == {}  # the config's own size
+    assert (args.model, args.steps, args.batch_size, args.image_size, args.class_agnostic) == (
+        train.model,
+        train.steps,
+        train.batch_size,
+        train.image_size,
+        train.class_agnostic,
+    )
+    assert (f"{args.out}/data", f"{args.out}/train") == (render.out, train.out)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run", "--help"])
+    text = capsys.readouterr().out
+    assert "Render a synthetic dataset" in text and f"(default: {render.n})" in text
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["viz", "--help"])
+    assert "%%" not in capsys.readouterr().out
+
+
+def test_shipped_inputs_resolve_from_the_repository_when_run_elsewhere(tmp_path, monkeypatch):
+    from synth.catalog import Catalog
+    from synth.config import read_yaml
+    from synth.paths import find_input
+
+    monkeypatch.chdir(tmp_path)
+    assert find_input("configs/retail_table.yaml") == REPO / "configs" / "retail_table.yaml"
+    assert "image" in read_yaml("configs/retail_table.yaml")
+    assert Catalog("configs").root == REPO / "configs"  # the default catalog root resolves the same way
+    assert find_input("configs/nope.yaml") == Path("configs/nope.yaml")  # errors name what was given
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "retail_table.yaml").write_text("mine: 1\n")
+    assert read_yaml("configs/retail_table.yaml") == {"mine": 1}  # the current folder comes first

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from flows import cli
@@ -65,3 +67,53 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
         cli.build_parser().parse_args(
             ["evaluate", "--model", "c.pt", "--data", "d", "--class-agnostic", "--category-map", "m"]
         )
+
+
+def _dotted(data: dict, key: str):
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def test_cpu_training_takes_the_default_runs_recipe_where_nothing_else_is_given(caplog):
+    from flows.params import CPU_RECIPE
+
+    def parse(*flags):
+        return train_config_from_args(
+            cli.build_parser().parse_args(["train", "--data", "d", "--out", "o", *flags])
+        )
+
+    with caplog.at_level("INFO", logger="train"):
+        cpu = parse("--device", "cpu", "--steps", "7").model_dump()
+    assert cpu["steps"] == 7  # a flag wins
+    for key, value in CPU_RECIPE.items():
+        if key != "steps":
+            assert _dotted(cpu, key) == value, key
+    assert "CPU recipe" in caplog.text and not re.search(r"\bsteps=", caplog.text)  # says what it filled in
+    gpu = parse("--device", "cuda")
+    assert (gpu.steps, gpu.batch_size, gpu.model.image_size, gpu.model.fpn_channels) == (2000, 4, 512, 256)
+
+
+def test_example_cpu_config_loads_from_any_folder_and_is_the_recipe(tmp_path, monkeypatch):
+    from flows.params import CPU_RECIPE
+
+    monkeypatch.chdir(tmp_path)  # a user running from elsewhere: configs/ resolves from the repository
+    cfg = train_config_from_args(
+        cli.build_parser().parse_args(["train", "--config", "configs/train_cpu.yaml"])
+    )
+    dump = cfg.model_dump()
+    assert {k: _dotted(dump, k) for k in CPU_RECIPE} == CPU_RECIPE
+    assert cfg.device == "cpu" and cfg.model.weights == "auto" and cfg.class_agnostic == "product"
+
+
+def test_weights_default_offline_without_cache_is_one_line(tmp_path, monkeypatch, capsys):
+    from train_fixtures import make_shapes_coco
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    monkeypatch.setenv("SIMREAL_OFFLINE", "1")
+    data = make_shapes_coco(tmp_path / "shapes", n_images=4)
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--weights", "DEFAULT"]
+    assert cli.main([*argv, "--steps", "1", "--image-size", "64", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("simreal: error: model.weights:") and "\n" not in err
+    assert "FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1 is not in the torch hub cache" in err

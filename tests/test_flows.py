@@ -54,6 +54,19 @@ def test_render_flow_reuses_finished_shards(tmp_path):
     assert manifest["timings"]["last_run"]["shards_rendered"] == 0
 
 
+def test_a_folder_holding_another_dataset_is_kept_apart(tmp_path):
+    """Two entry points with different parameters and the same default `out` never collide."""
+    from flows.render import run_render
+
+    first = run_render(tiny_render(tmp_path, n=4))
+    other = run_render(tiny_render(tmp_path, n=2))
+    assert first["out"] == str(tmp_path / "data")
+    assert Path(other["out"]).parent == tmp_path and Path(other["out"]).name.startswith("data-")
+    assert json.loads(Path(first["out"], "run.json").read_text())["n"] == 4  # left as it was
+    again = run_render(tiny_render(tmp_path, n=2))
+    assert again["out"] == other["out"] and again["shards_rendered"] == 0
+
+
 @pytest.mark.slow
 def test_dask_cluster_renders_the_same_dataset(tmp_path):
     from distributed import LocalCluster
@@ -98,3 +111,29 @@ def test_render_then_train_end_to_end_in_process(tmp_path):
     keys = asyncio.run(artifact_keys())
     assert {"render-progress", "train-progress", "evaluation-summary", "per-class-ap"} <= keys
     assert os.environ["SIMREAL_SHARED"].endswith("no-shared")
+    assert_report_fit_to_share(run)
+    # the same parameters again: the finished training run is kept, the report rebuilt
+    checkpoint = (run / "checkpoints" / "last.pt").stat().st_mtime_ns
+    again = render_then_train(tiny_pipeline(tmp_path))
+    assert again["run_dir"] == result["run_dir"]
+    assert (run / "checkpoints" / "last.pt").stat().st_mtime_ns == checkpoint
+
+
+def assert_report_fit_to_share(run: Path) -> None:
+    """No machine path in report.md / report.html, and CommonMark shows every image of report.md."""
+    import re
+    import sys
+
+    import torch
+    from markdown_it import MarkdownIt
+
+    md, page = (run / "report.md").read_text(), (run / "report.html").read_text()
+    page = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+    machine = [str(run.parent), str(Path(__file__).resolve().parents[1]), sys.prefix, torch.hub.get_dir()]
+    for text in (md, page):
+        assert not [m for m in machine if m in text], [m for m in machine if m in text]
+        assert not re.findall(r"(?<![\w.~:/-])/[A-Za-z][\w.-]*/[\w.-]", text)  # no absolute path at all
+    assert "trained on" in md.splitlines()[1]  # the title names the model and the data
+    tokens = [t for block in MarkdownIt("commonmark").parse(md) for t in (block.children or [])]
+    images = [t.attrs["src"] for t in tokens if t.type == "image"]
+    assert len(images) >= 3 and all((run / src).is_file() for src in images)

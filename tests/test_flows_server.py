@@ -15,6 +15,9 @@ import urllib.request
 import pytest
 from flow_fixtures import REPO, free_port, tiny_pipeline
 
+from flows.cli import build_parser
+from flows.cli.run import pipeline_params_from_args
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 PREFECT = [sys.executable, "-m", "prefect"]
 
@@ -48,6 +51,15 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
+async def deployment_defaults(api: str) -> dict:
+    """The `params` default the served deployment offers (its parameter schema, as the UI shows it)."""
+    from prefect.client.orchestration import PrefectClient
+
+    async with PrefectClient(api=api) as client:
+        deployment = await client.read_deployment_by_name("render-then-train/local")
+    return deployment.parameter_openapi_schema["properties"]["params"]["default"]
+
+
 def test_served_deployment_runs_to_completion(tmp_path):
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
@@ -79,17 +91,15 @@ def test_served_deployment_runs_to_completion(tmp_path):
             start_new_session=True,
         )
 
-        def deployment_ready() -> bool:
-            return (
-                subprocess.run(
-                    [*PREFECT, "deployment", "inspect", "render-then-train/local"],
-                    env=env,
-                    capture_output=True,
-                ).returncode
-                == 0
-            )
-
-        _wait(deployment_ready, 120, "served deployment", serve)
+        waited = subprocess.run(
+            [sys.executable, "-m", "flows.deployment", "wait", "render-then-train/local", "--timeout", "180"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        assert waited.returncode == 0, waited.stderr + (tmp_path / "serve.log").read_text()[-3000:]
+        assert serve.poll() is None
 
         bad = subprocess.run(
             [
@@ -107,6 +117,9 @@ def test_served_deployment_runs_to_completion(tmp_path):
         assert bad.returncode != 0, bad.stdout
         assert "n" in (bad.stdout + bad.stderr)
 
+        # the deployment's defaults are the ones `simreal run` uses; the run shrinks only the sizes
+        cli_defaults = pipeline_params_from_args(build_parser().parse_args(["run"]))
+        assert asyncio.run(deployment_defaults(api)) == cli_defaults.model_dump(mode="json")
         params = {"params": tiny_pipeline(tmp_path).model_dump(mode="json")}
         run = subprocess.run(
             [
@@ -143,6 +156,15 @@ def test_served_deployment_runs_to_completion(tmp_path):
         }
         assert (tmp_path / "train" / "report.html").is_file()
         assert (tmp_path / "data" / "annotations.json").is_file()
+        told = subprocess.run(
+            [sys.executable, "-m", "flows.deployment", "outcome", "render-then-train/local"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        assert told.returncode == 0 and "Completed" in told.stdout, told.stdout + told.stderr
+        assert str(tmp_path / "train" / "report.html") in told.stdout and "AP50 bbox" in told.stdout
     finally:
         if serve is not None:
             _stop(serve)

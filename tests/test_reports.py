@@ -38,8 +38,8 @@ def test_document_writes_html_markdown_and_figures(tmp_path):
     assert html_path == tmp_path / "report.html" and "<title>page &amp; title</title>" in page
     assert "Title &lt;b&gt;" in page and "src='data:image/png;base64," in page
     assert "> headline" in md and "\nplain\n" in md  # call-outs are block quotes in Markdown
-    assert "![pr set 1](report_files/pr%20set%201.png)" in md  # a relative link that survives spaces
-    assert (tmp_path / "report_files" / "pr set 1.png").read_bytes() == b"\x89PNG fake"
+    assert "![pr set 1](report_files/pr-set-1.png)" in md  # a URL-safe relative link
+    assert (tmp_path / "report_files" / "pr-set-1.png").read_bytes() == b"\x89PNG fake"
     assert "(no figure: why it is missing)" in md and "silent" not in md
     assert "```\nx: 1\n```" in md
 
@@ -105,3 +105,84 @@ def test_headline_picks_the_best_synthetic_variant_and_the_real_reference(meanin
     assert ("not distinguishable from the floor (blind floor AP50 0.120)" in text) is not meaningful
     assert "changes AP50 by +0.050 over (q)." in text  # DANN's baseline: same data, no DANN
     assert headline_sentence({"variants": {}}) == "No variant was evaluated."
+
+
+def test_reports_carry_no_machine_paths_and_every_markdown_image_resolves(tmp_path):
+    from markdown_it import MarkdownIt
+
+    from train.document import portable_text
+
+    run = tmp_path / "runs" / "default" / "train"
+    run.mkdir(parents=True)
+    doc = Document()
+    doc.h(1, f"Report on {tmp_path}/runs/default/data")
+    doc.p(f"images from {tmp_path}/runs/default/data/annotations.json.", "note")
+    doc.table(["item", "value"], [["command", "/opt/venv/bin/simreal run --out /srv/x/runs/default"]])
+    doc.pre(f"data: {tmp_path}/runs/default/data\neval:\n- data: /mnt/shared/real/retail/freiburg_dev\n")
+    for name in (
+        "examples_freiburg_dev (real, retail)",
+        "pr_ycbv [masks] 50%",
+        "examples_freiburg_dev (real, retail)",
+    ):
+        doc.figure(name, b"\x89PNG", "caption")
+    doc.write(run, f"report of {run}")
+    md, page = (run / "report.md").read_text(), (run / "report.html").read_text()
+    for text in (md, page):
+        assert str(tmp_path) not in text and "/opt/venv" not in text and "/mnt/shared" not in text
+    assert "images from ../data/annotations.json." in md and "data: ../data" in md
+    assert "- data: freiburg_dev" in md and "simreal run --out /" not in md
+    tokens = [t for block in MarkdownIt("commonmark").parse(md) for t in (block.children or [])]
+    sources = [t.attrs["src"] for t in tokens if t.type == "image"]
+    assert len(sources) == 3 == len(set(sources)) == len(list((run / "report_files").iterdir()))
+    assert all((run / src).is_file() for src in sources)  # CommonMark shows every image
+    assert portable_text("AP / real-only, 12 images/s, http://127.0.0.1:4200/api", run) == (
+        "AP / real-only, 12 images/s, http://127.0.0.1:4200/api"
+    )
+
+
+def test_photo_figures_keep_the_colours_their_captions_name():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import io
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from PIL import Image
+
+    from train.document import png
+    from train.figures import OUTCOME_COLORS
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.imshow(np.random.default_rng(0).random((60, 80, 3)))  # a photo: hundreds of colours
+    ax.legend(handles=[Line2D([], [], color=c, lw=2, label=k) for k, c in OUTCOME_COLORS.items()])
+    data = png(fig, dpi=80, photo=True, keep_colors=tuple(OUTCOME_COLORS.values()))
+    image = Image.open(io.BytesIO(data))
+    assert image.mode == "P"
+    colours = {tuple(c) for c in np.asarray(image.convert("RGB")).reshape(-1, 3).tolist()}
+    for hex_colour in OUTCOME_COLORS.values():
+        assert tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)) in colours
+
+
+def test_dense_detections_get_labels_outside_their_boxes_and_never_overlapping():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from train.figures import draw_outcomes
+
+    fig, ax = plt.subplots(figsize=(3, 3), dpi=80)
+    ax.imshow(np.zeros((100, 100, 3)))
+    preds = [
+        {"bbox": [10 + k, 0 + 2 * k, 30, 30], "score": 0.9 - 0.01 * k, "category_id": 1} for k in range(12)
+    ]
+    draw_outcomes(ax, [], set(), preds, {0, 1}, box_lw=1, miss_lw=1, label=lambda p: f"{p['score']:.2f}")
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert 1 <= len(ax.texts) < len(preds)  # thinned: stacked boxes share one label
+    assert ax.texts[0].get_text() == "0.90"  # the best score's label is the one kept first
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    plt.close(fig)

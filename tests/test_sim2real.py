@@ -119,7 +119,7 @@ def test_recipes_validate_and_the_plain_variant_only_changes_looks(task, tmp_pat
     from flows.params import RenderParams
 
     config = str(REPO / TASKS[task].config)
-    dr = RenderParams(config=config).load_config()
+    dr = RenderParams(config=config, overrides={}).load_config()  # the recipe file's own values
     plain = RenderParams(config=config, overrides=PLAIN_LOOKS).load_config()
     assert dr.materials.mode == "mix" and plain.materials.mode == "realistic"
     assert plain.lighting.count == (2, 2) and plain.lighting.kinds == {"area": 1.0}
@@ -184,7 +184,7 @@ def test_every_variant_gets_the_same_budget(tmp_path):
     assert not configs["a"]["augment"]["enabled"] and all(configs[k]["augment"]["enabled"] for k in "bcde")
     assert configs["c"]["dann"]["enabled"] and configs["c"]["target_images"].endswith("real.json")
     assert not any(configs[k]["dann"]["enabled"] or configs[k]["target_images"] for k in "abde")
-    assert configs["e"]["model"]["weights"] == "b.pt" and configs["d"]["model"]["weights"] is None
+    assert configs["e"]["model"]["weights"] == "b.pt" and configs["d"]["model"]["weights"] == "auto"
 
 
 def test_shared_classes_and_category_maps(tmp_path):

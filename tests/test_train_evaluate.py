@@ -141,7 +141,7 @@ def test_report_is_self_contained_and_readable(trained_run):
     assert "<script" not in page and "src='http" not in page and "<link" not in page  # nothing fetched
     for text in (
         "Accuracy (COCO metrics)",
-        "Set &#x27;val&#x27;",
+        "Set &#39;val&#39;",
         "Training",
         "Provenance",
         "random init",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,7 +71,8 @@ def test_local_weights_file_loads_what_fits(tmp_path):
     path = tmp_path / "detector.pth"
     torch.save(donor.state_dict(), path)
     built = build_model(ModelConfig(**tiny_rcnn_model(64, weights=str(path))), num_classes=2)
-    assert built.weights_source.startswith(f"file {path}") and built.init_kind == "detector"
+    assert built.weights_source.startswith(f"file {path.name}") and built.init_kind == "detector"
+    assert str(tmp_path) not in built.weights_source  # reports carry it: no machine paths
     assert "tensors loaded" in built.weights_source
     got, ref = built.model.state_dict(), donor.state_dict()
     assert torch.equal(
@@ -120,3 +122,63 @@ def test_torch_hub_cache_backbone_is_used_and_reported(tmp_path):
     )  # 3 trainable
     off = build_model(ModelConfig(**tiny_rcnn_model(64)), 2)  # use_hub_cache False in the tiny config
     assert off.weights_source.startswith("random init") and "switched off" in off.weights_source
+
+
+def _expected_hub_file(weights) -> Path:
+    """Where torchvision's loader looks for an enum's file: $TORCH_HOME/hub/checkpoints/<URL file name>."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+
+
+@pytest.mark.parametrize("choice", ["DEFAULT", "COCO", "FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1"])
+def test_weights_default_come_from_the_hub_cache_offline(choice, monkeypatch):
+    """--weights DEFAULT on a machine without network: torchvision's own file name in the hub cache."""
+    from torchvision.models.detection import (
+        FasterRCNN_MobileNet_V3_Large_FPN_Weights,
+        fasterrcnn_mobilenet_v3_large_fpn,
+    )
+
+    monkeypatch.setenv("SIMREAL_OFFLINE", "1")
+    torch.manual_seed(3)
+    donor = fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None)
+    path = _expected_hub_file(FasterRCNN_MobileNet_V3_Large_FPN_Weights.DEFAULT)
+    path.parent.mkdir(parents=True)
+    torch.save(donor.state_dict(), path)
+    built = build_model(ModelConfig(**tiny_rcnn_model(64, weights=choice)), 2)
+    assert built.init_kind == "detector"
+    assert "FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1" in built.weights_source
+    assert "torch hub cache" in built.weights_source and "tensors loaded" in built.weights_source
+    got = built.model.state_dict()["backbone.body.0.0.weight"]
+    assert torch.equal(got, donor.state_dict()["backbone.body.0.0.weight"])
+
+
+def test_weights_imagenet_load_the_backbone_named_by_the_builder(monkeypatch):
+    from torchvision.models import MobileNet_V3_Large_Weights
+
+    monkeypatch.setenv("SIMREAL_OFFLINE", "1")
+    torch.manual_seed(4)
+    imagenet = mobilenet_v3_large()
+    path = _expected_hub_file(MobileNet_V3_Large_Weights.IMAGENET1K_V1)
+    path.parent.mkdir(parents=True)
+    torch.save(imagenet.state_dict(), path)
+    built = build_model(ModelConfig(**tiny_rcnn_model(64, weights="IMAGENET")), 2)
+    assert (
+        built.init_kind == "backbone" and "MobileNet_V3_Large_Weights.IMAGENET1K_V1" in built.weights_source
+    )
+    assert torch.equal(built.model.backbone.body["0"][0].weight, imagenet.features[0][0].weight)
+
+
+def test_weights_default_offline_without_a_cached_file_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("SIMREAL_OFFLINE", "1")
+    with pytest.raises(ConfigError) as e:
+        build_model(ModelConfig(**tiny_rcnn_model(64, weights="DEFAULT")), 2)
+    msg = str(e.value)
+    assert "\n" not in msg and "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth" in msg
+    assert "not in the torch hub cache" in msg and "downloads switched off" in msg
+    with pytest.raises(ConfigError, match="weights file not found .or use one of auto, DEFAULT"):
+        build_model(ModelConfig(**tiny_rcnn_model(64, weights="IMAGENET2")), 2)
+    with pytest.raises(ConfigError, match="neither a file nor one of"):
+        build_model(ModelConfig(**tiny_rcnn_model(64, weights="ResNet50_Weights.NOPE")), 2)
+    # auto falls back to random init, and says why
+    auto = build_model(ModelConfig(**tiny_rcnn_model(64, weights="auto", use_hub_cache=True)), 2)
+    assert auto.init_kind == "random" and auto.weights_source.startswith("random init (weights auto:")
+    assert "downloads switched off" in auto.weights_source and str(Path.home()) not in auto.weights_source

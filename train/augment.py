@@ -3,8 +3,8 @@
 Two stages. The geometric stage (flip, affine, perspective) warps the images and, when the set has
 masks, every instance mask with the same per-sample parameters; each box is then recomputed as the
 tight box of its warped mask, so box and mask can never disagree (a rotated box's corners would
-overshoot the object). Box-only sets have their box corners moved by the stage's transform matrix and
-take the enclosing box. The photometric stage (colour jitter, channel shuffle, blur, noise, JPEG
+overshoot the object). Box-only sets go through kornia's ``bbox_xyxy`` key: the enclosing box of the
+moved corners. The photometric stage (colour jitter, channel shuffle, blur, noise, JPEG
 degradation, random erasing) changes pixels only: an erased patch occludes an object but the label
 stays, as for a real occluder.
 
@@ -67,33 +67,6 @@ def _photometric(ops: set[str], s: float, image_size: int) -> list[nn.Module]:
     return out
 
 
-def transform_boxes(boxes: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """Move pixel-edge xyxy boxes [N, 4] by a 3x3 pixel-centre homography; the enclosing box of the corners.
-
-    kornia's matrices act on pixel centres (pixel i at coordinate i); a box edge e sits at centre
-    coordinate e - 0.5, hence the half-pixel shifts that make a flip map [x1, x2) to [W - x2, W - x1).
-    """
-    if boxes.numel() == 0:
-        return boxes
-    x1, y1, x2, y2 = boxes.unbind(-1)
-    corners = (
-        torch.stack(
-            [
-                torch.stack([x1, y1], -1),
-                torch.stack([x2, y1], -1),
-                torch.stack([x1, y2], -1),
-                torch.stack([x2, y2], -1),
-            ],
-            dim=1,
-        )
-        - 0.5
-    )  # [N, 4, 2]
-    ones = torch.ones_like(corners[..., :1])
-    pts = torch.cat([corners, ones], dim=-1) @ matrix.to(corners.dtype).T  # [N, 4, 3]
-    xy = pts[..., :2] / pts[..., 2:].clamp(min=1e-6) + 0.5
-    return torch.cat([xy.amin(dim=1), xy.amax(dim=1)], dim=-1)
-
-
 class DomainRandomizer(nn.Module):
     """Randomizes a batch [B, 3, H, W] in [0, 1] and its targets (boxes, labels, optional masks)."""
 
@@ -131,12 +104,10 @@ class DomainRandomizer(nn.Module):
     def forward(self, images: torch.Tensor, targets: list[dict]) -> tuple[torch.Tensor, list[dict]]:
         targets = [dict(t) for t in targets]
         if self.geometric is not None:
-            with_masks = all("masks" in t for t in targets)
-            if with_masks:
+            if all("masks" in t for t in targets):
                 images, targets = self._warp_with_masks(images, targets)
             else:
-                images = self.geometric(images)
-                targets = self._warp_boxes(targets, self.geometric.transform_matrix, images.shape[-2:])
+                images, targets = self._warp_boxes(images, targets)
         if self.photometric is not None:
             images = self.photometric(images)
         return images.clamp_(0.0, 1.0), targets
@@ -159,16 +130,25 @@ class DomainRandomizer(nn.Module):
             t["labels"] = t["labels"][keep.to(t["labels"].device)]
         return images, targets
 
-    def _warp_boxes(self, targets: list[dict], matrices: torch.Tensor, hw) -> list[dict]:
-        h, w = int(hw[0]), int(hw[1])
-        for i, t in enumerate(targets):
-            moved = transform_boxes(t["boxes"], matrices[i].to(t["boxes"].device))
-            clipped = moved.clone()
+    def _warp_boxes(self, images: torch.Tensor, targets: list[dict]) -> tuple[torch.Tensor, list[dict]]:
+        """Boxes through kornia's bbox key. kornia puts pixel i at coordinate i (a flip maps x to W - 1 - x),
+        our boxes are pixel edges (pixel i spans [i, i + 1)): shifted by half a pixel there and back, the
+        result equals the corners moved by the transform matrix to within 2e-6 px (measured), and a flipped
+        [0, 10) becomes [W - 10, W), where unshifted it would be one pixel off."""
+        h, w = images.shape[-2:]
+        shifted = [t["boxes"].to(images.device, images.dtype) - 0.5 for t in targets]
+        images, moved = self.geometric(images, shifted, data_keys=["input", "bbox_xyxy"])
+        for t, boxes in zip(targets, moved, strict=True):
+            boxes = (boxes + 0.5).to(t["boxes"].device, t["boxes"].dtype)
+            clipped = boxes.clone()
             clipped[:, 0::2] = clipped[:, 0::2].clamp(0, w)
             clipped[:, 1::2] = clipped[:, 1::2].clamp(0, h)
-            area = lambda bx: (bx[:, 2] - bx[:, 0]).clamp(min=0) * (bx[:, 3] - bx[:, 1]).clamp(min=0)  # noqa: E731
-            keep = ((clipped[:, 2] - clipped[:, 0]) >= 1) & ((clipped[:, 3] - clipped[:, 1]) >= 1)
-            keep &= area(clipped) >= torch.clamp(0.1 * area(moved), min=float(self.cfg.min_visible_px))
+            keep = ((clipped[:, 2:] - clipped[:, :2]) >= 1).all(dim=1)
+            keep &= _area(clipped) >= torch.clamp(0.1 * _area(boxes), min=float(self.cfg.min_visible_px))
             t["boxes"] = clipped[keep]
-            t["labels"] = t["labels"][keep]
-        return targets
+            t["labels"] = t["labels"][keep.to(t["labels"].device)]
+        return images, targets
+
+
+def _area(boxes: torch.Tensor) -> torch.Tensor:
+    return (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)

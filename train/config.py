@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from synth.config import read_yaml, set_dotted, validate
 from synth.errors import ConfigError
@@ -69,8 +69,9 @@ class ModelConfig(_Strict):
     # Square training size: images are letterboxed to image_size x image_size; R-CNN models use
     # min_size = max_size = image_size, SSD models resize their input to it.
     image_size: int = Field(512, ge=64, le=2048)
-    weights: str | None = None  # a local file: full detector state dict, or a `simreal train` checkpoint
-    use_hub_cache: bool = True  # look for torchvision's standard files in $TORCH_HOME/hub/checkpoints
+    # auto | DEFAULT | COCO | IMAGENET | none | a torchvision enum name | a local file (see train.weights)
+    weights: str = "auto"
+    use_hub_cache: bool = True  # False: `auto` means random init (no hub cache, no download)
     trainable_backbone_layers: int | None = Field(None, ge=0, le=6)  # None: 3 if pretrained, else all
     # R-CNN anchors: one list of pixel sizes per feature level; None scales the defaults to image_size.
     anchor_sizes: list[list[float]] | None = None
@@ -96,6 +97,11 @@ class ModelConfig(_Strict):
     score_threshold: float = Field(0.05, ge=0.0, le=1.0)
     nms_threshold: float = Field(0.5, gt=0.0, le=1.0)
     detections_per_image: int = Field(100, ge=1, le=1000)
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _weights_default(cls, v):
+        return "auto" if v is None else v  # configs written before `auto` existed said null
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -140,14 +146,14 @@ class EvalSetConfig(_Strict):
     name: str | None = None  # default: the data folder's name
     category_map: str | None = None
     class_agnostic: bool = False
+    # the set whose boxes the blind floor may know (a real train split); default: the training set
+    floor_from: str | None = None
 
 
 class TrainConfig(_Strict):
     data: str  # a COCO dataset folder (annotations.json + images/) or an annotations .json file
     out: str  # the run directory
     model: ModelConfig = Field(default_factory=ModelConfig)
-    # the set whose boxes the blind floor may know (a real train split); default: the training set
-    floor_from: str | None = None
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     dann: DannConfig = Field(default_factory=DannConfig)
     # Category handling of the training set (see train.data.build_label_map).

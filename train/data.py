@@ -235,27 +235,25 @@ def _letterbox_masks(masks: torch.Tensor, size: int, scale: float) -> torch.Tens
 
 
 def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """Tight pixel-edge boxes [x1, y1, x2, y2) of [N, H, W] masks (empty masks give zeros)."""
-    n = masks.shape[0]
-    if n == 0:
-        return torch.zeros((0, 4), dtype=torch.float32, device=masks.device)
-    m = masks.bool()
-    rows, cols = m.any(dim=2), m.any(dim=1)
-    h, w = masks.shape[-2:]
-    ar_y = torch.arange(h, device=masks.device)
-    ar_x = torch.arange(w, device=masks.device)
-    big = torch.iinfo(torch.int64).max
-    y1 = torch.where(rows, ar_y, big).amin(dim=1)
-    y2 = torch.where(rows, ar_y, -1).amax(dim=1) + 1
-    x1 = torch.where(cols, ar_x, big).amin(dim=1)
-    x2 = torch.where(cols, ar_x, -1).amax(dim=1) + 1
-    boxes = torch.stack([x1, y1, x2, y2], dim=1).float()
-    return torch.where(rows.any(dim=1, keepdim=True), boxes, torch.zeros_like(boxes))
+    """Tight pixel-edge boxes [x1, y1, x2, y2) of [N, H, W] masks (empty masks give zeros):
+    ``torchvision.ops.masks_to_boxes`` gives the last pixel's index as x2 / y2, COCO boxes end one past it."""
+    from torchvision.ops import masks_to_boxes as pixel_index_boxes
+
+    boxes = pixel_index_boxes(masks.bool())
+    if len(boxes):
+        boxes[:, 2:] += masks.flatten(1).any(dim=1, keepdim=True).to(boxes.dtype)
+    return boxes
 
 
 # ---- datasets --------------------------------------------------------------------------------------
 class CocoDetection(Dataset):
     """(uint8 image [3, H, W], target) pairs in torchvision's detection format.
+
+    Not torchvision's ``CocoDetection`` + ``wrap_dataset_for_transforms_v2``: that pair re-reads the file
+    with ``pycocotools.COCO`` (no validation: an RLE whose runs exceed the image reaches ``mask.decode``,
+    which writes past its buffer; a ``file_name`` like ``../../x.jpg`` is joined to the root as it is),
+    and yields the file's category ids, not this set's label map (class-agnostic, mapped, left-out
+    categories). Here the set comes checked from synth.coco and only decoding and letterboxing are ours.
 
     target: boxes float32 [N, 4] xyxy pixels, labels int64 [N] (model labels), masks uint8 [N, H, W] when
     ``masks`` and the set has segmentations, image_id, orig_size (H, W), scale (letterbox factor).

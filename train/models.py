@@ -4,25 +4,26 @@
 * ``maskrcnn_mobilenet_v3_large_fpn``: Mask R-CNN on a MobileNetV3-Large FPN; usable on a CPU.
 * ``ssd300_vgg16`` and ``ssdlite320_mobilenet_v3_large``: box-only single-shot detectors.
 
-Initial weights, in order: ``model.weights`` (a local file: a detector state dict, a backbone state dict
-or a ``simreal train`` checkpoint); torchvision's standard files in the torch hub cache
-(``$TORCH_HOME/hub/checkpoints``: COCO detector weights first, then ImageNet backbone weights); else
-random init. Nothing is ever downloaded, every file is read with ``torch.load(weights_only=True)``, and
-what happened is returned as ``weights_source``, a sentence the logs and reports print verbatim.
-Tensors whose shape does not fit (class-specific heads) stay randomly initialised and are counted.
+Initial weights (``model.weights``: auto, DEFAULT, COCO, IMAGENET, none, a torchvision enum name or a file)
+are resolved by train.weights through torchvision's weights enums and the torch hub cache; what was used
+is returned as ``weights_source``, a sentence the logs and reports print verbatim. Tensors whose shape
+does not fit (class-specific heads, slimmed layers) stay randomly initialised and are counted.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from synth.errors import ConfigError
 from train.config import ModelConfig
+from train.weights import choose_initial_weights
+
+log = logging.getLogger(__name__)
 
 BACKGROUND = 1  # torchvision detectors reserve label 0 for background
 
@@ -37,96 +38,12 @@ class BuiltModel:
     has_masks: bool
 
 
-def _weight_files(name: str) -> tuple[list[str], list[str]]:
-    """Standard torch hub file names: (COCO detector files, ImageNet backbone files) for an architecture."""
-    from torchvision.models import MobileNet_V3_Large_Weights, ResNet50_Weights, VGG16_Weights
-    from torchvision.models.detection import (
-        FasterRCNN_MobileNet_V3_Large_FPN_Weights,
-        MaskRCNN_ResNet50_FPN_V2_Weights,
-        SSD300_VGG16_Weights,
-        SSDLite320_MobileNet_V3_Large_Weights,
-    )
-
-    table = {
-        "maskrcnn_resnet50_fpn_v2": (
-            [MaskRCNN_ResNet50_FPN_V2_Weights.COCO_V1],
-            [ResNet50_Weights.IMAGENET1K_V2, ResNet50_Weights.IMAGENET1K_V1],
-        ),
-        "maskrcnn_mobilenet_v3_large_fpn": (
-            [FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1],
-            [MobileNet_V3_Large_Weights.IMAGENET1K_V1, MobileNet_V3_Large_Weights.IMAGENET1K_V2],
-        ),
-        "ssd300_vgg16": ([SSD300_VGG16_Weights.COCO_V1], [VGG16_Weights.IMAGENET1K_FEATURES]),
-        "ssdlite320_mobilenet_v3_large": (
-            [SSDLite320_MobileNet_V3_Large_Weights.COCO_V1],
-            [MobileNet_V3_Large_Weights.IMAGENET1K_V1],
-        ),
-    }
-    det, bb = table[name]
-    return [w.url.rsplit("/", 1)[-1] for w in det], [w.url.rsplit("/", 1)[-1] for w in bb]
-
-
-def hub_checkpoint_dir() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def read_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], str | None]:
-    """(state dict, norm it was trained with if known) from a weights file or a `simreal train` checkpoint.
-
-    Read with weights_only=True: tensors and plain containers only, no code.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(path, "weights file not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise ConfigError(
-            path, f"not a loadable weights file ({type(e).__name__}: {str(e).splitlines()[0][:120]})"
-        ) from None
-    norm = None
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        norm = obj.get("norm") if isinstance(obj.get("norm"), str) else None
-        obj = obj["model"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ConfigError(path, "does not hold a state dict of tensors")
-    return obj, norm
-
-
-def _is_detector_state(sd: dict) -> bool:
-    return any(k.startswith(("backbone.", "rpn.", "roi_heads.", "head.")) for k in sd)
-
-
 def load_matching(module: nn.Module, state: dict[str, torch.Tensor]) -> tuple[int, int]:
     """Load the tensors whose name and shape fit; returns (loaded, tensors in the module)."""
     own = module.state_dict()
     fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     module.load_state_dict(fit, strict=False)
     return len(fit), len(own)
-
-
-def _choose_initial_weights(cfg: ModelConfig) -> tuple[str, dict | None, str, str | None]:
-    """(kind, state dict, description, norm hint); kind is 'detector', 'backbone' or 'random'."""
-    if cfg.weights:
-        sd, norm = read_weights(cfg.weights)
-        kind = "detector" if _is_detector_state(sd) else "backbone"
-        if norm is None and kind == "detector" and not any(k.endswith("running_mean") for k in sd):
-            norm = "group"  # normalisation layers without running statistics: a GroupNorm model
-        return kind, sd, f"file {Path(cfg.weights).resolve()}", norm
-    hub = hub_checkpoint_dir()
-    if cfg.use_hub_cache:
-        det_files, bb_files = _weight_files(cfg.name)
-        for kind, files, what in (
-            ("detector", det_files, "COCO detector"),
-            ("backbone", bb_files, "ImageNet backbone"),
-        ):
-            for f in files:
-                if (hub / f).is_file():
-                    return kind, read_weights(hub / f)[0], f"torch hub cache {hub / f} ({what})", None
-        why = f"no weights file given and none of {', '.join(det_files + bb_files)} in {hub}"
-    else:
-        why = "no weights file given and the torch hub cache is switched off"
-    return "random", None, f"random init ({why})", None
 
 
 def default_anchor_sizes(image_size: int, levels: int) -> list[list[float]]:
@@ -395,7 +312,8 @@ def build_model(
         raise ConfigError("model", "needs at least one class")
     load_weights = restore_kind is None
     if load_weights:
-        kind, state, source, hint = _choose_initial_weights(cfg)
+        init = choose_initial_weights(cfg.name, cfg.weights, cfg.use_hub_cache)
+        kind, state, source, hint = init.kind, init.state, init.source, init.norm
     else:
         if restore_kind not in ("detector", "backbone", "random"):
             raise ConfigError("checkpoint", f"unknown init kind {restore_kind!r}")
@@ -409,7 +327,8 @@ def build_model(
         loaded, total = load_matching(model, state)
         if loaded == 0:
             raise ConfigError(
-                source.split(" (")[0], f"no tensor fits {cfg.name}: is it weights for another architecture?"
+                "model.weights",
+                f"{source}: no tensor fits {cfg.name}; are they weights for another architecture?",
             )
         source += (
             f": {loaded}/{total} tensors loaded, the rest (class heads, resized layers) randomly initialised"

@@ -82,6 +82,17 @@ class RunFiles:
         return MODEL_TITLES.get(self.model_name, self.model_name)
 
     @property
+    def data_name(self) -> str:
+        """The training set as a title names it: its folder and the one above (runs/x/data -> x/data)."""
+        path = Path((self.summary.get("train") or {}).get("path") or self.config.get("data") or "")
+        folder = path.parent if path.suffix == ".json" else path
+        return "/".join(p for p in folder.parts[-2:] if p != folder.anchor) or "unknown data"
+
+    @property
+    def title(self) -> str:
+        return f"{self.model_title} trained on {self.data_name}"
+
+    @property
     def weights(self) -> str:
         return self.provenance.get("weights_source") or (
             self.sets[0][1].get("weights_source") if self.sets else "unknown"
@@ -308,7 +319,10 @@ def _draw_example(ax, ex: _Examples, image_id: int) -> dict[str, int]:
         tp,
         box_lw=1.6,
         miss_lw=2.2,
-        label=lambda p: f"{ex.names.get(p['category_id'], '?')[:18]} {p['score']:.2f}",
+        label=lambda p: (
+            (f"{ex.names.get(p['category_id'], '?')[:18]} " if len(ex.names) > 1 else "")
+            + f"{p['score']:.2f}"
+        ),
     )
     ax.set_title(Path(ex.source.images[image_id]["file_name"]).name[:40], fontsize=7)
     ax.axis("off")
@@ -349,16 +363,17 @@ def examples_figure(metrics: dict, eval_dir: Path, max_examples: int) -> tuple[b
         f"{len(ex.chosen)} of {len(ex.with_objects)} labelled images, detections with score >= "
         f"{ex.threshold:.2f} (the threshold that maximises F1 on this set, IoU 0.5). Green solid = correct "
         f"detection ({totals['tp']}), red dashed = false positive ({totals['fp']}), orange dotted = missed "
-        f"object ({totals['miss']}); green tint = predicted mask of a correct detection."
+        f"object ({totals['miss']}); green tint = predicted mask of a correct detection. Each detection's score sits above "
+        "its box; where labels would overlap, only the higher score's is shown."
     )
-    return png(fig, dpi=80, photo=True), caption
+    return png(fig, dpi=80, photo=True, keep_colors=tuple(OUTCOME_COLORS.values())), caption
 
 
 # ---- sections --------------------------------------------------------------------------------------
 def _headline(doc: Document, run: RunFiles) -> None:
     """Title, one summary paragraph (what was trained, on what, how well), and a warning for random init."""
     summary = run.summary
-    doc.h(1, f"Detector report: {run.path.name}")
+    doc.h(1, run.title)
     doc.p(f"{run.model_title} · generated {dt.datetime.now().strftime('%Y-%m-%d %H:%M')}", "note")
     train_info = summary.get("train") or {}
     parts = [f"{run.model_title} trained for {run.steps} steps" if run.steps else f"{run.model_title}"]
@@ -630,4 +645,4 @@ def write_report(run_dir: str | Path, *, max_examples: int = 6) -> Path:
         _training_section(doc, run.log)
     _data_section(doc, run.summary)
     _provenance_section(doc, run)
-    return doc.write(run.path, f"simreal report {run.path.name}")
+    return doc.write(run.path, run.title)

@@ -41,6 +41,16 @@ def add_command(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
     return subparsers.add_parser(name, formatter_class=Formatter, **kwargs)
 
 
+def _version() -> str:
+    """The installed package's version (pyproject.toml), or a note when running from an uninstalled tree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("simreal")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Imported here: each command module imports Formatter/add_command from this package.
     from flows.cli import bench, data, evaluation, render, run, sku, training
@@ -51,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         description="Synthetic data and sim-to-real training for detection and instance segmentation.",
     )
+    parser.add_argument("--version", action="version", version=f"simreal {_version()}")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
     sku.add_sku_parser(sub)
     render.add_render_parser(sub)
@@ -76,9 +87,22 @@ def run_command(args: argparse.Namespace) -> int:
         return 130
 
 
+class _Stdout(logging.StreamHandler):
+    """A handler writing to whatever sys.stdout is when a line is logged (a redirect, a test's capture),
+    not to the stream that was current when the first command ran."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def show_library_logs(level: int = logging.INFO) -> None:
     """Print the project's own log lines (progress, figures) plainly on stdout; other libraries stay quiet."""
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _Stdout()
     handler.setFormatter(logging.Formatter("%(message)s"))
     for name in ("synth", "train", "bench"):
         logger = logging.getLogger(name)

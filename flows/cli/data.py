@@ -27,7 +27,7 @@ def add_viz_parser(subparsers) -> argparse.ArgumentParser:
         "viz",
         help="contact sheets with masks, boxes and labels drawn on",
         description="Write PNG contact sheets of a COCO dataset: modal masks filled, amodal silhouettes "
-        "outlined, boxes, 'class visibility%%' labels. Also works on real COCO sets.",
+        "outlined, boxes, 'class visibility%' labels. Also works on real COCO sets.",
         epilog=VIZ_EPILOG,
     )
     p.add_argument("dataset", help="dataset directory (with annotations.json) or a COCO JSON file")

@@ -127,7 +127,7 @@ def add_bench_render_parser(subparsers) -> argparse.ArgumentParser:
         description="Render N images (default: a built-in 640x480 table with 20 objects) once per worker "
         "count, end to end (scene, render, masks + RLE, encode, write, merge), and report images/s "
         "and the per-stage split as JSON. Goal here: >= 10 images/s with 2 workers and "
-        "annotation <= 25 %% of the per-image time.",
+        "annotation <= 25 % of the per-image time.",
         epilog=BENCH_RENDER_EPILOG,
     )
     p.add_argument("--n", type=int, default=48, help="images per worker count")

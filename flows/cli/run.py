@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 from flows.cli import add_command
 
+_DEFAULT_TAIL = " (default: %(default)s)"
+_DEFAULT = "default: %(default)s"
+
 RUN_EPILOG = textwrap.dedent("""\
     examples:
-      simreal run                                   # the embedded default (~15 min on 2 CPU cores)
+      simreal run                                   # the embedded default (<= 20 min on 2 CPU cores)
       simreal run --config configs/industrial_bin.yaml --n 500 --steps 1000 --out runs/bin
       simreal run --eval ../shared/real/industrial/amv_screws_valid --class-agnostic screw
     Outputs: OUT/data (COCO dataset), OUT/train (checkpoints, log.csv, eval/, report.html, report.md).
@@ -18,12 +22,10 @@ RUN_EPILOG = textwrap.dedent("""\
     """)
 
 
-def _run(args) -> int:
-    from flows.env import prefect_defaults
-
-    prefect_defaults()
+def pipeline_params_from_args(args):
+    """The PipelineParams of a parsed `simreal run` command line (public: the contract tests compare it
+    with the served deployment's defaults)."""
     from flows.params import EvalSet, PipelineParams, RenderParams, TrainParams
-    from flows.render_then_train import render_then_train
 
     out = args.out.rstrip("/")
     render = RenderParams(
@@ -34,7 +36,7 @@ def _run(args) -> int:
         backend=args.backend,
         workers=args.workers,
         dask_address=args.dask_address,
-        overrides={"image.width": args.width, "image.height": args.height},
+        overrides={**RenderParams().overrides, **_image_size(args)},
     )
     train = TrainParams(
         model=args.model,
@@ -45,33 +47,85 @@ def _run(args) -> int:
         out=f"{out}/train",
     )
     eval_sets = [EvalSet(data=d, class_agnostic=True) for d in args.eval] or None
-    result = render_then_train(PipelineParams(render=render, train=train, eval_sets=eval_sets))
+    return PipelineParams(render=render, train=train, eval_sets=eval_sets)
+
+
+def _image_size(args) -> dict:
+    """--width/--height as config overrides; without them the render config's own size stands."""
+    given = {"image.width": args.width, "image.height": args.height}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _checked_params(args):
+    """The run's parameters, or one line naming the flag pydantic refused, before Prefect starts."""
+    from pydantic import ValidationError
+
+    from synth.errors import ConfigError
+
+    try:
+        return pipeline_params_from_args(args)
+    except ValidationError as e:
+        first = e.errors()[0]
+        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "simreal run"
+        raise ConfigError(flag, first["msg"]) from None
+
+
+def _run(args) -> int:
+    params = _checked_params(args)
+    from flows.env import prefect_defaults
+
+    prefect_defaults()
+    from flows.render_then_train import render_then_train
+
+    result = render_then_train(params)
     print(json.dumps({k: result[k] for k in ("run_dir", "report", "metrics")}, indent=1))
+    print(f"report: {result['report']} (Markdown: {Path(result['report']).with_suffix('.md')})")
     return 0
 
 
 def add_run_parser(sub) -> None:
+    """Every default is read from flows.params, the same models the served and prefect.yaml deployments use."""
+    from flows.params import RenderParams, TrainParams
+
+    render, train = RenderParams(), TrainParams()
     p = add_command(
         sub,
         "run",
         help="render -> train -> evaluate -> report, through Prefect (ephemeral)",
+        description=textwrap.fill(
+            "Render a synthetic dataset, train a detector on it, evaluate it on real photos and write the "
+            "report: the Prefect flow render-then-train, run in this process (no server needed). The "
+            "defaults are the deployments' (flows/params.py). An output folder that holds another "
+            "configuration is kept apart: the run goes to OUT/data-<hash> or OUT/train-<hash> instead.",
+            100,
+        ),
         epilog=RUN_EPILOG,
     )
-    p.add_argument("--config", default="configs/retail_table.yaml", help="render config")
-    p.add_argument("--n", type=int, default=240, help="images to render")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=320)
-    p.add_argument("--height", type=int, default=240)
-    p.add_argument("--backend", default="pyrender", choices=["pyrender", "cycles"])
-    p.add_argument("--workers", type=int, default=2, help="render worker processes")
+    p.add_argument("--config", default=render.config, help="render config (default: %(default)s)")
+    p.add_argument("--n", type=int, default=render.n, help="images to render (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=render.seed, help="dataset seed (default: %(default)s)")
+    p.add_argument("--width", type=int, help="rendered image width (default: the config's)")
+    p.add_argument("--height", type=int, help="rendered image height (default: the config's)")
+    p.add_argument("--backend", default=render.backend, choices=["pyrender", "cycles"], help=_DEFAULT)
+    p.add_argument("--workers", type=int, default=render.workers, help="render processes" + _DEFAULT_TAIL)
     p.add_argument("--dask-address", default=None, help="render shards on this Dask scheduler instead")
-    p.add_argument("--model", default="maskrcnn_mobilenet")
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--class-agnostic", default="product", help="single class name ('' for per-category)")
+    p.add_argument("--model", default=train.model, help=_DEFAULT)
+    p.add_argument("--steps", type=int, default=train.steps, help=_DEFAULT)
+    p.add_argument("--batch-size", type=int, default=train.batch_size, help=_DEFAULT)
+    p.add_argument(
+        "--image-size", type=int, default=train.image_size, help="training size in px" + _DEFAULT_TAIL
+    )
+    p.add_argument(
+        "--class-agnostic",
+        default=train.class_agnostic,
+        help="single class name, '' for per-category" + _DEFAULT_TAIL,
+    )
     p.add_argument(
         "--eval", action="append", default=[], metavar="COCO_DIR", help="labelled set (repeatable)"
     )
-    p.add_argument("--out", default="runs/default")
+    p.add_argument(
+        "--out",
+        default=str(Path(render.out).parent),
+        help="output folder: OUT/data and OUT/train" + _DEFAULT_TAIL,
+    )
     p.set_defaults(func=_run)

@@ -1,6 +1,6 @@
 """``simreal train`` and ``simreal bench train``: fitting detectors, and how fast that goes.
 
-``train_config_from_args`` is public because the flag -> TrainConfig mapping is the contract tests check.
+How the flags and --config become one TrainConfig is flows/cli/train_config.py (``train_config_from_args``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import textwrap
 
 from flows.cli import add_command
 from flows.cli.evaluation import print_metrics
-from synth.errors import SimrealError
+from flows.cli.train_config import train_config_from_args
 
 TRAIN_EPILOG = textwrap.dedent("""\
     examples:
@@ -22,9 +22,16 @@ TRAIN_EPILOG = textwrap.dedent("""\
       simreal train --config train.yaml --resume
       torchrun --nproc_per_node 2 -m flows.cli train --config train.yaml    (DDP, 2 processes)
 
+      simreal train --config configs/train_cpu.yaml --data runs/shelf --out runs/cpu
+
     models: maskrcnn (ResNet-50 FPN v2), maskrcnn_mobilenet (MobileNetV3 FPN, CPU-friendly),
-            ssd (SSD300 VGG16), ssdlite (SSDlite320 MobileNetV3). Weights: --weights FILE, else
-            torchvision's files in $TORCH_HOME/hub/checkpoints, else random init (logged).
+            ssd (SSD300 VGG16), ssdlite (SSDlite320 MobileNetV3).
+    weights: auto (default: torchvision's COCO, else ImageNet weights from the torch hub cache
+            $TORCH_HOME/hub/checkpoints, else downloaded, else random init with a warning),
+            DEFAULT or COCO (COCO detector), IMAGENET (backbone), none (random init), a torchvision
+            name (ResNet50_Weights.IMAGENET1K_V1) or FILE. Logs and reports say which were used.
+    Without CUDA, what is not given takes the CPU recipe of the default run (SSDlite, 224 px,
+    batch 8, 700 steps, AdamW: flows/params.py CPU_RECIPE); the log says so.
     """)
 
 BENCH_TRAIN_EPILOG = textwrap.dedent("""\
@@ -32,50 +39,6 @@ BENCH_TRAIN_EPILOG = textwrap.dedent("""\
       simreal bench train --out runs/bench
       simreal bench train --models maskrcnn ssdlite --batch-size 16 --device cuda --out runs/bench/h100.json
     """)
-
-# TrainConfig keys set from the flag of the same name when given (in this order), then the nested ones.
-_FLAT_KEYS = (
-    "data", "out", "target_images", "val_data", "val_fraction", "steps", "batch_size", "lr", "optimizer",
-    "warmup_steps", "workers", "seed", "device", "amp", "threads", "category_map", "class_agnostic",
-    "checkpoint_every", "log_every", "eval_every",
-)  # fmt: skip
-_NESTED_KEYS = {
-    "model.image_size": "image_size",
-    "model.weights": "weights",
-    "augment.strength": "augment_strength",
-    "dann.weight": "dann_weight",
-}
-
-
-def train_config_from_args(args):
-    """The TrainConfig of a parsed `simreal train` command line: --config values, overridden by flags."""
-    from train.config import load_train_config, resolve_model_name
-
-    given = {
-        **{k: getattr(args, k) for k in _FLAT_KEYS},
-        **{k: getattr(args, a) for k, a in _NESTED_KEYS.items()},
-    }
-    o: dict = {k: v for k, v in given.items() if v is not None}
-    if args.model:
-        o["model.name"] = resolve_model_name(args.model)
-    if args.no_augment:
-        o["augment.enabled"] = False
-    if args.dann:
-        o["dann.enabled"] = True
-    if args.dann_instance:
-        o["dann.enabled"] = True
-        o["dann.instance_level"] = True
-    if args.resume:
-        o["resume"] = True
-    if args.no_progress:
-        o["progress"] = False
-    if args.eval:
-        o["eval"] = [{"data": d} for d in args.eval]
-    if args.config is None:
-        for key in ("data", "out"):
-            if key not in o:
-                raise SimrealError("simreal train", f"--{key} is required (or give --config FILE)")
-    return load_train_config(args.config, o)
 
 
 def _train(args) -> int:
@@ -102,12 +65,16 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", help="COCO dataset folder (annotations.json + images/) or annotations .json")
     p.add_argument("--out", help="run directory to create (or continue with --resume)")
     p.add_argument("--model", help="maskrcnn | maskrcnn_mobilenet | ssd | ssdlite (or the full names)")
-    p.add_argument("--image-size", type=int, help="square training size in px (default 512)")
     p.add_argument(
-        "--weights", help="initial weights file (detector or backbone state dict, or a checkpoint)"
+        "--image-size", type=int, help="square training size in px (default 512; 256 without CUDA)"
     )
-    p.add_argument("--steps", type=int, help="optimizer steps (default 2000)")
-    p.add_argument("--batch-size", type=int, help="images per step per process (default 4)")
+    p.add_argument(
+        "--weights",
+        metavar="DEFAULT|COCO|IMAGENET|none|auto|FILE",
+        help="initial weights (default auto; see below)",
+    )
+    p.add_argument("--steps", type=int, help="optimizer steps (default 2000; 300 without CUDA)")
+    p.add_argument("--batch-size", type=int, help="images per step per process (default 4; 2 without CUDA)")
     p.add_argument("--lr", type=float, help="peak learning rate (default 0.02 for SGD)")
     p.add_argument("--optimizer", choices=["sgd", "adamw"])
     p.add_argument("--warmup-steps", type=int)
