@@ -236,6 +236,22 @@ def test_train_resume_with_tensors_that_do_not_fit(checkpoint, shapes, tmp_path)
     assert directory_snapshot(tmp_path) == before
 
 
+def test_evaluate_with_a_checkpoint_whose_config_or_weights_do_not_fit(checkpoint, shapes, tmp_path, capsys):
+    """The right format, but a config that does not validate or tensors of another shape: one line."""
+    good = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    cases = {
+        "misfit.pt": {**good, "model": {k: v[..., :1] if v.ndim else v for k, v in good["model"].items()}},
+        "badconfig.pt": {**good, "config": {**good["config"], "steps": -1}},
+    }
+    for name, ckpt in cases.items():
+        path = tmp_path / name
+        torch.save(ckpt, path)
+        refused(
+            capsys, ["evaluate", "--model", path, "--data", shapes, "--out", tmp_path / "eval"], str(path)
+        )
+        assert not (tmp_path / "eval").exists()
+
+
 # ---- simreal run ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "flags,where", [(["--n", "0"], "--n"), (["--steps", "0"], "--steps"), (["--workers", "0"], "--workers")]

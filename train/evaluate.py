@@ -76,16 +76,28 @@ def load_checkpoint(path: str | Path, fields=EVAL_FIELDS) -> dict:
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu"):
-    """(detector in eval mode, ModelConfig, class names) from a loaded checkpoint."""
+def model_from_checkpoint(ckpt: dict, device: torch.device | str = "cpu", where: str | Path = "checkpoint"):
+    """(detector in eval mode, ModelConfig, class names) from a loaded checkpoint; a config or weights that
+    do not describe one model is a one-line error naming ``where``."""
+    from pydantic import ValidationError
+
     from train.config import TrainConfig
     from train.models import build_model
 
-    cfg = TrainConfig.model_validate(ckpt["config"])
+    try:
+        cfg = TrainConfig.model_validate(ckpt["config"])
+    except ValidationError as e:
+        raise ConfigError(where, f"its training config is not valid ({e.error_count()} problems)") from None
     built = build_model(
         cfg.model, len(ckpt["class_names"]), restore_kind=ckpt["init_kind"], restore_norm=ckpt.get("norm")
     )
-    built.model.load_state_dict(ckpt["model"])
+    try:
+        built.model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)[:120]
+        raise ConfigError(
+            where, f"its weights do not fit its {cfg.model.name} model ({first[:160]})"
+        ) from None
     return built.model.to(device).eval(), cfg.model, list(ckpt["class_names"])
 
 
@@ -422,7 +434,7 @@ def evaluate(
     ckpt_path = Path(ckpt)
     ck = load_checkpoint(ckpt_path)
     dev = pick_device(device)
-    detector, model_cfg, class_names = model_from_checkpoint(ck, dev)
+    detector, model_cfg, class_names = model_from_checkpoint(ck, dev, where=ckpt_path)
     source = load_coco(data)
     set_name = name or source.name
     if out_dir is None:
