@@ -91,9 +91,14 @@ _TRAIN_FIELDS = {
 }
 
 
+# Recipe keys that only make sense together: when the user sets one of a group, the recipe fills none of it
+# (an lr chosen for SGD must not meet the recipe's AdamW; layers to train belong to the chosen model).
+_RECIPE_GROUPS = (("optimizer", "lr", "warmup_steps"), ("model.name", "model.trainable_backbone_layers"))
+
+
 def cpu_recipe_fill(given: dict[str, Any], config: dict) -> dict[str, Any]:
     """The CPU recipe's values for the keys that neither ``given`` (dotted keys) nor ``config`` (a
-    TrainConfig mapping, as read from YAML) sets."""
+    TrainConfig mapping, as read from YAML) sets, leaving out whole groups the user has started on."""
 
     def in_config(key: str) -> bool:
         node = config
@@ -103,7 +108,11 @@ def cpu_recipe_fill(given: dict[str, Any], config: dict) -> dict[str, Any]:
             node = node[part]
         return True
 
-    return {k: v for k, v in CPU_RECIPE.items() if k not in given and not in_config(k)}
+    fill = {k: v for k, v in CPU_RECIPE.items() if k not in given and not in_config(k)}
+    for group in _RECIPE_GROUPS:
+        if any(k not in fill for k in group):
+            fill = {k: v for k, v in fill.items() if k not in group}
+    return fill
 
 
 class TrainParams(_Strict):

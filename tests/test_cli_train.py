@@ -90,6 +90,10 @@ def test_cpu_training_takes_the_default_runs_recipe_where_nothing_else_is_given(
         if key != "steps":
             assert _dotted(cpu, key) == value, key
     assert "CPU recipe" in caplog.text and not re.search(r"\bsteps=", caplog.text)  # says what it filled in
+    # a group the user started on is left whole: an lr chosen for SGD never meets the recipe's AdamW
+    own = parse("--device", "cpu", "--lr", "0.02", "--model", "maskrcnn_mobilenet").model_dump()
+    assert (own["optimizer"], own["lr"], own["model"]["trainable_backbone_layers"]) == ("sgd", 0.02, None)
+    assert own["batch_size"] == CPU_RECIPE["batch_size"]  # the rest of the recipe still applies
     gpu = parse("--device", "cuda")
     assert (gpu.steps, gpu.batch_size, gpu.model.image_size, gpu.model.fpn_channels) == (2000, 4, 512, 256)
 
@@ -113,6 +117,7 @@ def test_weights_default_offline_without_cache_is_one_line(tmp_path, monkeypatch
     monkeypatch.setenv("SIMREAL_OFFLINE", "1")
     data = make_shapes_coco(tmp_path / "shapes", n_images=4)
     argv = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--weights", "DEFAULT"]
+    argv += ["--model", "maskrcnn_mobilenet"]
     assert cli.main([*argv, "--steps", "1", "--image-size", "64", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("simreal: error: model.weights:") and "\n" not in err

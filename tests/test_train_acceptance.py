@@ -55,4 +55,4 @@ def test_tiny_maskrcnn_learns_boxes_and_masks(tmp_path):
     losses = [float(r["loss"]) for r in read_log(run) if r["loss"]]
     assert sum(losses[-5:]) / 5 < 0.6 * losses[0]  # the loss really fell (measured: 3.01 -> 1.17)
     page = write_report(run).read_text()
-    assert "box AP" in page and "Set &#x27;val&#x27;" in page
+    assert "box AP" in page and "Set &#39;val&#39;" in page

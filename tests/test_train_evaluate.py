@@ -185,5 +185,5 @@ def test_real_shared_sets_evaluate_and_report(trained_run):
         assert m["floor"]["prior_from"] and 0.0 <= m["floor"]["floor_AP50"] <= 1.0
     page = write_report(trained_run).read_text()
     for rel in REAL_SETS:
-        assert f"Set &#x27;{rel.rsplit('/', 1)[1]}&#x27;" in page
+        assert f"Set &#39;{rel.rsplit('/', 1)[1]}&#39;" in page
     assert "class-agnostic" in page and "missed object" in page
