@@ -114,13 +114,17 @@ def evaluate_transfer(run_dir: str, eval_sets: list[EvalSet], note: str = "") ->
     lines = [f"## Transfer evaluation of `{run}`", ""]
     if note:
         lines += [note, ""]
-    lines += ["| set | images | AP bbox | AP50 bbox | AP segm | weights |", "|---|---|---|---|---|---|"]
+    lines += [
+        "| set | images | AP bbox | AP50 bbox | AP segm | blind floor AP50 | vs floor | weights |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     rows = []
     for name, m in results.items():
-        bbox, segm = m.get("bbox") or {}, m.get("segm") or {}
+        bbox, segm, floor = m.get("bbox") or {}, m.get("segm") or {}, m.get("floor") or {}
         lines.append(
             f"| {name} | {m['images']} | {_fmt(bbox.get('AP'))} | {_fmt(bbox.get('AP50'))} | "
-            f"{_fmt(segm.get('AP'))} | {m.get('weights_source', '?')} |"
+            f"{_fmt(segm.get('AP'))} | {_fmt(floor.get('floor_AP50'))} | {floor.get('verdict', 'n/a')} | "
+            f"{m.get('weights_source', '?')} |"
         )
         for cls, pc in (bbox.get("per_class") or {}).items():
             spc = (segm.get("per_class") or {}).get(cls) or {}
