@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synth.coco import CocoSource
-from train.metrics import BOOTSTRAP_SAMPLES, bootstrap_transfer
+from train.metrics import BOOTSTRAP_SAMPLES, bootstrap_transfer, box_iou
 
 PRIOR_BOXES = 20
 MAX_DETECTIONS = 100  # per image, as COCOeval's AP
@@ -47,16 +47,6 @@ def _normalised_boxes(source: CocoSource, image_ids: list[int] | None) -> tuple[
     return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), labels
 
 
-def _iou_with(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one (x, y, w, h) box with many, in the same coordinates."""
-    x0 = np.maximum(box[0], boxes[:, 0])
-    y0 = np.maximum(box[1], boxes[:, 1])
-    x1 = np.minimum(box[0] + box[2], boxes[:, 0] + boxes[:, 2])
-    y1 = np.minimum(box[1] + box[3], boxes[:, 1] + boxes[:, 3])
-    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    return inter / (box[2] * box[3] + boxes[:, 2] * boxes[:, 3] - inter)
-
-
 def fit_blind_prior(
     source: CocoSource, k: int = PRIOR_BOXES, seed: int = 0, image_ids: list[int] | None = None
 ) -> BlindPrior:
@@ -77,7 +67,7 @@ def fit_blind_prior(
     keep = counts > 0
     centres, shares = centres[keep], counts[keep] / len(boxes)
     whole = np.array([0.0, 0.0, 1.0, 1.0])
-    whole_share = float((_iou_with(whole, boxes) >= 0.5).mean())
+    whole_share = float((box_iou(whole[None], boxes)[0] >= 0.5).mean())
     order = np.argsort(-shares, kind="stable")
     all_boxes = np.vstack([centres[order], whole])
     all_scores = np.append(shares[order], max(whole_share, _WHOLE_IMAGE_MIN_SCORE))
