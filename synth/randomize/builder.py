@@ -8,6 +8,8 @@ say, the lighting section of a config re-lights the same scenes instead of reshu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from synth.catalog import Catalog
@@ -28,16 +30,28 @@ MAX_INSTANCES = 65535  # instance ids are stored in a uint16 image
 _STREAMS = ("layout", "camera", "lights", "looks", "background")
 
 
-def build_scene(cfg: RenderConfig, catalog: Catalog, seed: int, index: int) -> Scene:
-    """The scene of image ``index`` of the dataset ``(cfg, seed)``."""
+def build_scene(
+    cfg: RenderConfig,
+    catalog: Catalog,
+    seed: int,
+    index: int,
+    *,
+    factory: Callable[..., ItemFactory] = ItemFactory,
+    attempt: int = 0,
+) -> Scene:
+    """The scene of image ``index`` of the dataset ``(cfg, seed)``.
+
+    ``factory(pool, distractors, rng)`` makes the layout's items (a subclass may force some SKUs into the
+    scene) and ``attempt`` > 0 draws another scene for the same image; the defaults are plain datasets'."""
     for name, value in (("seed", seed), ("index", index)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ConfigError(name, f"must be a non-negative integer, got {value!r}")
-    root = np.random.default_rng([int(seed), int(index)])
+    key = [int(seed), int(index)] + ([int(attempt)] if attempt else [])
+    root = np.random.default_rng(key)
     streams = dict(zip(_STREAMS, root.spawn(len(_STREAMS)), strict=True))
 
     pool = sku_pool(cfg, catalog)
-    layout = _build_layout(cfg, ItemFactory(pool, cfg.distractors, streams["layout"]), streams["layout"])
+    layout = _build_layout(cfg, factory(pool, cfg.distractors, streams["layout"]), streams["layout"])
 
     ordered = layout.placed("target") + layout.placed("distractor") + layout.placed("support")
     if len(ordered) > MAX_INSTANCES:
