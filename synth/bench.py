@@ -15,12 +15,13 @@ import os
 import shutil
 import tempfile
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from synth.catalog import Catalog
+from synth.catalog import Catalog, SkuRecord
 from synth.config import AnnotationConfig, CatalogSelection, ImageConfig, OutputConfig
 from synth.dataset.image import STAGES
 from synth.fsutil import atomic_write_json
@@ -72,7 +73,7 @@ def bench_scene(cfg: BenchSceneConfig, catalog: Catalog, seed: int, index: int) 
             material=Material(base_color=(1, 1, 1, 1), texture=tex("wood")),
         )
     ]
-    ids = catalog.ids() if catalog.root.is_dir() else []
+    records = catalog_records(catalog)
     side = math.ceil(math.sqrt(cfg.objects))
     for k in range(cfg.objects):
         gx, gy = k % side, k // side
@@ -80,9 +81,9 @@ def bench_scene(cfg: BenchSceneConfig, catalog: Catalog, seed: int, index: int) 
         y = (gy - (side - 1) / 2) * 0.5 / side + rng.uniform(-0.02, 0.02)
         yaw = rng.uniform(0, 2 * math.pi)
         material = None
-        if ids:
-            rec = catalog.get(ids[int(rng.integers(len(ids)))])
-            geom, z = Geometry(mesh=str(catalog.mesh_path(rec).resolve())), rec.size_m[2] / 2
+        if records:
+            rec, mesh = records[int(rng.integers(len(records)))]
+            geom, z = Geometry(mesh=mesh), rec.size_m[2] / 2
             category = cfg.catalog.class_agnostic or rec.category
         elif k % 2:
             size = tuple(float(v) for v in rng.uniform(0.04, 0.1, 3))
@@ -123,6 +124,23 @@ def bench_scene(cfg: BenchSceneConfig, catalog: Catalog, seed: int, index: int) 
         ambient_intensity=0.35,
     )
     return Scene(seed=seed, index=index, camera=cam, lights=lights, objects=objects, environment=env)
+
+
+def catalog_records(catalog: Catalog) -> tuple[tuple[SkuRecord, str], ...]:
+    """(record, absolute mesh path) of every entry, in id order; read once per process and catalog state
+    (parsing 20 YAML records per image cost more than rendering the scene's geometry)."""
+    root = os.path.abspath(catalog.root)
+    try:
+        stamp = os.stat(root).st_mtime_ns
+    except OSError:
+        return ()
+    return _records_cached(root, stamp)
+
+
+@lru_cache(maxsize=8)
+def _records_cached(root: str, _stamp: int) -> tuple[tuple[SkuRecord, str], ...]:
+    catalog = Catalog(root)
+    return tuple((rec, str(catalog.mesh_path(rec).resolve())) for rec in catalog)
 
 
 def bench_categories(cfg: BenchSceneConfig, catalog: Catalog) -> list[str]:

@@ -62,6 +62,8 @@ from OpenGL.GL import GL_MULTISAMPLE  # noqa: E402
 from pyrender.constants import MAX_N_LIGHTS, RenderFlags  # noqa: E402
 from pyrender.shader_program import ShaderProgramCache  # noqa: E402
 
+from synth.render.pyrender_state import ResidentTexture, make_sticky  # noqa: E402  (imports OpenGL)
+
 log = logging.getLogger(__name__)
 
 
@@ -95,12 +97,12 @@ class _ConstantLoopPrograms(ShaderProgramCache):
 
     LOOPS = ("n_directional_lights", "n_spot_lights", "n_point_lights")
 
-    def __init__(self):
+    def __init__(self, constant_loops: bool = True):
         super().__init__()
         with open(os.path.join(self.shader_dir, "mesh.frag")) as f:
             text = f.read()
-        self.enabled = all(text.count(_light_loop(v)) == 1 for v in self.LOOPS)
-        if not self.enabled:
+        self.enabled = constant_loops and all(text.count(_light_loop(v)) == 1 for v in self.LOOPS)
+        if constant_loops and not self.enabled:
             log.warning("pyrender's mesh.frag is not the expected version; using it unmodified (slower)")
         self.counts = (0, 0, 0)
 
@@ -108,7 +110,8 @@ class _ConstantLoopPrograms(ShaderProgramCache):
         if self.enabled and fragment_shader == "mesh.frag":
             bounds = {_light_loop(v): _light_loop(n) for v, n in zip(self.LOOPS, self.counts, strict=True)}
             defines = {**(defines or {}), **bounds}
-        return super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
+        # programs remember the uniforms they were sent (synth.render.pyrender_state)
+        return make_sticky(super().get_program(vertex_shader, fragment_shader, geometry_shader, defines))
 
 
 def _light_loop(bound) -> str:
@@ -144,14 +147,16 @@ if not isinstance(_pyrender_renderer.glEnable, _MultisampleSwitch):
 _MULTISAMPLE = _pyrender_renderer.glEnable
 
 _DEFAULT_MATERIAL = Material()
+MAX_RESIDENT_TEXTURES = 64  # randomized textures kept in GL between images (a 512^2 one: ~1.4 MB)
+MAX_BACKGROUNDS = 16  # background images kept at output size (640x480: 0.9 MB each)
 
 
-def gl_texture(image: np.ndarray) -> pyrender.Texture:
+def gl_texture(image: np.ndarray, cls: type[pyrender.Texture] = pyrender.Texture) -> pyrender.Texture:
     """Upload as RGBA: 4-byte pixels keep every row 4-byte aligned (GL's default unpack alignment), so
     textures whose width * 3 is not a multiple of 4 are not sheared."""
     rgb = np.asarray(image, dtype=np.uint8)[..., :3]
     rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    return pyrender.Texture(source=np.ascontiguousarray(rgba), source_channels="RGBA")
+    return cls(source=np.ascontiguousarray(rgba), source_channels="RGBA")
 
 
 def tiled_texture(spec: TextureSpec) -> np.ndarray:
@@ -194,6 +199,7 @@ class _GeometryPool:
     parts: list
     default_materials: list
     slots: list[_Slot] = field(default_factory=list)
+    template: pyrender.Mesh | None = None  # the first slot's mesh: later slots copy its arrays
 
 
 class PyrenderBackend:
@@ -217,12 +223,12 @@ class PyrenderBackend:
         self._renderer: pyrender.OffscreenRenderer | None = None
         self._scene = _OrderedScene(bg_color=np.zeros(4), ambient_light=np.zeros(3))
         self._pools: dict[str, _GeometryPool] = {}
-        self._textures: OrderedDict[str, pyrender.Texture] = OrderedDict()
+        self._textures: OrderedDict[str, ResidentTexture] = OrderedDict()
         self._light_nodes: list[pyrender.Node] = []
         self._camera_node: pyrender.Node | None = None
-        self._background_cache: tuple[str, int, int, np.ndarray] | None = None
+        self._backgrounds: OrderedDict[tuple[str, int, int], np.ndarray] = OrderedDict()
         self._frame_counter = 0
-        self._programs = None if self.shadows else _ConstantLoopPrograms()
+        self._programs = _ConstantLoopPrograms(constant_loops=not self.shadows)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     @staticmethod
@@ -262,6 +268,7 @@ class PyrenderBackend:
                 self._renderer = None
         self._pools.clear()
         self._textures.clear()
+        self._backgrounds.clear()
         self._programs = None
 
     def __enter__(self) -> PyrenderBackend:
@@ -392,7 +399,11 @@ class PyrenderBackend:
         return _GeometryPool(geom, parts, [_material_from_trimesh(m) for m in parts])
 
     def _new_slot(self, pool: _GeometryPool) -> _Slot:
-        mesh = pyrender.Mesh.from_trimesh(pool.parts, smooth=True)
+        if pool.template is None:
+            pool.template = pyrender.Mesh.from_trimesh(pool.parts, smooth=True)
+            mesh = pool.template
+        else:  # the same vertex arrays, without converting the trimesh visuals (and textures) again
+            mesh = pyrender.Mesh([_copy_primitive(p) for p in pool.template.primitives])
         for prim, mat in zip(mesh.primitives, pool.default_materials, strict=True):
             prim.material = mat
         node = self._scene.add(mesh, pose=np.eye(4))
@@ -441,13 +452,21 @@ class PyrenderBackend:
         key = spec.model_dump_json()
         tex = self._textures.get(key)
         if tex is None:
-            tex = gl_texture(tiled_texture(spec))
+            tex = gl_texture(tiled_texture(spec), ResidentTexture)
             self._textures[key] = tex
-            while len(self._textures) > 64:  # unused ones are freed from GL on the next render
-                self._textures.popitem(last=False)
+            while len(self._textures) > MAX_RESIDENT_TEXTURES:
+                self._release(self._textures.popitem(last=False)[1])
         else:
             self._textures.move_to_end(key)
         return tex
+
+    def _release(self, tex: ResidentTexture) -> None:
+        """Free an evicted texture from GL: now when the last frame did not show it (pyrender will not
+        look at it again), else pyrender frees it when it finds it gone from the scene."""
+        tex.release()
+        renderer = self._renderer._renderer if self._renderer is not None else None
+        if renderer is not None and tex not in renderer._mesh_textures:
+            tex.delete()
 
     def _sync_camera(self, scene: Scene) -> None:
         c = scene.camera
@@ -485,10 +504,11 @@ class PyrenderBackend:
         return out
 
     def _background(self, spec: TextureSpec, width: int, height: int) -> np.ndarray:
-        key = spec.model_dump_json()
-        cached = self._background_cache
-        if cached is not None and cached[:3] == (key, width, height):
-            return cached[3]
+        key = (spec.model_dump_json(), width, height)
+        cached = self._backgrounds.get(key)
+        if cached is not None:
+            self._backgrounds.move_to_end(key)
+            return cached
         import cv2
 
         img = tiled_texture(spec)
@@ -502,8 +522,28 @@ class PyrenderBackend:
             (width, height),
             interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
         )
-        self._background_cache = (key, width, height, bg)
+        self._backgrounds[key] = bg
+        while len(self._backgrounds) > MAX_BACKGROUNDS:
+            self._backgrounds.popitem(last=False)
         return bg
+
+
+def _copy_primitive(p: pyrender.Primitive) -> pyrender.Primitive:
+    """A primitive with its own GL buffers over the same (read-only) vertex arrays."""
+    return pyrender.Primitive(
+        positions=p.positions,
+        normals=p.normals,
+        tangents=p.tangents,
+        texcoord_0=p.texcoord_0,
+        texcoord_1=p.texcoord_1,
+        color_0=p.color_0,
+        joints_0=p.joints_0,
+        weights_0=p.weights_0,
+        indices=p.indices,
+        material=p.material,
+        mode=p.mode,
+        poses=p.poses,
+    )
 
 
 def id_boundaries(ids: np.ndarray) -> np.ndarray:

@@ -1,0 +1,90 @@
+"""GL state that pyrender re-creates or re-sends every frame and a worker can keep: uniform values and
+textures. Both change how often Python talks to GL, never what is drawn, so pixels are unchanged.
+
+- ``StickyUniformProgram``: pyrender looks up every uniform's location and sends its value on every draw
+  (about 25 uniforms per object and pass, lights included). A GL program keeps its uniform values until
+  they are set again, so a program that remembers what it last sent can skip the lookup and any value
+  that has not changed. Half of the per-image Python time of the colour pass went there.
+- ``ResidentTexture``: pyrender deletes a texture from GL as soon as no material in the scene uses it
+  and uploads it again (with its mipmaps) when one does. Randomized scenes swap textures every image,
+  so a worker kept re-uploading the same few dozen textures. A resident texture stays in GL while its
+  owner (the backend's texture cache) holds it and is freed by ``release``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyrender
+from OpenGL.GL import glGetUniformLocation, glUniform1f, glUniform1i, glUniform1ui
+from pyrender.shader_program import ShaderProgram
+
+
+class StickyUniformProgram(ShaderProgram):
+    """A pyrender program that caches uniform locations and skips re-sending unchanged values.
+
+    Value conversion follows ``ShaderProgram.set_uniform`` exactly (same dtypes, same GL functions), so
+    what GL holds is what pyrender would have set."""
+
+    def set_uniform(self, name, value, unsigned=False):
+        state = self.__dict__.setdefault("_uniform_state", {})
+        entry = state.get(name)
+        if entry is None:
+            entry = state[name] = [glGetUniformLocation(self._program_id, name), None]
+        loc = entry[0]
+        if loc == -1:
+            return  # pyrender ignores uniforms the shader does not use
+        if isinstance(value, np.ndarray):
+            if value.ndim == 1:
+                if np.issubdtype(value.dtype, np.unsignedinteger) or unsigned:
+                    dtype, value = "u", value.astype(np.uint32)
+                elif np.issubdtype(value.dtype, np.integer):
+                    dtype, value = "i", value.astype(np.int32)
+                else:
+                    dtype, value = "f", value.astype(np.float32)
+                key, func, args = (dtype, value.shape, value.tobytes()), (value.shape[0], dtype), ()
+            else:
+                key, func, args = ("m", value.shape, value.dtype.str, value.tobytes()), value.shape, (True,)
+            if entry[1] != key and func in self._FUNC_MAP:  # pyrender skips shapes it has no call for
+                self._FUNC_MAP[func](loc, 1, *args, value)
+                entry[1] = key
+            return
+        key = (type(value), unsigned, value)
+        if entry[1] == key:
+            return
+        if isinstance(value, float):
+            glUniform1f(loc, value)
+        elif isinstance(value, (int, bool)):
+            (glUniform1ui if unsigned else glUniform1i)(loc, int(value))
+        else:
+            return
+        entry[1] = key
+
+    def _remove_from_context(self):
+        self.__dict__.pop("_uniform_state", None)
+        super()._remove_from_context()
+
+
+def make_sticky(program: ShaderProgram) -> ShaderProgram:
+    """Turn a program pyrender's cache just built into a ``StickyUniformProgram`` (same object)."""
+    if type(program) is ShaderProgram:
+        program.__class__ = StickyUniformProgram
+    return program
+
+
+class ResidentTexture(pyrender.Texture):
+    """A texture that stays in GL when pyrender would delete it, until ``release``."""
+
+    resident = True
+
+    def _add_to_context(self):
+        if self._texid is None:  # pyrender adds it again each time it reappears in the scene
+            super()._add_to_context()
+
+    def delete(self):
+        if not self.resident:
+            super().delete()
+
+    def release(self) -> None:
+        """Let GL free it: now if no material of the scene still shows it (the caller's GL context must
+        be current), else when pyrender drops it."""
+        self.resident = False
