@@ -35,7 +35,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +45,7 @@ import torch.distributed as dist
 import yaml
 from pydantic import ValidationError
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from synth.coco import CocoSource, load_coco
@@ -226,12 +226,14 @@ def build_loaders(
     target_ds: UnlabelledImages | None,
     dinfo: DistInfo,
     start_step: int,
+    batch_sampler: Callable[..., Sampler] = StepBatchSampler,
 ) -> tuple[Iterator, Iterator | None]:
-    """Batch iterators whose order is a pure function of (seed, step): a resumed run continues exactly."""
+    """Batch iterators whose order is a pure function of (seed, step): a resumed run continues exactly.
+    ``batch_sampler`` draws the labelled batches (StepBatchSampler's signature; e.g. train.replay's mix)."""
     pin = dinfo.device.type == "cuda"
 
-    def sampler(n: int, batch_size: int, seed: int) -> StepBatchSampler:
-        return StepBatchSampler(
+    def sampler(n: int, batch_size: int, seed: int, cls: Callable[..., Sampler] = StepBatchSampler):
+        return cls(
             n,
             batch_size,
             cfg.steps,
@@ -246,7 +248,7 @@ def build_loaders(
         num_workers=cfg.workers,
         collate_fn=collate_detection,
         pin_memory=pin,
-        batch_sampler=sampler(len(train_ds), cfg.batch_size, cfg.seed),
+        batch_sampler=sampler(len(train_ds), cfg.batch_size, cfg.seed, batch_sampler),
         prefetch_factor=4 if cfg.workers else None,
         persistent_workers=False,
         multiprocessing_context=_LOADER_CONTEXT if cfg.workers else None,
@@ -325,6 +327,18 @@ class TrainState:
     @property
     def detector(self) -> torch.nn.Module:
         return self.wrapper.detector
+
+
+@dataclass(frozen=True)
+class StartFrom:
+    """A fresh run that starts from given detector weights instead of ``model.weights`` (train.extend: a
+    trained detector whose class heads were enlarged). ``init_kind`` / ``norm`` are the architecture choices
+    its weights were built with (as a checkpoint records them); the weights must fit exactly."""
+
+    state: dict[str, torch.Tensor]
+    init_kind: str
+    norm: str | None
+    source: str  # what logs and reports say the weights were
 
 
 def resume_checkpoint(cfg: TrainConfig) -> dict | None:
@@ -406,22 +420,41 @@ def _restore(state: TrainState, ckpt: dict, cfg: TrainConfig) -> None:
         )
 
 
+def _load_start(built: BuiltModel, start: StartFrom) -> None:
+    try:
+        built.model.load_state_dict(start.state)
+    except RuntimeError as e:
+        detail = (str(e).splitlines()[1:2] or [str(e)])[0].strip()[:160]
+        raise ConfigError(start.source, f"its weights do not fit the {built.name} model ({detail})") from None
+    built.weights_source = start.source
+
+
 def build_state(
-    cfg: TrainConfig, class_names: list[str], dinfo: DistInfo, run: Path, ckpt: dict | None = None
+    cfg: TrainConfig,
+    class_names: list[str],
+    dinfo: DistInfo,
+    run: Path,
+    ckpt: dict | None = None,
+    start: StartFrom | None = None,
 ) -> TrainState:
     """Model, DANN heads, optimizer, schedule. Initialisation is seeded and the same on every rank; a
     resumed run rebuilds the checkpoint's architecture without reading initial weights again
-    (``ckpt``: the run's ``resume_checkpoint``, read here when not given)."""
+    (``ckpt``: the run's ``resume_checkpoint``, read here when not given); a fresh run with ``start``
+    begins from its weights."""
     if cfg.resume:
         ckpt = ckpt if ckpt is not None else resume_checkpoint(cfg)
         _check_resume_compatible(ckpt, cfg, class_names)
+        start = None
     seed_everything(cfg.seed, 0)
+    restore = ckpt or ({"init_kind": start.init_kind, "norm": start.norm} if start else None)
     built = build_model(
         cfg.model,
         len(class_names),
-        restore_kind=ckpt["init_kind"] if ckpt else None,
-        restore_norm=ckpt.get("norm") if ckpt else None,
+        restore_kind=restore["init_kind"] if restore else None,
+        restore_norm=restore.get("norm") if restore else None,
     )
+    if start is not None:
+        _load_start(built, start)
     wrapper = _domain_adaptive(cfg, built.model.to(dinfo.device), dinfo.device)
     params = [p for p in wrapper.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, cfg)
@@ -619,10 +652,11 @@ def build_step_inputs(
     target_ds: UnlabelledImages | None,
     dinfo: DistInfo,
     start_step: int,
+    batch_sampler: Callable[..., Sampler] = StepBatchSampler,
 ) -> StepInputs:
     device = dinfo.device
     augmenter = DomainRandomizer(cfg.augment, cfg.model.image_size)
-    batches, target_batches = build_loaders(cfg, train_ds, target_ds, dinfo, start_step)
+    batches, target_batches = build_loaders(cfg, train_ds, target_ds, dinfo, start_step, batch_sampler)
     return StepInputs(
         batches,
         target_batches,
@@ -865,8 +899,16 @@ def finish(
         dist.destroy_process_group()
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train a detector as configured; returns the run directory (see the module docstring)."""
+def train(
+    cfg: TrainConfig,
+    *,
+    start: StartFrom | None = None,
+    batch_sampler: Callable[..., Sampler] = StepBatchSampler,
+) -> Path:
+    """Train a detector as configured; returns the run directory (see the module docstring).
+
+    ``start``: begin from these weights instead of ``model.weights``; ``batch_sampler``: how the labelled
+    batches are drawn (train.extend passes both)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ckpt = resume_checkpoint(cfg)
@@ -879,9 +921,9 @@ def train(cfg: TrainConfig) -> Path:
         data.source, data.label_map, image_ids=data.train_ids, image_size=size, masks=cfg.model.is_rcnn
     )
     target_ds = UnlabelledImages(cfg.target_images, size) if cfg.dann.enabled else None
-    state = build_state(cfg, data.class_names, dinfo, run, ckpt)
-    del ckpt  # its tensors now live in the model and optimizer
-    inputs = build_step_inputs(cfg, train_ds, target_ds, dinfo, state.start_step)
+    state = build_state(cfg, data.class_names, dinfo, run, ckpt, start)
+    del ckpt, start  # their tensors now live in the model and optimizer
+    inputs = build_step_inputs(cfg, train_ds, target_ds, dinfo, state.start_step, batch_sampler)
     records = start_records(
         cfg,
         run,

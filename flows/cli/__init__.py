@@ -24,6 +24,7 @@ EPILOG = textwrap.dedent(
       simreal render --config configs/retail_shelf.yaml --n 200 --out runs/shelf --seed 0 --workers 2
       simreal viz runs/shelf && simreal stats runs/shelf
       simreal train --data runs/shelf --model maskrcnn --out runs/train-shelf
+      simreal extend runs/train-shelf/checkpoints/last.pt --new runs/new-skus --out runs/extended
       simreal evaluate --model runs/train-shelf/checkpoints/last.pt --data ../shared/real/retail/ycbv_sample
       simreal report runs/train-shelf
       simreal run                                                 render -> train -> evaluate -> report
@@ -53,7 +54,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here: each command module imports Formatter/add_command from this package.
-    from flows.cli import bench, data, evaluation, render, run, sku, training
+    from flows.cli import bench, data, evaluation, extend, render, run, sku, training
 
     parser = argparse.ArgumentParser(
         prog="simreal",
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_viz_parser(sub)
     data.add_stats_parser(sub)
     training.add_train_parser(sub)
+    extend.add_extend_parser(sub)
     evaluation.add_evaluate_parser(sub)
     evaluation.add_report_parser(sub)
     run.add_run_parser(sub)
