@@ -1,7 +1,9 @@
-"""Serve the ``render-then-train`` deployment from this process (a long-running worker for a Prefect server).
+"""Serve the ``render-then-train`` and ``new-sku-dataset`` deployments from this process (a long-running
+worker for a Prefect server).
 
     export PREFECT_API_URL=http://127.0.0.1:4200/api   # the server every command below talks to
     python -m flows.serve --name local          # then: prefect deployment run render-then-train/local --watch
+    prefect deployment run new-sku-dataset/local --param params='{"meshes": ["ketchup.obj"]}' --watch
 
 It waits for the server at PREFECT_API_URL to answer, and refuses to start without one (it would serve a
 private temporary server nobody else sees). The deployment's parameter defaults are flows.params'
@@ -29,10 +31,20 @@ def main(argv: list[str] | None = None) -> None:
     url = require_api_url("flows.serve")
     if not wait_for_server(args.timeout):
         raise SystemExit(f"flows.serve: no Prefect server answers at {url} after {args.timeout:.0f} s")
+    from prefect import serve
+
+    from flows.new_sku import new_sku_dataset
     from flows.render_then_train import render_then_train
 
-    render_then_train.serve(
-        name=args.name, limit=args.limit, description="render -> train -> evaluate on real photos -> report"
+    serve(
+        render_then_train.to_deployment(
+            name=args.name, description="render -> train -> evaluate on real photos -> report"
+        ),
+        new_sku_dataset.to_deployment(
+            name=args.name,
+            description="new meshes -> dataset with each in a share of images -> extended detector",
+        ),
+        limit=args.limit,
     )
 
 

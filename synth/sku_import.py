@@ -52,6 +52,13 @@ def _same_import(record: SkuRecord, path: Path, category: str, supercategory: st
 
 def import_skus(catalog: Catalog, items: list[NewSku], thumbnail: bool = True) -> list[SkuRecord]:
     """Catalog records for ``items`` in order (existing ids looked up, meshes imported or reused)."""
+    plans = plan_imports(catalog, items)
+    return [_write(catalog, spec, todo, have, thumbnail) for spec, todo, have in plans]
+
+
+def plan_imports(catalog: Catalog, items: list[NewSku]) -> list[tuple]:
+    """Read and check every item without writing: (spec, (path, name, category) to import, or None,
+    the existing record to reuse, or None). Bad input raises a one-line error here."""
     if not items:
         raise ConfigError("skus", "give at least one mesh file or catalog id")
     plans, seen = [], set()
@@ -80,7 +87,7 @@ def import_skus(catalog: Catalog, items: list[NewSku], thumbnail: bool = True) -
             plans.append((spec, None, have))
             continue
         plans.append((spec, (path, name, category), None))
-    return [_write(catalog, spec, todo, have, thumbnail) for spec, todo, have in plans]
+    return plans
 
 
 def _write(catalog: Catalog, spec: NewSku, todo, have: SkuRecord | None, thumbnail: bool) -> SkuRecord:

@@ -8,6 +8,7 @@ import os
 import textwrap
 
 from flows.cli import add_command
+from flows.cli.sku_new import add_new_sku_parsers
 
 SKU_EPILOG = textwrap.dedent("""\
     examples:
@@ -17,6 +18,7 @@ SKU_EPILOG = textwrap.dedent("""\
       simreal sku list
       simreal sku show cracker-box
       simreal sku generate --retail 30 --industrial 12 --seed 0
+      simreal sku dataset ketchup.obj butter.obj --share 0.8 --out runs/new-sku
     """)
 
 ADD_EPILOG = textwrap.dedent("""\
@@ -152,8 +154,11 @@ def add_sku_parser(sub) -> None:
         description="Manage the catalog of 3D models (retail SKUs and industrial parts).",
         epilog=SKU_EPILOG,
     )
-    s = sku.add_subparsers(dest="sku_cmd", required=True, metavar="{add,list,show,generate,remove}")
+    s = sku.add_subparsers(
+        dest="sku_cmd", required=True, metavar="{add,list,show,generate,remove,dataset,match}"
+    )
     _add_add_parser(s)
+    add_new_sku_parsers(s)
 
     p = add_command(s, "list", help="list catalog entries", epilog="example:\n  simreal sku list --json")
     p.add_argument("--json", action="store_true", help="print the records as JSON")
