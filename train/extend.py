@@ -95,6 +95,9 @@ def extend_detector(
     ck = load_checkpoint(base_checkpoint)
     base_cfg = validate(TrainConfig, ck["config"], base_checkpoint)
     dev = pick_device(device)
+    old = ck["class_names"]
+    if not old or not all(isinstance(c, str) and c.strip() for c in old) or len(set(old)) != len(old):
+        raise ConfigError(base_checkpoint, "its class names are not distinct non-empty strings")
     base_model, model_cfg, old = model_from_checkpoint(ck, dev, where=base_checkpoint)
     if not class_layers(base_model, len(old) + 1):
         raise ConfigError(base_checkpoint, f"its {model_cfg.name} model has no class head to enlarge")
