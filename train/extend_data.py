@@ -3,8 +3,9 @@
 Classes: the base model's classes keep their labels (1..K) and each category of the new set that is not
 one of them is appended (K+1.., in category id order). A category of the new set is an old class when its
 name (compared by train.data.normalize_name) is an old class's name or the name of a category of the base
-model's training data (the replay set) that maps to one; such a category must keep the id it has there
-(a name seen with another id means the two sets number their categories differently: an error).
+model's training data (the replay set) that maps to one. Sets are matched by name, not by id: a rendered
+set numbers its sorted category names from 1, so adding SKUs shifts the ids of old ones, and they are
+relabelled here. Two categories of one set with one name but different ids cannot be told apart: an error.
 
 Every set the extension reads (new data, replayed data, evaluation sets) is rewritten as a COCO file in
 the extended model's class space: categories ``{id: label, name: class}`` for all classes, annotations
@@ -36,8 +37,6 @@ class ClassUnion:
     new: tuple[str, ...]
     # normalised category name -> old class name (old class names and the replay set's categories)
     old_names: dict[str, str] = field(default_factory=dict)
-    # normalised category name -> its id among the base model's categories (the replay set's, else labels)
-    old_ids: dict[str, int] = field(default_factory=dict)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -76,36 +75,32 @@ def replay_label_map(replay: CocoSource, base: TrainConfig, old: Sequence[str]) 
 def union_classes(
     old: Sequence[str], new_set: CocoSource, replay: CocoSource | None, replay_map: LabelMap | None
 ) -> ClassUnion:
-    """The base model's classes plus the new set's other categories; a name collision with another id, or
-    a new set without new categories, is a one-line error."""
+    """The base model's classes plus the new set's other categories; one name under two ids, or a new
+    set without new categories, is a one-line error."""
     old_names = {normalize_name(c): c for c in old}
     if replay is not None and replay_map is not None:
         cats = {c["id"]: c["name"] for c in replay.categories}
-        old_ids = {normalize_name(cats[cid]): cid for cid in replay_map.category_to_label}
         for cid, lab in replay_map.category_to_label.items():
             old_names.setdefault(normalize_name(cats[cid]), old[lab - 1])
-    else:
-        old_ids = {normalize_name(c): i + 1 for i, c in enumerate(old)}
+    seen: dict[str, dict] = {}
     new: list[str] = []
     for c in sorted(new_set.categories, key=lambda c: c["id"]):
         key = normalize_name(c["name"])
-        if key in old_names:
-            if key in old_ids and old_ids[key] != c["id"]:
-                raise ConfigError(
-                    new_set.ann_file,
-                    f"category '{c['name']}' has id {c['id']} here but id {old_ids[key]} among the base "
-                    "model's categories: old categories must keep their ids",
-                )
-            continue
-        if key in {normalize_name(n) for n in new}:
-            raise ConfigError(new_set.ann_file, f"two categories are named '{c['name']}'")
-        new.append(c["name"])
+        if key in seen:
+            raise ConfigError(
+                new_set.ann_file,
+                f"categories {seen[key]['id']} ('{seen[key]['name']}') and {c['id']} ('{c['name']}') have "
+                "one name but different ids: merge or rename them",
+            )
+        seen[key] = c
+        if key not in old_names:
+            new.append(c["name"])
     if not new:
         raise ConfigError(
             new_set.ann_file,
             f"no new category: every category is already a class of the base model ({', '.join(old[:8])})",
         )
-    return ClassUnion(tuple(old), tuple(new), old_names, old_ids)
+    return ClassUnion(tuple(old), tuple(new), old_names)
 
 
 @dataclass(frozen=True)
