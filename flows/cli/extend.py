@@ -15,8 +15,8 @@ EXTEND_EPILOG = textwrap.dedent("""\
       simreal extend ckpt.pt --new runs/new-skus --replay runs/shelf --replay-fraction 0.3 \\
           --steps 1000 --batch-size 8 --eval real=../shared/real/retail/ycbv_sample --out runs/extended
 
-    The new set's categories that are not classes of the model are appended as new classes (old labels
-    and category ids stay as they were). Without --replay the checkpoint's own training set is replayed
+    Categories are matched to the model's classes by name; the others are appended as new classes
+    (old model labels stay as they were). Without --replay the checkpoint's own training set is replayed
     when it still exists. Without --eval the model is measured on held-out splits of the new and the
     replayed set: old-class AP before and after, new-class AP, per class, in OUT/report.html.
     """)
