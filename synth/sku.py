@@ -10,6 +10,7 @@ catalog exactly as it was.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from synth.mesh import (
     with_factors,
     write_glb,
 )
+
+log = logging.getLogger(__name__)
 
 Echo = Callable[[str], None]
 
@@ -165,6 +168,7 @@ def write_entry(
 
     def write_files(tmp: Path) -> None:
         write_glb(mesh, tmp / record.mesh, record.material)
+        _store_preparation(tmp / record.mesh)
         if thumbnail and record.thumbnail:
             renderer = _renderer_or_none(echo)
             if renderer is not None:
@@ -277,6 +281,17 @@ def material_hints(color=None, metallic=None, roughness=None, finish=None) -> Ma
         first = e.errors()[0]
         key = str(first["loc"][0]) if first["loc"] else "material"
         raise ConfigError(_MATERIAL_FLAGS.get(key, key), first["msg"].removeprefix("Value error, ")) from None
+
+
+def _store_preparation(mesh_path: Path) -> None:
+    """Hull and resting poses computed now, once, instead of in every render worker (synth.prep_cache).
+    A mesh that cannot be placed (flat) is still a valid entry: it just gets no preparation."""
+    from synth.randomize.shapes import store_preparation
+
+    try:
+        store_preparation(mesh_path)
+    except AssetError as e:
+        log.info("%s: no placement preparation stored (%s)", mesh_path, e.problem)
 
 
 def _check_free(catalog: Catalog, sku_id: str, replace: bool, where) -> None:

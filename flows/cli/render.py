@@ -26,6 +26,8 @@ RENDER_EPILOG = textwrap.dedent("""\
 BENCH_RENDER_EPILOG = textwrap.dedent("""\
     examples:
       simreal bench render --out runs/bench
+      simreal bench render --n 80 --workers 1 2    # + raw pyrender reference + sim-to-real recipes
+      simreal bench render --n 16 --no-recipes --no-reference
       simreal bench render --backend-opts '{"antialias": "msaa"}' --n 32
       simreal bench render --config configs/retail_table.yaml --catalog assets/catalog
       simreal bench render --backend cycles --n 8 --workers 1 2
@@ -141,6 +143,19 @@ def add_bench_render_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--keep", action="store_true", help="keep the rendered datasets (path in the JSON)")
+    p.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time plain pyrender on the same scenes and print end-to-end / reference (pyrender)",
+    )
+    p.add_argument(
+        "--recipes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time the sim-to-real recipes at their own sizes with the largest worker count "
+        "(built-in scene only)",
+    )
     p.add_argument("--out", help="JSON file, or a folder for bench_render.json")
     p.set_defaults(func=_bench_render)
     return p
@@ -167,6 +182,8 @@ def _bench_render(args) -> int:
         out=out,
         keep=args.keep,
         progress=sys.stderr.isatty(),
+        reference=args.reference,
+        recipes=args.recipes,
     )
     print(format_report(report))
     if out:

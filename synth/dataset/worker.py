@@ -63,10 +63,16 @@ def render_images(plan: RunPlan, out_dir: str, shard: int, indices: list[int]) -
 
 def render_with(plan: RunPlan, backend, catalog: Catalog, indices, shard_dir: Path) -> list[ImageResult]:
     """Render images ``indices`` into ``shard_dir`` with a given backend."""
+    from synth.prep_cache import STATS
+
     results = []
     for i in indices:
+        before = STATS.seconds
         try:
-            results.append(render_image(plan, backend, catalog, i, shard_dir))
+            result = render_image(plan, backend, catalog, i, shard_dir)
         except SimrealError as e:
             raise type(e)(e.where, f"{e.problem} (image {i})") from None
+        # per-SKU preparation (hulls, resting poses) this image needed first: part of its scene stage
+        result.timings["scene.sku_prepare"] = STATS.seconds - before
+        results.append(result)
     return results

@@ -9,17 +9,21 @@ are cached by mesh file (path + modification time) or primitive dimensions.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import fcl
 import numpy as np
 import trimesh
 
+from synth import prep_cache
 from synth.errors import AssetError
 from synth.geometry import load_geometry
+from synth.prep_cache import ShapePrep
 from synth.scene import Geometry
 
 MAX_STABLE_POSES = 24  # the most likely resting orientations kept per shape
@@ -79,11 +83,26 @@ def mesh_shape(mesh_path: str) -> Shape:
 
 @lru_cache(maxsize=256)
 def _mesh_shape_cached(mesh_path: str, stamp: int) -> Shape:
+    vertices, faces = _welded(mesh_path)
+    prep = prep_cache.cached(mesh_path, lambda: prepare_mesh(mesh_path, vertices, faces))
+    return _shape_from_prep(f"mesh:{mesh_path}:{stamp}", prep, vertices, faces)
+
+
+def store_preparation(mesh_path: str | Path) -> None:
+    """Compute and store the preparation of a catalog entry's mesh (``simreal sku add``)."""
+    vertices, faces = _welded(str(mesh_path))
+    prep_cache.cached(str(mesh_path), lambda: prepare_mesh(str(mesh_path), vertices, faces), in_entry=True)
+
+
+def _welded(mesh_path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The per-part, per-UV-seam corners of a mesh welded into one indexed surface."""
     loaded = load_geometry(Geometry(mesh=mesh_path))
-    key = f"mesh:{mesh_path}:{stamp}"
-    # weld the per-part, per-UV-seam corners into one indexed surface
     vertices, inverse = np.unique(loaded.triangles.reshape(-1, 3), axis=0, return_inverse=True)
-    faces = inverse.reshape(-1, 3)
+    return vertices, inverse.reshape(-1, 3)
+
+
+def prepare_mesh(mesh_path: str, vertices: np.ndarray, faces: np.ndarray) -> ShapePrep:
+    """Hull, resting poses and real-material flags of a welded mesh: the costly part of its shape."""
     try:
         hull = _bounding_polytope(trimesh.convex.convex_hull(vertices))
     except Exception as e:  # qhull raises its own error types for flat or degenerate input
@@ -93,8 +112,26 @@ def _mesh_shape_cached(mesh_path: str, stamp: int) -> Shape:
     center_mass, volume = _center_mass(vertices, faces, hull)
     transforms, probs = trimesh.poses.compute_stable_poses(hull, center_mass=center_mass)
     rotations, probabilities = _keep_likely(np.asarray(transforms)[:, :3, :3], np.asarray(probs))
-    surface = None if volume >= CONVEX_VOLUME_RATIO * hull.volume else _surface_bvh(vertices, faces)
-    return _make_shape(key, hull.vertices, hull.faces, center_mass, rotations, probabilities, surface)
+    hull_v = np.asarray(hull.vertices, dtype=np.float64)
+    hull_f = np.asarray(hull.faces, dtype=np.int64)
+    rotations, probabilities = np.asarray(rotations, np.float64), np.asarray(probabilities, np.float64)
+    if volume >= CONVEX_VOLUME_RATIO * hull.volume:
+        return ShapePrep(hull_v, hull_f, center_mass, rotations, probabilities)
+    shape = _make_shape(
+        "", hull_v, hull_f, center_mass, rotations, probabilities, _surface_bvh(vertices, faces)
+    )
+    return ShapePrep(
+        hull_v, hull_f, center_mass, rotations, probabilities, shape.vertex_real, shape.plane_solid
+    )
+
+
+def _shape_from_prep(key: str, prep: ShapePrep, vertices: np.ndarray, faces: np.ndarray) -> Shape:
+    p = prep
+    shape = _make_shape(key, p.hull_vertices, p.hull_faces, p.center_mass, p.rotations, p.probabilities)
+    if p.convex:
+        return shape
+    surface = _surface_bvh(vertices, faces)
+    return dataclasses.replace(shape, surface=surface, vertex_real=p.vertex_real, plane_solid=p.plane_solid)
 
 
 def near_surface(

@@ -1,0 +1,196 @@
+"""Per-SKU preparation stored beside a catalog mesh: what placement needs of it (convex hull, resting
+poses, which hull parts are real material) costs 0.2-0.6 s to compute, and every worker of every run
+needed it again. It is computed once when the entry is written (``simreal sku add`` / ``sku generate``)
+and read by every process.
+
+The file ``<entry>/mesh.prep.npz`` is a plain numpy archive (no pickles) keyed by the SHA-256 of the
+mesh file's bytes and a format version. A missing, stale (another mesh), corrupt or oversized file is
+ignored and the preparation recomputed; workers then store the fresh one (atomically, best effort: a
+read-only catalog only costs the recomputation). Only meshes inside catalog entries get a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synth.fsutil import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+SUFFIX = ".prep.npz"
+MAX_FILE_BYTES = 8 << 20  # a hull has at most a few hundred vertices; anything this large is not ours
+MAX_ROWS = 100_000  # per array
+RECORD_FILE = "sku.yaml"  # synth.catalog.RECORD_FILE (not imported: catalog imports nothing from here)
+
+
+@dataclass(frozen=True, eq=False)
+class ShapePrep:
+    """The expensive part of a placement shape: a convex hull (outward faces), the centre of mass, the
+    likely resting rotations with their probabilities, and for a non-convex object which hull vertices
+    and hull planes lie on real material (None when the hull is the object)."""
+
+    hull_vertices: np.ndarray  # (V, 3) float64
+    hull_faces: np.ndarray  # (F, 3) int64
+    center_mass: np.ndarray  # (3,) float64
+    rotations: np.ndarray  # (K, 3, 3) float64
+    probabilities: np.ndarray  # (K,) float64
+    vertex_real: np.ndarray | None = None  # (V,) bool
+    plane_solid: np.ndarray | None = None  # (P,) bool
+
+    @property
+    def convex(self) -> bool:
+        return self.vertex_real is None
+
+
+_FIELDS = ("hull_vertices", "hull_faces", "center_mass", "rotations", "probabilities")
+_OPTIONAL = ("vertex_real", "plane_solid")
+_DTYPES = {
+    "hull_vertices": np.float64,
+    "hull_faces": np.int64,
+    "center_mass": np.float64,
+    "rotations": np.float64,
+    "probabilities": np.float64,
+    "vertex_real": np.bool_,
+    "plane_solid": np.bool_,
+}
+_SHAPES = {  # expected shape, -1 for any length up to MAX_ROWS
+    "hull_vertices": (-1, 3),
+    "hull_faces": (-1, 3),
+    "center_mass": (3,),
+    "rotations": (-1, 3, 3),
+    "probabilities": (-1,),
+    "vertex_real": (-1,),
+    "plane_solid": (-1,),
+}
+
+
+class _Stats:
+    """What this process spent on preparation (read by the dataset worker for its timings)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.seconds = 0.0
+        self.computed = 0
+        self.loaded = 0
+
+    def add(self, seconds: float, computed: bool) -> None:
+        with self.lock:
+            self.seconds += seconds
+            self.computed += int(computed)
+            self.loaded += int(not computed)
+
+
+STATS = _Stats()
+
+
+def prep_path(mesh_path: str | Path, in_entry: bool = False) -> Path | None:
+    """Where the preparation of ``mesh_path`` lives; None for a mesh outside a catalog entry
+    (``in_entry``: the caller knows it is one, e.g. an entry still being written)."""
+    mesh_path = Path(mesh_path)
+    if not in_entry and not (mesh_path.parent / RECORD_FILE).is_file():
+        return None
+    return mesh_path.with_name(mesh_path.name + SUFFIX)
+
+
+def mesh_digest(mesh_path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(mesh_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load(mesh_path: str | Path, digest: str) -> ShapePrep | None:
+    """The stored preparation of this exact mesh (by ``digest``), or None (missing, stale or unreadable)."""
+    path = prep_path(mesh_path)
+    if path is None:
+        return None
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            log.warning("%s: larger than %d bytes; recomputing", path, MAX_FILE_BYTES)
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        log.warning("%s: unreadable (%s); recomputing", path, e.__class__.__name__)
+        return None
+    if str(arrays.get("digest", "")) != digest or int(arrays.get("format", -1)) != FORMAT_VERSION:
+        return None  # another mesh or another format: silently recomputed
+    prep = _validated(arrays)
+    if prep is None:
+        log.warning("%s: arrays of the wrong kind or size; recomputing", path)
+    return prep
+
+
+def store(mesh_path: str | Path, digest: str, prep: ShapePrep, in_entry: bool = False) -> bool:
+    """Write the preparation beside the mesh (atomic). False when there is no place or no permission."""
+    path = prep_path(mesh_path, in_entry)
+    if path is None:
+        return False
+    arrays = {k: getattr(prep, k) for k in _FIELDS + _OPTIONAL if getattr(prep, k) is not None}
+    buf = io.BytesIO()
+    np.savez(buf, digest=np.array(digest), format=np.array(FORMAT_VERSION), **arrays)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as e:
+        log.info("%s: cannot store the preparation (%s)", path, e.strerror or e)
+        return False
+    return True
+
+
+def cached(mesh_path: str, compute, in_entry: bool = False) -> ShapePrep:
+    """The preparation of ``mesh_path``: read when stored for these bytes, else ``compute()`` and store."""
+    t0 = time.perf_counter()
+    digest = mesh_digest(mesh_path)
+    prep = load(mesh_path, digest)
+    computed = prep is None
+    if computed:
+        prep = compute()
+        store(mesh_path, digest, prep, in_entry)
+    STATS.add(time.perf_counter() - t0, computed)
+    return prep
+
+
+def _validated(arrays: dict) -> ShapePrep | None:
+    out = {}
+    for name, shape in _SHAPES.items():
+        a = arrays.get(name)
+        if a is None:
+            if name in _FIELDS:
+                return None
+            out[name] = None
+            continue
+        if a.dtype != _DTYPES[name] or a.ndim != len(shape) or len(a) > MAX_ROWS:
+            return None
+        if any(want not in (-1, got) for want, got in zip(shape, a.shape, strict=True)):
+            return None
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            return None
+        a.setflags(write=False)
+        out[name] = a
+    p = ShapePrep(**out)
+    n_v, k = len(p.hull_vertices), len(p.rotations)
+    if (
+        n_v < 4
+        or len(p.hull_faces) < 4
+        or p.hull_faces.min() < 0
+        or p.hull_faces.max() >= n_v
+        or k < 1
+        or len(p.probabilities) != k
+        or (p.vertex_real is None) != (p.plane_solid is None)
+        or (p.vertex_real is not None and len(p.vertex_real) != n_v)
+    ):
+        return None
+    return p
