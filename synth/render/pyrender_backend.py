@@ -62,7 +62,11 @@ from OpenGL.GL import GL_MULTISAMPLE  # noqa: E402
 from pyrender.constants import MAX_N_LIGHTS, RenderFlags  # noqa: E402
 from pyrender.shader_program import ShaderProgramCache  # noqa: E402
 
-from synth.render.pyrender_state import ResidentTexture, make_sticky  # noqa: E402  (imports OpenGL)
+from synth.render.pyrender_state import (  # noqa: E402  (imports OpenGL)
+    ResidentTexture,
+    make_single_sample_capable,
+    make_sticky,
+)
 
 log = logging.getLogger(__name__)
 
@@ -300,13 +304,16 @@ class PyrenderBackend:
         if self.shadows:
             flags |= RenderFlags.SHADOWS_DIRECTIONAL | RenderFlags.SHADOWS_SPOT
         self._select_shaders(renderer)
+        inner = make_single_sample_capable(renderer)
         _MULTISAMPLE.allow_multisample = self.antialias == "msaa"
+        inner.single_sample = self.antialias != "msaa"
         try:
             color, _ = renderer.render(self._scene, flags)
         finally:
             _MULTISAMPLE.allow_multisample = True
         t2 = time.perf_counter()
 
+        inner.single_sample = True  # ids are never multisampled (see the module docstring)
         seg, depth = renderer.render(self._scene, RenderFlags.SEG | RenderFlags.SKIP_CULL_FACES, seg_map)
         ids = seg[..., 0].astype(np.uint16) | (seg[..., 1].astype(np.uint16) << 8)
         t3 = time.perf_counter()

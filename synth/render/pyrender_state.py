@@ -1,5 +1,5 @@
-"""GL state that pyrender re-creates or re-sends every frame and a worker can keep: uniform values and
-textures. Both change how often Python talks to GL, never what is drawn, so pixels are unchanged.
+"""GL work pyrender repeats every frame that a worker can skip: uniform values, texture uploads and
+multisample writes. None of it changes what is drawn, so pixels are unchanged.
 
 - ``StickyUniformProgram``: pyrender looks up every uniform's location and sends its value on every draw
   (about 25 uniforms per object and pass, lights included). A GL program keeps its uniform values until
@@ -9,13 +9,24 @@ textures. Both change how often Python talks to GL, never what is drawn, so pixe
   and uploads it again (with its mipmaps) when one does. Randomized scenes swap textures every image,
   so a worker kept re-uploading the same few dozen textures. A resident texture stays in GL while its
   owner (the backend's texture cache) holds it and is freed by ``release``.
+- ``SingleSampleRenderer``: passes without multisampling draw into a single-sample framebuffer.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyrender
-from OpenGL.GL import glGetUniformLocation, glUniform1f, glUniform1i, glUniform1ui
+import pyrender.renderer as _pyrender_renderer
+from OpenGL.GL import (
+    GL_DRAW_FRAMEBUFFER,
+    glBindFramebuffer,
+    glGetUniformLocation,
+    glUniform1f,
+    glUniform1i,
+    glUniform1ui,
+)
+from pyrender.constants import RenderFlags
+from pyrender.renderer import Renderer
 from pyrender.shader_program import ShaderProgram
 
 
@@ -88,3 +99,53 @@ class ResidentTexture(pyrender.Texture):
         """Let GL free it: now if no material of the scene still shows it (the caller's GL context must
         be current), else when pyrender drops it."""
         self.resident = False
+
+
+class SingleSampleRenderer(Renderer):
+    """pyrender draws every pass into a 4x multisampled framebuffer and resolves it with a blit, even
+    when multisampling is off for the pass (its SEG pass; colour without MSAA). On a CPU rasteriser that
+    quadruples the depth and colour writes and adds the resolve. With ``single_sample`` set, a pass
+    draws straight into the resolve target instead: with GL_MULTISAMPLE off every sample of a pixel
+    holds the pixel-centre value, so the resolved image is the same one."""
+
+    single_sample = False
+
+    def _configure_forward_pass_viewport(self, flags):
+        super()._configure_forward_pass_viewport(flags)
+        if self.single_sample and flags & RenderFlags.OFFSCREEN:
+            glBindFramebuffer(GL_DRAW_FRAMEBUFFER, self._main_fb)
+
+    def _read_main_framebuffer(self, scene, flags):
+        if not self.single_sample:
+            return super()._read_main_framebuffer(scene, flags)
+        _BLIT.skip = True  # the image already is in the resolve target
+        try:
+            return super()._read_main_framebuffer(scene, flags)
+        finally:
+            _BLIT.skip = False
+
+
+class _BlitSwitch:
+    """The ``glBlitFramebuffer`` pyrender's renderer module calls, skipped while ``skip`` is set."""
+
+    def __init__(self, blit):
+        self.blit = blit
+        self.skip = False
+
+    def __call__(self, *args):
+        if not self.skip:
+            return self.blit(*args)
+        return None
+
+
+def make_single_sample_capable(renderer: pyrender.OffscreenRenderer) -> SingleSampleRenderer:
+    """Turn an offscreen renderer's inner pyrender ``Renderer`` into a ``SingleSampleRenderer``."""
+    inner = renderer._renderer
+    if type(inner) is Renderer:
+        inner.__class__ = SingleSampleRenderer
+    return inner
+
+
+if not isinstance(_pyrender_renderer.glBlitFramebuffer, _BlitSwitch):
+    _pyrender_renderer.glBlitFramebuffer = _BlitSwitch(_pyrender_renderer.glBlitFramebuffer)
+_BLIT = _pyrender_renderer.glBlitFramebuffer
