@@ -17,7 +17,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 
 from flows.new_sku_params import NewSkuParams
 from flows.outputs import dataset_key, held_dataset_key, keyed_folder
-from flows.render import _ProgressArtifact, render_shard_task
+from flows.render import ShardProgressArtifact, render_shard_task
 from synth.catalog import Catalog
 from synth.sku_dataset import config_data, layout_config, quality_report, share_config
 from synth.sku_import import NewSku, import_skus
@@ -77,7 +77,7 @@ def _render(params: NewSkuParams, cfg, out: Path) -> Path:
         folder,
         render_shard_task.submit,
         as_completed=as_completed,
-        progress=_ProgressArtifact(plan, folder),
+        progress=ShardProgressArtifact(plan, folder),
         labels={"task_runner": "process-pool"},
     )
     return result.annotations.parent

@@ -32,7 +32,7 @@ def shard_task_runner(params: RenderParams):
     return ProcessPoolTaskRunner(max_workers=params.workers)
 
 
-class _ProgressArtifact:
+class ShardProgressArtifact:
     """run_shards' progress callback: logs the plan once, then keeps a progress artifact up to date."""
 
     def __init__(self, plan, out: Path):
@@ -77,7 +77,7 @@ def render_dataset(params: RenderParams) -> dict:
         out,
         render_shard_task.submit,
         as_completed=as_completed,
-        progress=_ProgressArtifact(plan, out),
+        progress=ShardProgressArtifact(plan, out),
         labels={"task_runner": runner},
     )
     info = result.info

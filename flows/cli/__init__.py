@@ -42,6 +42,16 @@ def add_command(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
     return subparsers.add_parser(name, formatter_class=Formatter, **kwargs)
 
 
+def key_value(text: str) -> tuple[str, object]:
+    """``key=value`` with a YAML value: ``steps=100``, ``lighting.count=[1,2]``, ``augment.strength=0.3``."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
+    return key.strip(), yaml.safe_load(value)
+
+
 def _version() -> str:
     """The installed package's version (pyproject.toml), or a note when running from an uninstalled tree."""
     from importlib.metadata import PackageNotFoundError, version

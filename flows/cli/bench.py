@@ -10,7 +10,7 @@ import argparse
 import json
 import textwrap
 
-from flows.cli import add_command
+from flows.cli import add_command, key_value
 
 VARIANT_HELP = (
     "a = synthetic, no randomization; b = synthetic + domain randomization; c = b + DANN to the real "
@@ -55,16 +55,6 @@ def add_bench_parser(sub) -> None:
     render.add_bench_render_parser(bsub)
     training.add_bench_train_parser(bsub)
     add_bench_sim2real_parser(bsub)
-
-
-def _dotted(text: str) -> tuple[str, object]:
-    """``key=value`` with a YAML value: ``steps=100``, ``lighting.count=[1,2]``, ``augment.strength=0.3``."""
-    import yaml
-
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
-    return key.strip(), yaml.safe_load(value)
 
 
 def _sim2real(args) -> int:
@@ -155,6 +145,8 @@ def add_bench_sim2real_parser(subparsers) -> argparse.ArgumentParser:
         ("--render-set", "render config override for both synthetic sets"),
         ("--train-set", "TrainConfig override for every variant alike"),
     ):
-        p.add_argument(flag, action="append", type=_dotted, metavar="KEY=VALUE", help=f"{what} (repeatable)")
+        p.add_argument(
+            flag, action="append", type=key_value, metavar="KEY=VALUE", help=f"{what} (repeatable)"
+        )
     p.set_defaults(func=_sim2real)
     return p

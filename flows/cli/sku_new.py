@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import textwrap
 
-from flows.cli import add_command
-from flows.cli.bench import _dotted
+from flows.cli import add_command, key_value
 
 DATASET_EPILOG = textwrap.dedent("""\
     examples:
@@ -99,7 +98,7 @@ def add_new_sku_parsers(s) -> None:
     )
     p.add_argument("--layout", choices=["shelf", "table", "bin"], help="default: the supercategory's first")
     p.add_argument("--config", help="render config instead of the layout's shipped one")
-    p.add_argument("--set", action="append", type=_dotted, metavar="KEY=VALUE", help="config override")
+    p.add_argument("--set", action="append", type=key_value, metavar="KEY=VALUE", help="config override")
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, help="render processes (default 2)")
     p.add_argument("--out", help="output folder (default runs/new-sku)")
@@ -121,7 +120,7 @@ def add_new_sku_parsers(s) -> None:
     p.add_argument("--photos", required=True, help="COCO set (labelled) or folder of photos (unlabelled)")
     p.add_argument("--out", required=True, help="fitted config YAML")
     p.add_argument("--work", help="probe sets folder (default: next to --out)")
-    p.add_argument("--set", action="append", type=_dotted, metavar="KEY=VALUE", help="config override")
+    p.add_argument("--set", action="append", type=key_value, metavar="KEY=VALUE", help="config override")
     p.add_argument("--catalog", help="catalog folder (default: the config's)")
     p.add_argument("--probe-images", dest="probe_images", type=int, default=40)
     p.add_argument("--iterations", type=int, default=3)
