@@ -143,6 +143,7 @@ class Sim2RealParams(BaseModel):
     image_size: int | None = Field(None, ge=64, le=2048)
     model: str | None = None
     catalog: str | None = None  # use this catalog instead of building the benchmark's own
+    render_config: str | None = None  # a render config instead of the task's (e.g. one fitted to the photos)
     catalog_items: int | None = Field(None, ge=1)
     budget_min: float | None = Field(None, gt=0)  # training minutes per variant; ignored when steps is given
     backend: Literal["pyrender", "cycles"] = "pyrender"
@@ -150,6 +151,13 @@ class Sim2RealParams(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     render_overrides: dict[str, Any] = Field(default_factory=dict)  # dotted keys, both synthetic sets
     train_overrides: dict[str, Any] = Field(default_factory=dict)  # dotted TrainConfig keys, every variant
+
+    @field_validator("render_config")
+    @classmethod
+    def _config_exists(cls, v: str | None) -> str | None:
+        if v is not None and not Path(v).is_file():
+            raise ValueError(f"no render config at {v}")
+        return v
 
     @field_validator("variants")
     @classmethod
@@ -170,6 +178,10 @@ class Sim2RealParams(BaseModel):
     def spec(self) -> TaskSpec:
         return TASKS[self.task]
 
+    def render_config_path(self) -> Path:
+        """The render config both synthetic sets start from: ``render_config``, else the task's recipe."""
+        return Path(self.render_config) if self.render_config else REPO_ROOT / self.spec().config
+
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else REPO_ROOT / "runs" / "sim2real" / f"{self.task}-{self.scale}"
 
@@ -185,4 +197,4 @@ def parse_params(task: str, scale: str = "smoke", out: str | None = None, **kwar
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(x) for x in err["loc"]) or "parameters"
-        raise ConfigError(f"sim2real {key}", err["msg"]) from None
+        raise ConfigError(f"sim2real {key}", err["msg"].removeprefix("Value error, ")) from None

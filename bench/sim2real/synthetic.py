@@ -9,7 +9,6 @@ from typing import Any
 from bench.sim2real.real_sets import dataset_counts
 from bench.sim2real.scales import ScaleSettings, Sim2RealParams
 from bench.sim2real.variants import Variant
-from synth.paths import REPO_ROOT
 
 # Variant (a): the recipe's scenes with realistic looks and studio-like, nearly fixed lighting. Applied as
 # dotted overrides on top of configs/sim2real_<task>.yaml (whose own values are the DR recipe).
@@ -64,7 +63,7 @@ def render_job(params: Sim2RealParams, s: ScaleSettings, set_name: str, catalog_
         **params.render_overrides,
     }
     return RenderJob(
-        config=str(REPO_ROOT / params.spec().config),
+        config=str(params.render_config_path()),
         overrides=overrides,
         n=s.images,
         seed=params.seed,

@@ -36,7 +36,8 @@ SIM2REAL_EPILOG = textwrap.dedent("""\
 # run_benchmark keyword arguments passed through from the flag of the same name when given.
 _PASSTHROUGH = (
     "real_train", "real_test", "test_fraction", "seed", "variants", "per_class", "images", "render_size",
-    "steps", "batch_size", "image_size", "model", "catalog", "backend", "workers", "device", "budget_min",
+    "steps", "batch_size", "image_size", "model", "catalog", "render_config", "backend", "workers", "device",
+    "budget_min",
 )  # fmt: skip
 
 
@@ -138,6 +139,11 @@ def add_bench_sim2real_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, help="detector input size (overrides the scale)")
     p.add_argument("--model", help="detector for every variant (overrides the scale), e.g. ssdlite, maskrcnn")
     p.add_argument("--catalog", help="use this catalog instead of building the benchmark's own")
+    p.add_argument(
+        "--render-config",
+        metavar="YAML",
+        help="render config for both synthetic sets (default: the task's recipe)",
+    )
     p.add_argument("--backend", choices=["pyrender", "cycles"], help="renderer (default pyrender)")
     p.add_argument("--workers", type=int, help="render worker processes (default 2)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="training / evaluation device (auto)")
