@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 SUFFIX = ".prep.npz"
-MAX_FILE_BYTES = 8 << 20  # a hull has at most a few hundred vertices; anything this large is not ours
-MAX_ROWS = 100_000  # per array
+MAX_FILE_BYTES = 16 << 20  # hull, poses and a welded surface of at most MAX_ROWS faces fit well within
+MAX_ROWS = 200_000  # per array; a larger welded surface is not stored (welded again on load)
 RECORD_FILE = "sku.yaml"  # synth.catalog.RECORD_FILE (not imported: catalog imports nothing from here)
 
 
@@ -46,6 +46,8 @@ class ShapePrep:
     probabilities: np.ndarray  # (K,) float64
     vertex_real: np.ndarray | None = None  # (V,) bool
     plane_solid: np.ndarray | None = None  # (P,) bool
+    weld_vertices: np.ndarray | None = None  # (N, 3) float64: the welded surface of a non-convex mesh
+    weld_faces: np.ndarray | None = None  # (M, 3) int64
 
     @property
     def convex(self) -> bool:
@@ -53,7 +55,7 @@ class ShapePrep:
 
 
 _FIELDS = ("hull_vertices", "hull_faces", "center_mass", "rotations", "probabilities")
-_OPTIONAL = ("vertex_real", "plane_solid")
+_OPTIONAL = ("vertex_real", "plane_solid", "weld_vertices", "weld_faces")
 _DTYPES = {
     "hull_vertices": np.float64,
     "hull_faces": np.int64,
@@ -62,6 +64,8 @@ _DTYPES = {
     "probabilities": np.float64,
     "vertex_real": np.bool_,
     "plane_solid": np.bool_,
+    "weld_vertices": np.float64,
+    "weld_faces": np.int64,
 }
 _SHAPES = {  # expected shape, -1 for any length up to MAX_ROWS
     "hull_vertices": (-1, 3),
@@ -71,6 +75,8 @@ _SHAPES = {  # expected shape, -1 for any length up to MAX_ROWS
     "probabilities": (-1,),
     "vertex_real": (-1,),
     "plane_solid": (-1,),
+    "weld_vertices": (-1, 3),
+    "weld_faces": (-1, 3),
 }
 
 
@@ -185,12 +191,17 @@ def _validated(arrays: dict) -> ShapePrep | None:
     if (
         n_v < 4
         or len(p.hull_faces) < 4
-        or p.hull_faces.min() < 0
-        or p.hull_faces.max() >= n_v
+        or not _indexes(p.hull_faces, n_v)
         or k < 1
         or len(p.probabilities) != k
         or (p.vertex_real is None) != (p.plane_solid is None)
         or (p.vertex_real is not None and len(p.vertex_real) != n_v)
+        or (p.weld_vertices is None) != (p.weld_faces is None)
+        or (p.weld_faces is not None and not _indexes(p.weld_faces, len(p.weld_vertices)))
     ):
         return None
     return p
+
+
+def _indexes(faces: np.ndarray, n: int) -> bool:
+    return len(faces) == 0 or (faces.min() >= 0 and faces.max() < n)

@@ -83,15 +83,14 @@ def mesh_shape(mesh_path: str) -> Shape:
 
 @lru_cache(maxsize=256)
 def _mesh_shape_cached(mesh_path: str, stamp: int) -> Shape:
-    vertices, faces = _welded(mesh_path)
-    prep = prep_cache.cached(mesh_path, lambda: prepare_mesh(mesh_path, vertices, faces))
-    return _shape_from_prep(f"mesh:{mesh_path}:{stamp}", prep, vertices, faces)
+    prep = prep_cache.cached(mesh_path, lambda: prepare_mesh(mesh_path, *_welded(mesh_path)))
+    return _shape_from_prep(f"mesh:{mesh_path}:{stamp}", prep, mesh_path)
 
 
 def store_preparation(mesh_path: str | Path) -> None:
     """Compute and store the preparation of a catalog entry's mesh (``simreal sku add``)."""
-    vertices, faces = _welded(str(mesh_path))
-    prep_cache.cached(str(mesh_path), lambda: prepare_mesh(str(mesh_path), vertices, faces), in_entry=True)
+    path = str(mesh_path)
+    prep_cache.cached(path, lambda: prepare_mesh(path, *_welded(path)), in_entry=True)
 
 
 def _welded(mesh_path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -120,16 +119,22 @@ def prepare_mesh(mesh_path: str, vertices: np.ndarray, faces: np.ndarray) -> Sha
     shape = _make_shape(
         "", hull_v, hull_f, center_mass, rotations, probabilities, _surface_bvh(vertices, faces)
     )
+    weld = (
+        (vertices, np.asarray(faces, dtype=np.int64)) if len(faces) <= prep_cache.MAX_ROWS else (None, None)
+    )
     return ShapePrep(
-        hull_v, hull_f, center_mass, rotations, probabilities, shape.vertex_real, shape.plane_solid
+        hull_v, hull_f, center_mass, rotations, probabilities, shape.vertex_real, shape.plane_solid, *weld
     )
 
 
-def _shape_from_prep(key: str, prep: ShapePrep, vertices: np.ndarray, faces: np.ndarray) -> Shape:
+def _shape_from_prep(key: str, prep: ShapePrep, mesh_path: str) -> Shape:
+    """The shape from its preparation; a non-convex one also gets its real surface (a BVH of the welded
+    mesh, kept in the preparation when small enough, else welded again)."""
     p = prep
     shape = _make_shape(key, p.hull_vertices, p.hull_faces, p.center_mass, p.rotations, p.probabilities)
     if p.convex:
         return shape
+    vertices, faces = (p.weld_vertices, p.weld_faces) if p.weld_faces is not None else _welded(mesh_path)
     surface = _surface_bvh(vertices, faces)
     return dataclasses.replace(shape, surface=surface, vertex_real=p.vertex_real, plane_solid=p.plane_solid)
 
