@@ -17,6 +17,8 @@ import logging
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from synth.fsutil import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the welded surface of a non-convex mesh is kept
 SUFFIX = ".prep.npz"
 MAX_FILE_BYTES = 16 << 20  # hull, poses and a welded surface of at most MAX_ROWS faces fit well within
 MAX_ROWS = 200_000  # per array; a larger welded surface is not stored (welded again on load)
@@ -89,11 +91,20 @@ class _Stats:
         self.computed = 0
         self.loaded = 0
 
-    def add(self, seconds: float, computed: bool) -> None:
+    def count(self, computed: bool) -> None:
         with self.lock:
-            self.seconds += seconds
             self.computed += int(computed)
             self.loaded += int(not computed)
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        """Add the block's wall time to ``seconds`` (a shape's whole first-use cost in this process)."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.seconds += time.perf_counter() - t0
 
 
 STATS = _Stats()
@@ -158,14 +169,13 @@ def store(mesh_path: str | Path, digest: str, prep: ShapePrep, in_entry: bool = 
 
 def cached(mesh_path: str, compute, in_entry: bool = False) -> ShapePrep:
     """The preparation of ``mesh_path``: read when stored for these bytes, else ``compute()`` and store."""
-    t0 = time.perf_counter()
     digest = mesh_digest(mesh_path)
     prep = load(mesh_path, digest)
     computed = prep is None
     if computed:
         prep = compute()
         store(mesh_path, digest, prep, in_entry)
-    STATS.add(time.perf_counter() - t0, computed)
+    STATS.count(computed)
     return prep
 
 
