@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 
 from bench.sim2real.catalogs import prepare_catalog
 from bench.sim2real.protocol import Runners, run_protocol
@@ -49,8 +49,11 @@ PREFECT_RUNNERS = Runners(
 
 @flow(name="sim2real-benchmark", log_prints=True)
 def sim2real_benchmark(params: Sim2RealParams) -> dict:
-    """Render, split, train every variant, evaluate on the real test split, write the JSON and the report."""
-    return run_protocol(params, PREFECT_RUNNERS, log=get_run_logger())
+    """Render, split, train every variant, evaluate on the real test split, write the JSON and the report.
+
+    The protocol logs through the ``bench`` logger, which the CLI prints: Prefect's own run logger stays at
+    the project's WARNING level."""
+    return run_protocol(params, PREFECT_RUNNERS)
 
 
 def run_benchmark(task: str, scale: str = "smoke", out: str | None = None, **kwargs) -> dict:
