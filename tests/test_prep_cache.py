@@ -36,7 +36,15 @@ def entry(tmp_path):
     src = tmp_path / "bracket.stl"
     mesh.export(src)
     catalog = Catalog(tmp_path / "catalog")
-    rec = add_mesh(catalog, src, name="Bracket", category="bracket", supercategory="industrial", units="m")
+    rec = add_mesh(
+        catalog,
+        src,
+        name="Bracket",
+        category="bracket",
+        supercategory="industrial",
+        units="m",
+        thumbnail=False,
+    )
     return catalog, str(catalog.mesh_path(rec).resolve())
 
 
