@@ -167,6 +167,29 @@ def test_another_seed_gives_another_dataset_and_cannot_reuse_the_directory(refer
         render(tiny_config(catalog_root, image_format="png"), reference, workers=1)
 
 
+def test_a_run_records_every_backend_option_and_refuses_to_mix_two_looks(reference, catalog_root):
+    """The reference was rendered with the defaults; the same run with another anti-aliasing, or a run that
+    only spells out a default, is told apart by the options recorded with their defaults filled in."""
+    run = json.loads((reference / "run.json").read_text())
+    assert run["backend_opts"]["antialias"] == "edge" and "shadows" in run["backend_opts"]
+    spelled = make_plan(
+        tiny_config(catalog_root), N, SEED, "pyrender", {"antialias": "edge"}, build_tiny_scene, CATEGORIES
+    )
+    assert spelled.identity()["backend_opts"] == run["backend_opts"]
+    with pytest.raises(ConfigError, match="different backend_opts"):
+        render_dataset(
+            tiny_config(catalog_root),
+            N,
+            reference,
+            seed=SEED,
+            workers=1,
+            backend_opts={"antialias": "msaa"},
+            scene_builder=build_tiny_scene,
+            categories=CATEGORIES,
+            progress=False,
+        )
+
+
 RENDER_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})

@@ -126,9 +126,11 @@ def make_plan(
         raise ConfigError(
             "backend_opts", f"must be a mapping of option names to values, got {backend_opts!r}"
         )
-    check_backend_options(backend, backend_opts or {})  # here, before anything is written or spawned
+    # checked here, before anything is written or spawned; the run records every option with its default,
+    # so a folder rendered under another default is never resumed into a mix of two looks
+    resolved = check_backend_options(backend, backend_opts or {})
     names = _category_names(cfg, scene_builder, categories)
-    opts = json.loads(json.dumps(backend_opts or {}, sort_keys=True))
+    opts = json.loads(json.dumps(resolved, sort_keys=True))
     return RunPlan(cfg, int(n), int(seed), backend, opts, tuple(names), scene_builder)
 
 

@@ -49,8 +49,8 @@ def init_worker(workers: int) -> None:
 def plan_backend(plan: RunPlan):
     """This process's backend for ``plan`` (Cycles limited to the core share ``init_worker`` set)."""
     opts = dict(plan.backend_opts)
-    if plan.backend == "cycles" and "threads" in _THREAD_SHARE:
-        opts.setdefault("threads", _THREAD_SHARE["threads"])
+    if plan.backend == "cycles" and "threads" in _THREAD_SHARE and not opts.get("threads"):
+        opts["threads"] = _THREAD_SHARE["threads"]  # 0 (all cores) in every worker would oversubscribe
     return process_backend(plan.backend, opts)
 
 

@@ -74,12 +74,14 @@ def _check_name(name: str) -> None:
         raise ConfigError("backend", f"unknown backend '{name}' (choose from {', '.join(backend_names())})")
 
 
-def check_backend_options(name: str, opts: dict) -> None:
+def check_backend_options(name: str, opts: dict) -> dict:
     """Refuse an unknown backend, or unknown or out-of-range options, in the calling process without
-    importing the backend (no GL context, no bpy): one line naming the key."""
+    importing the backend (no GL context, no bpy): one line naming the key. Returns every option with its
+    default filled in, so a run records what it rendered with even after a default changes."""
     _check_name(name)
     module_name, function = OPTIONS[name]
-    getattr(importlib.import_module(module_name), function)(opts, where=f"backend {name}")
+    settings = getattr(importlib.import_module(module_name), function)(opts, where=f"backend {name}")
+    return settings.model_dump(mode="json")
 
 
 def get_backend(name: str, **opts) -> Backend:
