@@ -12,12 +12,10 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from flows.new_sku_params import NewSkuParams
-from flows.outputs import dataset_key, held_dataset_key, keyed_folder
-from flows.render import ShardProgressArtifact, render_shard_task
+from flows.render import render_plan_as_tasks
 from synth.catalog import Catalog
 from synth.sku_dataset import config_data, layout_config, quality_report, share_config
 from synth.sku_import import NewSku, import_skus
@@ -66,20 +64,12 @@ def _fit(params: NewSkuParams, data: dict, records, out: Path, source: str) -> t
 
 
 def _render(params: NewSkuParams, cfg, out: Path) -> Path:
-    from synth.dataset import make_plan, run_shards
+    from synth.dataset import make_plan
     from synth.randomize import target_categories
     from synth.share import build_share_scene
 
     plan = make_plan(cfg, params.images, params.seed, "pyrender", {}, build_share_scene, target_categories)
-    folder = keyed_folder(out, dataset_key(plan.identity()), held_dataset_key)
-    result = run_shards(
-        plan,
-        folder,
-        render_shard_task.submit,
-        as_completed=as_completed,
-        progress=ShardProgressArtifact(plan, folder),
-        labels={"task_runner": "process-pool"},
-    )
+    result, _ = render_plan_as_tasks(plan, out, "process-pool")
     return result.annotations.parent
 
 

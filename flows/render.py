@@ -57,21 +57,14 @@ class ShardProgressArtifact:
             update_progress_artifact(self.artifact, progress=p.percent)
 
 
-@flow(name="render-dataset", log_prints=True, task_runner=ProcessPoolTaskRunner(max_workers=2))
-def render_dataset(params: RenderParams) -> dict:
-    """Render ``params.n`` images into ``params.out`` (or, when that holds another dataset, into
-    ``<out>-<hash>``: flows/outputs.py); returns a summary with the annotations path and the folder.
+def render_plan_as_tasks(plan, asked: Path, runner: str):
+    """Render ``plan``'s shards as Prefect tasks (with a progress artifact) into ``asked``, or into its
+    kept-apart sibling when ``asked`` holds another dataset; returns run_shards' result and the folder."""
+    from synth.dataset import run_shards
 
-    The task runner is chosen by the caller (``render_dataset.with_options(task_runner=...)``); see
-    ``run_render`` for the usual entry point."""
-    from synth.dataset import make_plan, run_shards
-
-    plan = make_plan(params.load_config(), params.n, params.seed, params.backend, params.backend_opts)
-    asked = Path(params.out).resolve()
     out = keyed_folder(asked, dataset_key(plan.identity()), held_dataset_key)
     if out != asked:
         get_run_logger().warning("%s holds another dataset: this one goes to %s", asked, out)
-    runner = "dask" if params.dask_address else f"process-pool({params.workers})"
     result = run_shards(
         plan,
         out,
@@ -80,6 +73,21 @@ def render_dataset(params: RenderParams) -> dict:
         progress=ShardProgressArtifact(plan, out),
         labels={"task_runner": runner},
     )
+    return result, out
+
+
+@flow(name="render-dataset", log_prints=True, task_runner=ProcessPoolTaskRunner(max_workers=2))
+def render_dataset(params: RenderParams) -> dict:
+    """Render ``params.n`` images into ``params.out`` (or, when that holds another dataset, into
+    ``<out>-<hash>``: flows/outputs.py); returns a summary with the annotations path and the folder.
+
+    The task runner is chosen by the caller (``render_dataset.with_options(task_runner=...)``); see
+    ``run_render`` for the usual entry point."""
+    from synth.dataset import make_plan
+
+    plan = make_plan(params.load_config(), params.n, params.seed, params.backend, params.backend_opts)
+    runner = "dask" if params.dask_address else f"process-pool({params.workers})"
+    result, out = render_plan_as_tasks(plan, Path(params.out).resolve(), runner)
     info = result.info
     summary = {
         "annotations": str(result.annotations),
