@@ -6,6 +6,14 @@ replayed base training data, ``replay_fraction`` of every batch (train.replay), 
 forgotten. Old-class AP before (base model) and after (extended model) and new-class AP are measured with
 pycocotools (train.evaluate) on the same sets, and written up in a report.
 
+``extend_detector`` returns (and writes to OUT/extend.json): ``checkpoint`` (the extended model),
+``report`` (OUT/report.html), ``run_dir``, ``classes`` {"old": [...], "new": [...]}, ``labels`` {class: model label}, ``replay`` (set, images,
+fraction used), and the box AP summaries ``old_class_ap_before``, ``old_class_ap_after``,
+``new_class_ap``: each ``{"AP": float | None, "AP50": float | None}`` (COCO AP at IoU .50:.95 and AP at
+IoU .50), the mean over every (evaluation set, class) pair with ground truth of that class, or None
+when no set has an object of those classes; ``per_set`` {set: {"before": per-class, "after":
+per-class}} with train.evaluate's per-class entries (AP, AP50, gt).
+
 Output folder::
 
     OUT/
@@ -64,43 +72,22 @@ def extend_detector(
     progress: bool = False,
 ) -> dict:
     """Add the new set's categories as classes of a ``simreal train`` checkpoint and fine-tune it with
-    replay; returns (and writes to OUT/extend.json) a summary.
-
-    ``new_train``: COCO set of the new SKUs (it may label old classes too: they keep their labels).
-    ``replay``: COCO set of the base model's training data; None: the set recorded in the checkpoint, when
-    it still exists (else no replay, which the result and report say). ``replay_fraction``: share of every
-    batch drawn from it, in [0, 1). ``eval_sets``: {name: COCO set} to measure on; None: held-out
-    validation splits of the new set (``new``, NEW_VAL_FRACTION of it) and of the replay set (``replay``:
-    the base run's own validation split when it had one, so the base never trained on it). ``lr``,
-    ``workers``, ``seed``: override the base run's values; the rest of its training config is kept
-    (DANN is switched off).
-
-    Returned dict: ``checkpoint`` (the extended model), ``report`` (OUT/report.html), ``run_dir``,
-    ``classes`` {"old": [...], "new": [...]}, ``labels`` {class: model label}, ``replay`` (set, images,
-    fraction used), and the box AP summaries ``old_class_ap_before``, ``old_class_ap_after``,
-    ``new_class_ap``: each ``{"AP": float | None, "AP50": float | None}`` (COCO AP at IoU .50:.95 and AP at
-    IoU .50), the mean over every (evaluation set, class) pair with ground truth of that class, or None
-    when no set has an object of those classes; ``per_set`` {set: {"before": per-class, "after":
-    per-class}} with train.evaluate's per-class entries (AP, AP50, gt).
-    """
-    from train.engine import StartFrom, train
+    replay (``replay_fraction`` of every batch, in [0, 1), from ``replay``: the base model's training set;
+    None: the one its checkpoint records, if it still exists). ``eval_sets`` {name: COCO set}; None:
+    held-out splits of the new set and of the base run's validation images. ``lr``, ``workers``, ``seed``
+    override the base run's values; the rest of its config is kept, DANN off. Returns the summary above."""
+    from train.engine import train
     from train.extend_report import write_extend_report
     from train.replay import MixedBatchSampler
+    from train.report import write_report
 
     base_checkpoint, out = Path(base_checkpoint), Path(out)
     if (out / "train" / "checkpoints" / "last.pt").exists():
         raise ConfigError(out, "already holds an extended model; choose another output folder")
     if not 0.0 <= replay_fraction < 1.0:
         raise ConfigError("replay_fraction", f"must be in [0, 1), got {replay_fraction}")
-    ck = load_checkpoint(base_checkpoint)
-    base_cfg = validate(TrainConfig, ck["config"], base_checkpoint)
     dev = pick_device(device)
-    old = ck["class_names"]
-    if not old or not all(isinstance(c, str) and c.strip() for c in old) or len(set(old)) != len(old):
-        raise ConfigError(base_checkpoint, "its class names are not distinct non-empty strings")
-    base_model, model_cfg, old = model_from_checkpoint(ck, dev, where=base_checkpoint)
-    if not class_layers(base_model, len(old) + 1):
-        raise ConfigError(base_checkpoint, f"its {model_cfg.name} model has no class head to enlarge")
+    ck, base_cfg, base_model, model_cfg, old = _checked_base(base_checkpoint, dev)
 
     new_src = load_coco(new_train)
     replay_src = _replay_source(replay, base_cfg)
@@ -119,38 +106,16 @@ def extend_detector(
     if fraction > 0 and n_old == 0:
         fraction = 0.0
 
-    from train.models import build_model
-
-    enlarged = build_model(
-        model_cfg, len(union.class_names), restore_kind=ck["init_kind"], restore_norm=ck.get("norm")
-    )
-    state = enlarge_state(ck["model"], enlarged.model, len(old), len(union.class_names), base_checkpoint)
-    del enlarged
     cfg = _extension_config(base_cfg, data_dir / "train.json", out / "train", steps, batch_size, device)
     cfg = _override(cfg, lr=lr, workers=workers, seed=seed, progress=progress)
-    start = StartFrom(
-        state,
-        ck["init_kind"],
-        ck.get("norm"),
-        f"extended from {base_checkpoint.name} ({len(old)} + {len(union.new)} classes; "
-        f"base weights: {ck.get('weights_source', 'unknown')})",
-    )
+    start = _enlarged_start(ck, model_cfg, old, union, base_checkpoint)
     sampler = functools.partial(MixedBatchSampler, n_new=n_new, fraction=fraction)
     run = train(cfg, start=start, batch_sampler=sampler)
     checkpoint = run / "checkpoints" / "last.pt"
 
-    ext_model, _, classes = model_from_checkpoint(load_checkpoint(checkpoint), dev, where=checkpoint)
-    per_set = {}
-    for name, path in eval_files.items():
-        per_set[name] = _evaluate_pair(base_model, old, ext_model, classes, path, name, out, run, cfg, dev)
+    per_set = _before_and_after(base_model, old, checkpoint, eval_files, out, run, cfg, dev)
     result = {
-        "checkpoint": str(checkpoint),
-        "report": str(out / "report.html"),
-        "run_dir": str(run),
-        "base_checkpoint": str(base_checkpoint),
-        "model": model_cfg.name,
-        "classes": {"old": list(union.old), "new": list(union.new)},
-        "labels": union.labels(),
+        **_run_record(checkpoint, out, run, base_checkpoint, model_cfg.name, union),
         "new_train": {"path": str(new_src.ann_file), "images": n_new},
         "replay": {
             "path": str(replay_src.ann_file) if replay_src else None,
@@ -166,11 +131,61 @@ def extend_detector(
         "per_set": per_set,
     }
     atomic_write_json(out / "extend.json", result)
-    from train.report import write_report
-
     write_report(run)
     write_extend_report(out)
     return result
+
+
+def _before_and_after(base_model, old, checkpoint: Path, eval_files: dict, out: Path, run: Path, cfg, dev):
+    """Per evaluation set, the base model's and the extended model's per-class AP on the same images."""
+    ext_model, _, classes = model_from_checkpoint(load_checkpoint(checkpoint), dev, where=checkpoint)
+    return {
+        name: _evaluate_pair(base_model, old, ext_model, classes, path, name, out, run, cfg, dev)
+        for name, path in eval_files.items()
+    }
+
+
+def _checked_base(base_checkpoint: Path, dev):
+    """The base checkpoint (untrusted: validated config, distinct class names, a class head to enlarge),
+    its training config, its model on ``dev``, the model config and the class names."""
+    ck = load_checkpoint(base_checkpoint)
+    base_cfg = validate(TrainConfig, ck["config"], base_checkpoint)
+    old = ck["class_names"]
+    if not old or not all(isinstance(c, str) and c.strip() for c in old) or len(set(old)) != len(old):
+        raise ConfigError(base_checkpoint, "its class names are not distinct non-empty strings")
+    base_model, model_cfg, old = model_from_checkpoint(ck, dev, where=base_checkpoint)
+    if not class_layers(base_model, len(old) + 1):
+        raise ConfigError(base_checkpoint, f"its {model_cfg.name} model has no class head to enlarge")
+    return ck, base_cfg, base_model, model_cfg, old
+
+
+def _enlarged_start(ck: dict, model_cfg, old: list[str], union, base_checkpoint: Path):
+    """Training's starting point: the base weights with class heads grown to the union of classes."""
+    from train.engine import StartFrom
+    from train.models import build_model
+
+    n = len(union.class_names)
+    enlarged = build_model(model_cfg, n, restore_kind=ck["init_kind"], restore_norm=ck.get("norm"))
+    state = enlarge_state(ck["model"], enlarged.model, len(old), n, base_checkpoint)
+    return StartFrom(
+        state,
+        ck["init_kind"],
+        ck.get("norm"),
+        f"extended from {base_checkpoint.name} ({len(old)} + {len(union.new)} classes; "
+        f"base weights: {ck.get('weights_source', 'unknown')})",
+    )
+
+
+def _run_record(checkpoint: Path, out: Path, run: Path, base_checkpoint: Path, model: str, union) -> dict:
+    return {
+        "checkpoint": str(checkpoint),
+        "report": str(out / "report.html"),
+        "run_dir": str(run),
+        "base_checkpoint": str(base_checkpoint),
+        "model": model,
+        "classes": {"old": list(union.old), "new": list(union.new)},
+        "labels": union.labels(),
+    }
 
 
 def _replay_source(replay: Path | None, base: TrainConfig) -> CocoSource | None:
