@@ -155,6 +155,18 @@ def bench_categories(cfg: BenchSceneConfig, catalog: Catalog) -> list[str]:
 RECIPES = (("configs/sim2real_retail.yaml", "retail"), ("configs/sim2real_industrial.yaml", "industrial"))
 
 
+def _scaling(one: dict | None, two: dict | None) -> dict | None:
+    """How much a second worker adds, over the whole run and at the steady rate."""
+    if not one or not two or not one["images_per_s"]:
+        return None
+    steady = (
+        round(two["steady_images_per_s"] / one["steady_images_per_s"], 3)
+        if one.get("steady_images_per_s") and two.get("steady_images_per_s")
+        else None
+    )
+    return {"whole_run": round(two["images_per_s"] / one["images_per_s"], 3), "steady": steady}
+
+
 def run_bench(
     n: int = 48,
     workers: tuple[int, ...] = (1, 2),
@@ -208,6 +220,7 @@ def run_bench(
             shutil.rmtree(scratch, ignore_errors=True)
     best = max(results, key=lambda r: r["workers"])
     two = next((r for r in results if r["workers"] == 2), None)
+    one = next((r for r in results if r["workers"] == 1), None)
     report = {
         "benchmark": "render",
         "backend": backend,
@@ -231,9 +244,11 @@ def run_bench(
             "images_per_s_with_2_workers": GOAL_IMAGES_PER_S,
             "annotate_fraction_max": GOAL_ANNOTATE_FRACTION,
             "end_to_end_to_reference_min": GOAL_REFERENCE_RATIO,
-            "met_throughput": (max(two["images_per_s"], two["steady_images_per_s"] or 0) >= GOAL_IMAGES_PER_S)
-            if two
-            else None,
+            # the whole run counts each worker's start-up (imports, GL context, first mesh loads); the steady
+            # rate is what a long render settles at: both are reported, neither stands in for the other
+            "met_throughput": two["images_per_s"] >= GOAL_IMAGES_PER_S if two else None,
+            "met_throughput_steady": (two["steady_images_per_s"] or 0) >= GOAL_IMAGES_PER_S if two else None,
+            "two_over_one_workers": _scaling(one, two),
             "met_annotate_fraction": all(
                 (r["annotate_fraction"] or 0) <= GOAL_ANNOTATE_FRACTION for r in results
             ),
@@ -374,9 +389,15 @@ def format_report(report: dict) -> str:
             + f"; per-SKU preparation {r['sku_prepare_s']:.2f} s"
         )
     g = report["goal"]
+    if g.get("two_over_one_workers"):
+        sc = g["two_over_one_workers"]
+        lines.append(
+            f"2 workers / 1 worker: whole run {sc['whole_run']:.2f}, steady state {sc['steady'] or 0:.2f}"
+        )
     lines.append(
         f"goal >= {g['images_per_s_with_2_workers']} img/s with 2 workers: "
-        f"{'met' if g['met_throughput'] else 'NOT met'}; annotation <= "
+        f"whole run {'met' if g['met_throughput'] else 'NOT met'}, "
+        f"steady state {'met' if g.get('met_throughput_steady') else 'NOT met'}; annotation <= "
         f"{100 * g['annotate_fraction_max']:.0f}% of per-image time: "
         f"{'met' if g['met_annotate_fraction'] else 'NOT met'}"
         + (

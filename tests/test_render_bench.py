@@ -57,3 +57,6 @@ def test_bench_reports_reference_ratio_recipes_and_preparation(tmp_path, monkeyp
     assert r["config"] == str(recipe) and r["images"] == 2
     text = format_report(report)
     assert "raw pyrender reference" in text and "recipe" in text and "per-SKU preparation" in text
+    # one worker only: no 2-worker goal and no scaling to claim, and the text says the goal was not met
+    assert report["goal"]["met_throughput"] is None and report["goal"]["two_over_one_workers"] is None
+    assert "whole run NOT met, steady state NOT met" in text
