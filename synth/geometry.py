@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from synth import geometry_cache
 from synth.errors import AssetError
 from synth.scene import Geometry, Material, SceneObject, pose_matrix
 
@@ -46,18 +47,23 @@ class LoadedGeometry:
 
 
 def _indexed(meshes, key: str) -> LoadedGeometry:
-    verts, faces, offset = [], [], 0
-    for m in meshes:
-        verts.append(m.vertices.view(np.ndarray).astype(np.float64))
-        faces.append(m.faces.view(np.ndarray).astype(np.int64) + offset)
-        offset += len(m.vertices)
-    v, f = np.concatenate(verts), np.concatenate(faces)
+    v, f = _concatenated(meshes)
     tris = v[f]
     edges, edge_faces, loose = _oriented_edges(v, f)
     closed = bool(
         edges is not None and len(loose) == 0 and (edge_faces[:, 1] >= 0).all() and _signed_volume(tris) > 0
     )
     return LoadedGeometry(tuple(meshes), tris, closed, key, v, f, edges, edge_faces, loose)
+
+
+def _concatenated(meshes) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices, faces) of all parts together, faces renumbered."""
+    verts, faces, offset = [], [], 0
+    for m in meshes:
+        verts.append(m.vertices.view(np.ndarray).astype(np.float64))
+        faces.append(m.faces.view(np.ndarray).astype(np.int64) + offset)
+        offset += len(m.vertices)
+    return np.concatenate(verts), np.concatenate(faces)
 
 
 def _signed_volume(tris: np.ndarray) -> float:
@@ -163,17 +169,80 @@ def shared_geometry(geom: Geometry) -> tuple[LoadedGeometry, np.ndarray | None]:
 # ---- mesh files ----------------------------------------------------------------------------------------
 @lru_cache(maxsize=_MESH_CACHE)
 def _load_mesh_file(key: str, path: str) -> LoadedGeometry:
+    return load_mesh_file(path, key)
+
+
+def load_mesh_file(path: str, key: str, in_entry: bool = False) -> LoadedGeometry:
+    """Read a mesh file; what is derived from it (UVs for parts without, edge topology) comes from the
+    catalog's stored copy when there is one for these bytes (``synth.geometry_cache``), else it is
+    derived and stored there. ``in_entry``: ``path`` is a catalog entry's mesh still being written."""
+    parts = _mesh_parts(path)
+    store_key = geometry_cache.key_of(path, in_entry)
+    if store_key is not None:
+        stored = geometry_cache.load(path, store_key)
+        loaded = _from_stored(parts, stored, key) if stored is not None else None
+        if loaded is not None:
+            return loaded
+    loaded = _indexed([with_uv(p) for p in parts], key)
+    if store_key is not None:
+        geometry_cache.store(path, store_key, _to_stored(parts, loaded), in_entry)
+    return loaded
+
+
+def _mesh_parts(path: str) -> list[trimesh.Trimesh]:
     try:
         scene = trimesh.load(path, force="scene")
     except Exception as e:  # trimesh raises many types for corrupt files
         raise AssetError(path, f"cannot load mesh ({e.__class__.__name__}: {str(e)[:80]})") from None
-    meshes = []
-    for part in scene.dump(concatenate=False) if hasattr(scene, "dump") else [scene]:
-        if isinstance(part, trimesh.Trimesh) and len(part.faces):
-            meshes.append(with_uv(part))
-    if not meshes:
+    parts = [
+        part
+        for part in (scene.dump(concatenate=False) if hasattr(scene, "dump") else [scene])
+        if isinstance(part, trimesh.Trimesh) and len(part.faces)
+    ]
+    if not parts:
         raise AssetError(path, "mesh file holds no triangles")
-    return _indexed(meshes, key)
+    return parts
+
+
+def _needs_uv(mesh: trimesh.Trimesh) -> bool:
+    """Whether ``with_uv`` replaces this mesh (no UVs and no per-vertex colours)."""
+    visual = mesh.visual
+    if isinstance(visual, trimesh.visual.TextureVisuals) and visual.uv is not None:
+        return False
+    return visual.kind != "vertex"
+
+
+def _to_stored(parts, loaded: LoadedGeometry) -> geometry_cache.StoredGeometry:
+    projected = {}
+    for i, (part, mesh) in enumerate(zip(parts, loaded.meshes, strict=True)):
+        if mesh is not part:
+            rgba = np.asarray(mesh.visual.material.baseColorFactor, dtype=np.uint8)
+            v = mesh.vertices.view(np.ndarray)
+            n = mesh.vertex_normals.view(np.ndarray)
+            projected[i] = geometry_cache.ProjectedPart(v, n, mesh.visual.uv.view(np.ndarray), rgba)
+    return geometry_cache.StoredGeometry(
+        len(parts), projected, loaded.closed, loaded.edges, loaded.edge_faces, loaded.loose_faces
+    )
+
+
+def _from_stored(parts, stored: geometry_cache.StoredGeometry, key: str) -> LoadedGeometry | None:
+    """The geometry from the stored derivations, or None when they do not fit the parts read."""
+    if stored.n_parts != len(parts) or any(
+        (i in stored.projected) != _needs_uv(p) for i, p in enumerate(parts)
+    ):
+        return None
+    meshes = [
+        _projected_mesh(**vars(stored.projected[i])) if i in stored.projected else p
+        for i, p in enumerate(parts)
+    ]
+    v, f = _concatenated(meshes)
+    for name, limit in (("edges", len(v)), ("edge_faces", len(f)), ("loose_faces", len(f))):
+        x = getattr(stored, name)
+        if x is not None and len(x) and (x.min() < -1 or x.max() >= limit):
+            return None
+    return LoadedGeometry(
+        tuple(meshes), v[f], stored.closed, key, v, f, stored.edges, stored.edge_faces, stored.loose_faces
+    )
 
 
 def with_uv(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -183,13 +252,9 @@ def with_uv(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     vertices are split per face for that, keeping the original smooth normals, and the material
     becomes the default ``Material()`` (the mesh had no texture to keep). Normals are smooth except
     across edges sharper than 30 degrees."""
-    visual = mesh.visual
-    if isinstance(visual, trimesh.visual.TextureVisuals) and visual.uv is not None:
+    if not _needs_uv(mesh):
         return mesh
-    if visual.kind == "vertex":
-        return mesh
-    visual_kind = visual.kind
-    face_rgba = visual.face_colors[0] if visual_kind == "face" else None
+    face_rgba = mesh.visual.face_colors[0] if mesh.visual.kind == "face" else None
     # split vertices at sharp edges first (CAD parts: a hex nut's faces must not share smoothed normals)
     mesh = trimesh.graph.smooth_shade(mesh, angle=math.radians(30))
     faces = mesh.faces.view(np.ndarray)
@@ -211,14 +276,25 @@ def with_uv(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
         rgba = face_rgba
     else:
         rgba = [round(255 * c) for c in Material().base_color]
+    return _projected_mesh(
+        corners.reshape(-1, 3),
+        mesh.vertex_normals[faces].reshape(-1, 3),
+        uv.reshape(-1, 2),
+        np.asarray(rgba, dtype=np.uint8),
+    )
+
+
+def _projected_mesh(vertices, normals, uv, rgba) -> trimesh.Trimesh:
+    """A part with one vertex per triangle corner, box-projected UVs and a plain material of colour
+    ``rgba`` (what ``with_uv`` makes, also rebuilt from ``synth.geometry_cache``)."""
     material = trimesh.visual.material.PBRMaterial(
         baseColorFactor=rgba, metallicFactor=0.0, roughnessFactor=Material().roughness
     )
     return trimesh.Trimesh(
-        vertices=corners.reshape(-1, 3),
-        faces=np.arange(3 * len(faces)).reshape(-1, 3),
-        vertex_normals=mesh.vertex_normals[faces].reshape(-1, 3),
-        visual=trimesh.visual.TextureVisuals(uv=uv.reshape(-1, 2), material=material),
+        vertices=vertices,
+        faces=np.arange(len(vertices)).reshape(-1, 3),
+        vertex_normals=normals,
+        visual=trimesh.visual.TextureVisuals(uv=uv, material=material),
         process=False,
         validate=False,
     )

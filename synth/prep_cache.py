@@ -110,13 +110,41 @@ class _Stats:
 STATS = _Stats()
 
 
-def prep_path(mesh_path: str | Path, in_entry: bool = False) -> Path | None:
-    """Where the preparation of ``mesh_path`` lives; None for a mesh outside a catalog entry
-    (``in_entry``: the caller knows it is one, e.g. an entry still being written)."""
+def prep_path(mesh_path: str | Path, in_entry: bool = False, suffix: str = SUFFIX) -> Path | None:
+    """Where the preparation of ``mesh_path`` lives (``suffix``: which one); None for a mesh outside a
+    catalog entry (``in_entry``: the caller knows it is one, e.g. an entry still being written)."""
     mesh_path = Path(mesh_path)
     if not in_entry and not (mesh_path.parent / RECORD_FILE).is_file():
         return None
-    return mesh_path.with_name(mesh_path.name + SUFFIX)
+    return mesh_path.with_name(mesh_path.name + suffix)
+
+
+def read_arrays(path: Path, max_bytes: int = MAX_FILE_BYTES) -> dict[str, np.ndarray] | None:
+    """Every array of a stored ``.npz`` (no pickles), or None when missing, oversized or unreadable
+    (the last two logged: the caller recomputes)."""
+    try:
+        if path.stat().st_size > max_bytes:
+            log.warning("%s: larger than %d bytes; recomputing", path, max_bytes)
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        log.warning("%s: unreadable (%s); recomputing", path, e.__class__.__name__)
+        return None
+
+
+def write_arrays(path: Path, arrays: dict[str, np.ndarray]) -> bool:
+    """Store arrays as an ``.npz`` atomically; False when there is no permission (only logged)."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as e:
+        log.info("%s: cannot store the preparation (%s)", path, e.strerror or e)
+        return False
+    return True
 
 
 def mesh_digest(mesh_path: str | Path) -> str:
@@ -130,18 +158,8 @@ def mesh_digest(mesh_path: str | Path) -> str:
 def load(mesh_path: str | Path, digest: str) -> ShapePrep | None:
     """The stored preparation of this exact mesh (by ``digest``), or None (missing, stale or unreadable)."""
     path = prep_path(mesh_path)
-    if path is None:
-        return None
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            log.warning("%s: larger than %d bytes; recomputing", path, MAX_FILE_BYTES)
-            return None
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        log.warning("%s: unreadable (%s); recomputing", path, e.__class__.__name__)
+    arrays = read_arrays(path) if path is not None else None
+    if arrays is None:
         return None
     if str(arrays.get("digest", "")) != digest or int(arrays.get("format", -1)) != FORMAT_VERSION:
         return None  # another mesh or another format: silently recomputed
@@ -157,14 +175,7 @@ def store(mesh_path: str | Path, digest: str, prep: ShapePrep, in_entry: bool = 
     if path is None:
         return False
     arrays = {k: getattr(prep, k) for k in _FIELDS + _OPTIONAL if getattr(prep, k) is not None}
-    buf = io.BytesIO()
-    np.savez(buf, digest=np.array(digest), format=np.array(FORMAT_VERSION), **arrays)
-    try:
-        atomic_write_bytes(path, buf.getvalue())
-    except OSError as e:
-        log.info("%s: cannot store the preparation (%s)", path, e.strerror or e)
-        return False
-    return True
+    return write_arrays(path, {"digest": np.array(digest), "format": np.array(FORMAT_VERSION), **arrays})
 
 
 def cached(mesh_path: str, compute, in_entry: bool = False) -> ShapePrep:

@@ -284,7 +284,8 @@ def material_hints(color=None, metallic=None, roughness=None, finish=None) -> Ma
 
 
 def _store_preparation(mesh_path: Path) -> None:
-    """Hull and resting poses computed now, once, instead of in every render worker (synth.prep_cache).
+    """Render-ready geometry, hull and resting poses computed now, once, instead of in every render
+    worker (synth.geometry_cache, synth.prep_cache).
     A mesh that cannot be placed (flat) is still a valid entry: it just gets no preparation."""
     from synth.randomize.shapes import store_preparation
 

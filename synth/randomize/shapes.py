@@ -22,7 +22,7 @@ import trimesh
 
 from synth import prep_cache
 from synth.errors import AssetError
-from synth.geometry import load_geometry
+from synth.geometry import geometry_key, load_geometry, load_mesh_file
 from synth.prep_cache import ShapePrep
 from synth.scene import Geometry
 
@@ -89,14 +89,19 @@ def _mesh_shape_cached(mesh_path: str, stamp: int) -> Shape:
 
 
 def store_preparation(mesh_path: str | Path) -> None:
-    """Compute and store the preparation of a catalog entry's mesh (``simreal sku add``)."""
+    """Compute and store the preparations of a catalog entry's mesh (``simreal sku add``): its
+    render-ready geometry (``synth.geometry_cache``) and its placement shape (``synth.prep_cache``)."""
     path = str(mesh_path)
-    prep_cache.cached(path, lambda: prepare_mesh(path, *_welded(path)), in_entry=True)
+    loaded = load_mesh_file(path, geometry_key(Geometry(mesh=path)), in_entry=True)
+    prep_cache.cached(path, lambda: prepare_mesh(path, *_weld(loaded)), in_entry=True)
 
 
 def _welded(mesh_path: str) -> tuple[np.ndarray, np.ndarray]:
+    return _weld(load_geometry(Geometry(mesh=mesh_path)))
+
+
+def _weld(loaded) -> tuple[np.ndarray, np.ndarray]:
     """The per-part, per-UV-seam corners of a mesh welded into one indexed surface."""
-    loaded = load_geometry(Geometry(mesh=mesh_path))
     vertices, inverse = np.unique(loaded.triangles.reshape(-1, 3), axis=0, return_inverse=True)
     return vertices, inverse.reshape(-1, 3)
 

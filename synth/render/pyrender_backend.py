@@ -159,9 +159,10 @@ MAX_BACKGROUNDS = 16  # background images kept at output size (640x480: 0.9 MB e
 def gl_texture(image: np.ndarray, cls: type[pyrender.Texture] = pyrender.Texture) -> pyrender.Texture:
     """Upload as RGBA: 4-byte pixels keep every row 4-byte aligned (GL's default unpack alignment), so
     textures whose width * 3 is not a multiple of 4 are not sheared."""
-    rgb = np.asarray(image, dtype=np.uint8)[..., :3]
-    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 255, np.uint8)], axis=2)
-    return cls(source=np.ascontiguousarray(rgba), source_channels="RGBA")
+    import cv2
+
+    rgb = np.ascontiguousarray(np.asarray(image, dtype=np.uint8)[..., :3])
+    return cls(source=cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA), source_channels="RGBA")  # alpha 255
 
 
 def tiled_texture(spec: TextureSpec) -> np.ndarray:
@@ -408,7 +409,7 @@ class PyrenderBackend:
 
     def _new_slot(self, pool: _GeometryPool) -> _Slot:
         if pool.template is None:
-            pool.template = pyrender.Mesh.from_trimesh(pool.parts, smooth=True)
+            pool.template = _mesh_from_parts(pool.parts, pool.default_materials)
             mesh = pool.template
         else:  # the same vertex arrays, without converting the trimesh visuals (and textures) again
             mesh = pyrender.Mesh([_copy_primitive(p) for p in pool.template.primitives])
@@ -537,6 +538,31 @@ class PyrenderBackend:
         while len(self._backgrounds) > MAX_BACKGROUNDS:
             self._backgrounds.popitem(last=False)
         return bg
+
+
+def _mesh_from_parts(parts, materials) -> pyrender.Mesh:
+    """``pyrender.Mesh.from_trimesh(parts, smooth=True)`` with the given materials: the same vertex
+    arrays, without converting each part's own textures into a material that would be replaced anyway
+    (a third of a mesh's first-use cost)."""
+    prims = []
+    for m, material in zip(parts, materials, strict=True):
+        visual, colors, uv = m.visual, None, None
+        if visual.defined and visual.kind == "vertex":
+            colors = visual.vertex_colors.copy()
+        elif visual.defined and visual.kind == "texture" and visual.uv is not None:
+            uv = visual.uv.copy()
+        prims.append(
+            pyrender.Primitive(
+                positions=m.vertices.copy(),
+                normals=m.vertex_normals.copy(),
+                texcoord_0=uv,
+                color_0=colors,
+                indices=m.faces.copy(),
+                material=material,
+                mode=pyrender.constants.GLTF.TRIANGLES,
+            )
+        )
+    return pyrender.Mesh(primitives=prims)
 
 
 def _copy_primitive(p: pyrender.Primitive) -> pyrender.Primitive:
