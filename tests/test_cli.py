@@ -99,6 +99,18 @@ def test_building_the_parser_imports_nothing_heavy():
     assert out.stdout.strip() == "[]", out.stderr
 
 
+def test_library_log_lines_print_once_after_prefect_set_up_its_logging():
+    """Prefect puts a console handler on the root logger; the CLI's own plain lines must not reach it too."""
+    code = (
+        "import logging, flows; from prefect import flow; from flows.cli import show_library_logs; "
+        "show_library_logs(); logging.getLogger('bench.x').info('figure 1'); "
+        "logging.getLogger('train.y').warning('careful')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    both = out.stdout + out.stderr
+    assert (both.count("figure 1"), both.count("careful")) == (1, 1), both
+
+
 def test_version_and_run_help_show_the_deployments_defaults(capsys):
     """`simreal run` takes every default from flows.params, the models the deployments use."""
     from flows import cli

@@ -99,6 +99,9 @@ def run_command(args: argparse.Namespace) -> int:
         return 130
 
 
+LIBRARY_LOGGERS = ("synth", "train", "bench")
+
+
 class _Stdout(logging.StreamHandler):
     """A handler writing to whatever sys.stdout is when a line is logged (a redirect, a test's capture),
     not to the stream that was current when the first command ran."""
@@ -113,14 +116,16 @@ class _Stdout(logging.StreamHandler):
 
 
 def show_library_logs(level: int = logging.INFO) -> None:
-    """Print the project's own log lines (progress, figures) plainly on stdout; other libraries stay quiet."""
+    """Print the project's own log lines (progress, figures) plainly on stdout; other libraries stay quiet.
+    They stop there: Prefect's console handler on the root logger would print each one a second time."""
     handler = _Stdout()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    for name in ("synth", "train", "bench"):
+    for name in LIBRARY_LOGGERS:
         logger = logging.getLogger(name)
         if not logger.handlers:
             logger.addHandler(handler)
         logger.setLevel(level)
+        logger.propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:
