@@ -323,7 +323,8 @@ def _measure(cfg, n, ds, w, backend, backend_opts, builder, categories, progress
         "first_results_s": last.get("first_results_s"),
         "ms_per_image": {k: round(v, 1) for k, v in stages.items()},
         "backend_ms_per_image": {k: round(v, 1) for k, v in backend_split.items()},
-        # per-SKU preparation (hulls, resting poses; part of "scene"), summed over all workers
+        # per-SKU preparation not found stored in the catalog (hulls, resting poses, render-ready geometry),
+        # summed over all workers
         "sku_prepare_s": round(ms.get("scene.sku_prepare", 0.0) * n / 1000, 3),
         "ms_per_image_total": round(total, 1),
         "annotate_fraction": round(stages["annotate"] / total, 3) if total else None,
@@ -367,7 +368,7 @@ def format_report(report: dict) -> str:
                 + tail
             )
     lines.append(
-        "per-SKU preparation (hulls, resting poses), s summed over workers: "
+        "per-SKU preparation (hulls, resting poses, geometry), s summed over workers: "
         + ", ".join(f"{r['workers']} workers {r['sku_prepare_s']:.2f}" for r in report["results"])
     )
     ref = report.get("reference")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from synth import geometry_cache
+from synth import geometry_cache, prep_cache
 from synth.errors import AssetError
 from synth.scene import Geometry, Material, SceneObject, pose_matrix
 
@@ -182,10 +182,14 @@ def load_mesh_file(path: str, key: str, in_entry: bool = False) -> LoadedGeometr
         stored = geometry_cache.load(path, store_key)
         loaded = _from_stored(parts, stored, key) if stored is not None else None
         if loaded is not None:
+            prep_cache.STATS.count(computed=False)
             return loaded
-    loaded = _indexed([with_uv(p) for p in parts], key)
-    if store_key is not None:
+    if store_key is None:
+        return _indexed([with_uv(p) for p in parts], key)
+    with prep_cache.STATS.timing():  # a catalog mesh's preparation that was not stored yet
+        loaded = _indexed([with_uv(p) for p in parts], key)
         geometry_cache.store(path, store_key, _to_stored(parts, loaded), in_entry)
+    prep_cache.STATS.count(computed=True)
     return loaded
 
 

@@ -90,6 +90,7 @@ class _Stats:
         self.seconds = 0.0
         self.computed = 0
         self.loaded = 0
+        self._depth = threading.local()  # nested blocks (a shape deriving its mesh's geometry) count once
 
     def count(self, computed: bool) -> None:
         with self.lock:
@@ -99,12 +100,16 @@ class _Stats:
     @contextmanager
     def timing(self) -> Iterator[None]:
         """Add the block's wall time to ``seconds`` (a shape's whole first-use cost in this process)."""
+        depth = getattr(self._depth, "n", 0)
+        self._depth.n = depth + 1
         t0 = time.perf_counter()
         try:
             yield
         finally:
-            with self.lock:
-                self.seconds += time.perf_counter() - t0
+            self._depth.n = depth
+            if depth == 0:
+                with self.lock:
+                    self.seconds += time.perf_counter() - t0
 
 
 STATS = _Stats()

@@ -144,3 +144,19 @@ def test_meshes_outside_a_catalog_get_no_file(tmp_path):
     geometry.load_mesh_file(str(mesh), "k")
     assert geometry_cache.key_of(str(mesh)) is None
     assert list(tmp_path.iterdir()) == [mesh]
+
+
+def test_deriving_counts_as_preparation_and_reading_does_not(catalog):
+    from synth.prep_cache import STATS
+
+    part = _meshes(catalog)[0]
+    before = (STATS.seconds, STATS.computed, STATS.loaded)
+    geometry.load_mesh_file(part, "k")
+    assert (STATS.seconds, STATS.computed, STATS.loaded) == (before[0], before[1], before[2] + 1)
+    _derived(part)
+    assert STATS.seconds > before[0] and STATS.computed == before[1] + 1
+    with STATS.timing():  # a shape deriving its mesh's geometry is one block of preparation, not two
+        t0 = STATS.seconds
+        _derived(part)
+        assert STATS.seconds == t0
+    assert STATS.seconds > t0

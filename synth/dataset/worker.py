@@ -72,7 +72,7 @@ def render_with(plan: RunPlan, backend, catalog: Catalog, indices, shard_dir: Pa
             result = render_image(plan, backend, catalog, i, shard_dir)
         except SimrealError as e:
             raise type(e)(e.where, f"{e.problem} (image {i})") from None
-        # per-SKU preparation (hulls, resting poses) this image needed first: part of its scene stage
+        # per-SKU preparation (hulls, resting poses, render-ready geometry) this image needed first
         result.timings["scene.sku_prepare"] = STATS.seconds - before
         results.append(result)
     return results
