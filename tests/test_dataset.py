@@ -433,3 +433,39 @@ def test_viz_and_stats_commands_on_the_dataset(reference, tmp_path):
     assert sum(stats["visibility"]["histogram"]) == stats["annotations"]
     for name in ("objects_per_class", "objects_per_image", "box_sizes", "visibility"):
         assert (tmp_path / "stats" / f"{name}.png").stat().st_size > 1000
+
+
+def test_the_steady_rate_starts_once_every_worker_has_delivered(monkeypatch, tmp_path):
+    """Two workers that start after 5 s and then return 4 images per second each: 8 img/s steady. Counted
+    from the first returned unit, the second worker's nearly finished unit would add 4 images for free."""
+    from concurrent.futures import Future
+
+    from synth.dataset import run as run_mod
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(run_mod.time, "perf_counter", lambda: clock["t"])
+    monkeypatch.setattr(run_mod, "new_shard_dir", lambda out, s: tmp_path)
+    monkeypatch.setattr(run_mod, "finish_shard", lambda *a: None)
+
+    class Plan:
+        num_shards = 1
+
+        def shard_indices(self, s):
+            return range(40)
+
+    def submit(fn, plan, out, s, idx):
+        f = Future()
+        f.set_result([object()] * len(idx))
+        return f
+
+    done_at = [5.0 + k // 2 + 0.1 * (k % 2) for k in range(10)]  # the two workers alternate, 0.1 s apart
+
+    def as_completed(futures):
+        for f, t in zip(futures, done_at, strict=True):
+            clock["t"] = t
+            yield f
+
+    units = [(0, list(range(k, k + 4))) for k in range(0, 40, 4)]
+    facts = run_mod._fan_out(Plan(), tmp_path, units, submit, as_completed, None, workers=2)
+    assert facts["first_results_s"] == 5.0
+    assert facts["steady_images_per_s"] == pytest.approx(32 / (9.1 - 5.1))

@@ -91,7 +91,7 @@ def run_shards(
         }
         if todo:
             units = _work_units(plan, todo, workers)
-            info.update(_fan_out(plan, out, units, submit, as_completed, progress))
+            info.update(_fan_out(plan, out, units, submit, as_completed, progress, workers or 1))
         elif progress is not None:
             progress(RunProgress(plan.num_shards, 0, 0, 0))
         path = merge_shards(out)
@@ -115,9 +115,11 @@ def _work_units(plan: RunPlan, todo: list[int], workers: int | None) -> list[tup
     return units
 
 
-def _fan_out(plan, out: Path, units, submit, as_completed, progress) -> dict:
+def _fan_out(plan, out: Path, units, submit, as_completed, progress, workers: int = 1) -> dict:
     """Submit every unit, finish each shard when its last images are back. Returns timing facts: seconds
-    until the first results (worker start-up + first images) and the throughput after that ("steady")."""
+    until the first results (worker start-up + first images) and the throughput once every worker is
+    delivering ("steady": counted from the ``workers``-th returned unit, when each has likely sent one;
+    counted from the first, the other workers' nearly finished units would inflate it)."""
     shards = sorted({s for s, _ in units})
     shard_dirs = {s: new_shard_dir(out, s) for s in shards}
     pending = {s: len(plan.shard_indices(s)) for s in shards}
@@ -127,25 +129,31 @@ def _fan_out(plan, out: Path, units, submit, as_completed, progress) -> dict:
     report(RunProgress(plan.num_shards, len(shards), n_images, 0))
     t0 = time.perf_counter()
     futures: dict = {}  # future -> shard
-    first_done = first_images = None
+    first_done = None
+    returned: list[tuple[float, int]] = []  # (seconds since the fan-out, images done) per returned unit
     try:
         for s, idx in units:
             futures[submit(render_images, plan, str(out), s, idx)] = s
         for fut in as_completed(list(futures)):
             s, got = futures[fut], fut.result()
             if first_done is None:
-                first_done, first_images = time.perf_counter() - t0, len(got)
+                first_done = time.perf_counter() - t0
             results[s].extend(got)
             pending[s] -= len(got)
             if pending[s] == 0:
                 finish_shard(plan, s, shard_dirs[s], results.pop(s))
             done += len(got)
+            returned.append((time.perf_counter() - t0, done))
             report(RunProgress(plan.num_shards, len(shards), n_images, done))
     except BaseException:
         _drain(list(futures), as_completed)
         raise
     elapsed = time.perf_counter() - t0
-    steady = (n_images - first_images) / (elapsed - first_done) if n_images > first_images else None
+    steady = None
+    if len(returned) > workers:
+        t_warm, done_warm = returned[min(workers, len(returned)) - 1]
+        if elapsed > t_warm:
+            steady = (n_images - done_warm) / (elapsed - t_warm)
     return {
         "render_s": round(elapsed, 3),
         "first_results_s": round(first_done, 3),
