@@ -240,10 +240,13 @@ def _from_stored(parts, stored: geometry_cache.StoredGeometry, key: str) -> Load
         for i, p in enumerate(parts)
     ]
     v, f = _concatenated(meshes)
-    for name, limit in (("edges", len(v)), ("edge_faces", len(f)), ("loose_faces", len(f))):
-        x = getattr(stored, name)
-        if x is not None and len(x) and (x.min() < -1 or x.max() >= limit):
-            return None
+    e, ef, loose = stored.edges, stored.edge_faces, stored.loose_faces
+    if e is not None and len(e) and (e.min() < 0 or e.max() >= len(v)):
+        return None
+    if ef is not None and len(ef) and (ef[:, 0].min() < 0 or ef[:, 1].min() < -1 or ef.max() >= len(f)):
+        return None  # the second face of a boundary edge is -1
+    if loose is not None and len(loose) and (loose.min() < 0 or loose.max() >= len(f)):
+        return None
     return LoadedGeometry(
         tuple(meshes), v[f], stored.closed, key, v, f, stored.edges, stored.edge_faces, stored.loose_faces
     )
