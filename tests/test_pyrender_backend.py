@@ -284,3 +284,50 @@ def test_backend_registry_errors(service):
         get_backend("nope")
     assert "key 'bogus': unknown key" in service.call(_option_error, {"bogus": 1})
     assert "antialias" in service.call(_option_error, {"antialias": "fxaa"})
+
+
+def test_objects_wholly_outside_the_view_change_no_pixel(service):
+    """The backend skips objects that cannot reach the image (a shelf's other bays); whatever else is in the
+    scene, the frame is the one of the objects in view alone."""
+    cam = top_down_camera(cx=50.0)  # off-centre: the test must use the real image edges
+    light = Light(kind="point", pose=translation(0.3, -0.3, 1.5), intensity=80.0)
+    near = [plate(k + 1, -0.2 + 0.15 * k, -0.1 + 0.15 * k, -0.1, 0.1, 0.05) for k in range(3)]
+    near.append(plate(4, 0.27, 0.5, -0.05, 0.05, 0.05))  # straddles the right edge: kept, partly drawn
+    far = [
+        plate(10, 2.0, 2.2, -0.1, 0.1, 0.05),  # beyond the right edge
+        plate(11, -0.1, 0.1, 1.5, 1.7, 0.05),  # beyond the top edge
+        plate(12, -0.1, 0.1, -0.1, 0.1, 2.5),  # behind the camera
+    ]
+    alone = service.render(Scene(camera=cam, lights=[light], objects=near), antialias="edge")
+    crowded = service.render(Scene(camera=cam, lights=[light], objects=near + far), antialias="edge")
+    assert 4 in alone.instance_ids and not np.isin(alone.instance_ids, [10, 11, 12]).any()
+    assert np.array_equal(alone.rgb, crowded.rgb)
+    assert np.array_equal(alone.instance_ids, crowded.instance_ids)
+    assert np.array_equal(alone.depth, crowded.depth)
+
+
+def test_the_view_test_never_drops_what_projects_into_the_image():
+    """Against brute force: points on each sphere projected with the camera's own intrinsics."""
+    from synth.render.pyrender_backend import _FrustumTest
+
+    rng = np.random.default_rng(0)
+    cam = top_down_camera(width=160, height=90, fx=150.0, fy=140.0, cx=60.0, cy=50.0)
+    test = _FrustumTest(cam)
+    dirs = rng.normal(size=(400, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    kept = dropped = 0
+    for _ in range(400):
+        centre, radius = rng.uniform([-2, -2, -1], [2, 2, 3]), float(rng.uniform(0.01, 0.5))
+        pose = np.eye(4)
+        pose[:3, 3] = centre
+        inside = test((np.zeros(3), radius), pose)
+        pts = centre + radius * dirs
+        z = cam.pose[2][3] - pts[:, 2]  # distance in front of the top-down camera
+        u = cam.cx + cam.fx * pts[:, 0] / np.maximum(z, 1e-9)
+        v = cam.cy - cam.fy * pts[:, 1] / np.maximum(z, 1e-9)
+        seen = (z > cam.znear) & (u >= 0) & (u <= cam.width) & (v >= 0) & (v <= cam.height)
+        if seen.any():
+            assert inside, (centre, radius)
+        kept += inside
+        dropped += not inside
+    assert kept > 20 and dropped > 200  # the test does drop most of what is out of view
