@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from synth.config import AnnotationConfig
 from synth.errors import ConfigError
-from synth.geometry import object_to_world, shared_geometry
+from synth.geometry import ViewTest, bounding_sphere, object_to_world, shared_geometry
 from synth.scene import Camera, Frame, Scene, SceneObject, pose_matrix
 
 DROP_REASONS = ("outside_image", "hidden", "low_visibility", "small_area")
@@ -96,6 +96,7 @@ def annotate(
 
     slices = ndimage.find_objects(ids)  # slices[i - 1] bounds id i, None if absent
     world_to_cam = np.linalg.inv(pose_matrix(cam.pose))
+    view = ViewTest(cam)  # a shelf's other bays: no silhouette to rasterise, "outside_image" as before
     out = ImageAnnotations()
 
     for obj in scene.targets():
@@ -114,7 +115,7 @@ def annotate(
         if frame.amodal is not None and iid in frame.amodal:
             amodal = crop_of(np.asarray(frame.amodal[iid], dtype=bool))
         else:
-            amodal = object_silhouette(obj, cam, world_to_cam)
+            amodal = object_silhouette(obj, cam, world_to_cam, view)
         amodal = union(amodal, modal)
         amodal_area = amodal.area if amodal is not None else 0
 
@@ -210,15 +211,18 @@ def rle_from_crop(c: CropMask, height: int, width: int) -> dict:
 
 # ---- amodal silhouettes from geometry ------------------------------------------------------------------
 def object_silhouette(
-    obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | None = None
+    obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | None = None, view: ViewTest | None = None
 ) -> CropMask | None:
-    """The object's full silhouette in the image (pixel-centre sampling), ignoring every other object."""
+    """The object's full silhouette in the image (pixel-centre sampling), ignoring every other object.
+    ``view`` (the camera's ``ViewTest``): skip the rasterising when the object cannot reach the image."""
     if world_to_cam is None:
         world_to_cam = np.linalg.inv(pose_matrix(cam.pose))
     geom, stretch = shared_geometry(obj.geometry)
     to_world = object_to_world(obj)
     if stretch is not None:
         to_world[:3, :3] = to_world[:3, :3] * stretch
+    if view is not None and not view(bounding_sphere(geom), to_world):
+        return None
     m = world_to_cam @ to_world
     verts = geom.vertices @ m[:3, :3].T + m[:3, 3]  # camera coordinates
     if not (verts[:, 2] <= -cam.znear).all():

@@ -112,6 +112,45 @@ def _oriented_edges(vertices: np.ndarray, faces: np.ndarray):
     return None, None, None
 
 
+_SPHERES: dict[str, tuple[np.ndarray, float]] = {}
+
+
+def bounding_sphere(geom: LoadedGeometry) -> tuple[np.ndarray, float]:
+    """(centre, radius) of a geometry's vertices in its local frame, cached by geometry key."""
+    sphere = _SPHERES.get(geom.key)
+    if sphere is None:
+        v = geom.vertices
+        centre = (v.min(axis=0) + v.max(axis=0)) / 2
+        sphere = _SPHERES[geom.key] = (centre, float(np.sqrt(((v - centre) ** 2).sum(axis=1).max())))
+    return sphere
+
+
+class ViewTest:
+    """Whether a posed bounding sphere can touch the camera's image: a conservative test against the near
+    plane and the four side planes (symmetric about the optical axis, as wide as the farther image edge).
+    False only for what no pixel can show, so the renderer may skip drawing it and annotation may skip its
+    silhouette."""
+
+    def __init__(self, cam):
+        self.world_to_cam = np.linalg.inv(pose_matrix(cam.pose))
+        self.znear = cam.znear
+        tx = max(abs(cam.cx), abs(cam.width - cam.cx)) / cam.fx
+        ty = max(abs(cam.cy), abs(cam.height - cam.cy)) / cam.fy
+        self.sides = [(t, 1.0 / math.sqrt(1.0 + t * t)) for t in (tx, ty)]
+
+    def __call__(self, sphere: tuple[np.ndarray, float], pose: np.ndarray) -> bool:
+        centre, radius = sphere
+        m = self.world_to_cam @ pose
+        x, y, z = m[:3, :3] @ centre + m[:3, 3]
+        r = radius * float(np.linalg.norm(pose[:3, :3], axis=0).max()) * (1 + 1e-6) + 1e-9
+        if z + self.znear > r:  # wholly behind the near plane (the camera looks down -z)
+            return False
+        for coord, (t, norm) in zip((x, y), self.sides, strict=True):
+            if (abs(coord) + t * z) * norm > r:  # wholly beyond the left/right or top/bottom plane
+                return False
+        return True
+
+
 def object_to_world(obj: SceneObject) -> np.ndarray:
     """4x4 local-to-world transform of an object, including its uniform ``scale``."""
     m = pose_matrix(obj.pose).copy()

@@ -308,11 +308,11 @@ def test_objects_wholly_outside_the_view_change_no_pixel(service):
 
 def test_the_view_test_never_drops_what_projects_into_the_image():
     """Against brute force: points on each sphere projected with the camera's own intrinsics."""
-    from synth.render.pyrender_backend import _FrustumTest
+    from synth.geometry import ViewTest
 
     rng = np.random.default_rng(0)
     cam = top_down_camera(width=160, height=90, fx=150.0, fy=140.0, cx=60.0, cy=50.0)
-    test = _FrustumTest(cam)
+    test = ViewTest(cam)
     dirs = rng.normal(size=(400, 3))
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     kept = dropped = 0

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synth.errors import ConfigError
-from synth.geometry import LoadedGeometry, object_to_world, shared_geometry
+from synth.geometry import LoadedGeometry, ViewTest, bounding_sphere, object_to_world, shared_geometry
 from synth.mesh import linear_to_srgb
 from synth.render.pyrender_settings import pyrender_settings
 from synth.scene import Frame, Light, Material, Scene, TextureSpec, pose_matrix
@@ -371,7 +371,7 @@ class PyrenderBackend:
         frame = self._frame_counter
         taken: dict[str, int] = {}
         seg_map = {}
-        in_view = _FrustumTest(scene.camera) if CULL_OUTSIDE_VIEW and not self.shadows else None
+        in_view = ViewTest(scene.camera) if CULL_OUTSIDE_VIEW and not self.shadows else None
         for position, obj in enumerate(scene.objects):
             geom, stretch = shared_geometry(obj.geometry)
             pool = self._pools.get(geom.key)
@@ -389,7 +389,7 @@ class PyrenderBackend:
                 pose[:3, :3] = pose[:3, :3] * stretch  # scale the unit primitive's local axes
             # drawn only when it can reach the image: without shadow maps an object wholly outside the
             # view changes no pixel, but llvmpipe still transforms all its triangles (a shelf's hidden bays)
-            node.mesh.is_visible = in_view is None or in_view(_bounding_sphere(geom), pose)
+            node.mesh.is_visible = in_view is None or in_view(bounding_sphere(geom), pose)
             self._scene.set_pose(node, pose)
             self._apply_material(slot, obj.material)
             iid = obj.instance_id
@@ -544,41 +544,6 @@ class PyrenderBackend:
 
 
 CULL_OUTSIDE_VIEW = True  # without shadow maps, skipping objects wholly outside the view changes no pixel
-_SPHERES: dict[str, tuple[np.ndarray, float]] = {}
-
-
-def _bounding_sphere(geom: LoadedGeometry) -> tuple[np.ndarray, float]:
-    """(centre, radius) of a geometry's vertices in its local frame, cached by geometry key."""
-    sphere = _SPHERES.get(geom.key)
-    if sphere is None:
-        v = geom.vertices
-        centre = (v.min(axis=0) + v.max(axis=0)) / 2
-        sphere = _SPHERES[geom.key] = (centre, float(np.sqrt(((v - centre) ** 2).sum(axis=1).max())))
-    return sphere
-
-
-class _FrustumTest:
-    """Whether a posed bounding sphere can touch the camera's image: a conservative test against the near
-    plane and the four side planes (symmetric about the optical axis, as wide as the farther image edge)."""
-
-    def __init__(self, cam):
-        self.world_to_cam = np.linalg.inv(pose_matrix(cam.pose))
-        self.znear = cam.znear
-        tx = max(abs(cam.cx), abs(cam.width - cam.cx)) / cam.fx
-        ty = max(abs(cam.cy), abs(cam.height - cam.cy)) / cam.fy
-        self.sides = [(t, 1.0 / math.sqrt(1.0 + t * t)) for t in (tx, ty)]
-
-    def __call__(self, sphere: tuple[np.ndarray, float], pose: np.ndarray) -> bool:
-        centre, radius = sphere
-        m = self.world_to_cam @ pose
-        x, y, z = m[:3, :3] @ centre + m[:3, 3]
-        r = radius * float(np.linalg.norm(pose[:3, :3], axis=0).max()) * (1 + 1e-6) + 1e-9
-        if z + self.znear > r:  # wholly behind the near plane (the camera looks down -z)
-            return False
-        for coord, (t, norm) in zip((x, y), self.sides, strict=True):
-            if (abs(coord) + t * z) * norm > r:  # wholly beyond the left/right or top/bottom plane
-                return False
-        return True
 
 
 def _mesh_from_parts(parts, materials) -> pyrender.Mesh:
