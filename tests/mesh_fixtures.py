@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,13 @@ def w_thumbnail_png(root: str, mesh_path: str, **kwargs) -> bytes:
 
     record = add_mesh(Catalog(root), mesh_path, echo=None, **kwargs)
     return Catalog(root).thumbnail_path(record).read_bytes()
+
+
+# Ways a file stored beside a catalog mesh goes bad, as (id, damage(path, another mesh's stored file));
+# parametrize a test with ``ids=[i for i, _ in STORED_FILE_DAMAGES]``.
+STORED_FILE_DAMAGES = [
+    ("garbage", lambda p, other: p.write_bytes(b"not a zip")),
+    ("truncated", lambda p, other: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])),
+    ("stale", lambda p, other: shutil.copyfile(other, p)),  # another mesh's file: digest / key differs
+    ("missing", lambda p, other: p.unlink()),
+]

@@ -4,12 +4,11 @@ the mesh beside it."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pyrender
 import pytest
 import trimesh
+from mesh_fixtures import STORED_FILE_DAMAGES
 
 from synth import geometry, geometry_cache
 from synth.catalog import Catalog
@@ -92,16 +91,9 @@ def test_pyrender_meshes_match_from_trimesh(catalog):
 
 
 @pytest.mark.parametrize(
-    "damage",
-    [
-        lambda p, other: p.write_bytes(b"not a zip"),
-        lambda p, other: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
-        lambda p, other: shutil.copyfile(other, p),  # another mesh's geometry: key differs
-        lambda p, other: p.unlink(),
-    ],
-    ids=["garbage", "truncated", "stale", "missing"],
+    "damage", [d for _, d in STORED_FILE_DAMAGES], ids=[i for i, _ in STORED_FILE_DAMAGES]
 )
-def test_a_damaged_or_foreign_file_is_derived_again_and_replaced(catalog, damage, monkeypatch):
+def test_a_damaged_or_foreign_file_is_derived_again_and_replaced(catalog, damage):
     part, other = [p for p in _meshes(catalog) if geometry_cache.load(p, geometry_cache.key_of(p)).projected][
         :2
     ]

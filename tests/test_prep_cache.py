@@ -3,11 +3,10 @@ trusted when it does not belong to the mesh beside it."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import trimesh
+from mesh_fixtures import STORED_FILE_DAMAGES
 
 from synth import prep_cache
 from synth.catalog import Catalog
@@ -74,14 +73,7 @@ def _recomputes(mesh_path: str) -> bool:
 
 
 @pytest.mark.parametrize(
-    "damage",
-    [
-        lambda p, other: p.write_bytes(b"not a zip"),
-        lambda p, other: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]),
-        lambda p, other: shutil.copyfile(other, p),  # another mesh's preparation: digest differs
-        lambda p, other: p.unlink(),
-    ],
-    ids=["garbage", "truncated", "stale", "missing"],
+    "damage", [d for _, d in STORED_FILE_DAMAGES], ids=[i for i, _ in STORED_FILE_DAMAGES]
 )
 def test_a_damaged_or_foreign_preparation_is_recomputed_and_replaced(entry, tmp_path, damage):
     catalog, mesh_path = entry
