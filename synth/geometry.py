@@ -280,12 +280,13 @@ def _from_stored(parts, stored: geometry_cache.StoredGeometry, key: str) -> Load
     ]
     v, f = _concatenated(meshes)
     e, ef, loose = stored.edges, stored.edge_faces, stored.loose_faces
-    if e is not None and len(e) and (e.min() < 0 or e.max() >= len(v)):
-        return None
-    if ef is not None and len(ef) and (ef[:, 0].min() < 0 or ef[:, 1].min() < -1 or ef.max() >= len(f)):
-        return None  # the second face of a boundary edge is -1
-    if loose is not None and len(loose) and (loose.min() < 0 or loose.max() >= len(f)):
-        return None
+    within = prep_cache.indexes_within
+    if not (
+        (e is None or within(e, len(v)))
+        and (ef is None or (within(ef[:, 0], len(f)) and within(ef[:, 1], len(f), lowest=-1)))
+        and (loose is None or within(loose, len(f)))
+    ):
+        return None  # (the second face of a boundary edge is -1)
     return LoadedGeometry(
         tuple(meshes), v[f], stored.closed, key, v, f, stored.edges, stored.edge_faces, stored.loose_faces
     )

@@ -217,17 +217,18 @@ def _validated(arrays: dict) -> ShapePrep | None:
     if (
         n_v < 4
         or len(p.hull_faces) < 4
-        or not _indexes(p.hull_faces, n_v)
+        or not indexes_within(p.hull_faces, n_v)
         or k < 1
         or len(p.probabilities) != k
         or (p.vertex_real is None) != (p.plane_solid is None)
         or (p.vertex_real is not None and len(p.vertex_real) != n_v)
         or (p.weld_vertices is None) != (p.weld_faces is None)
-        or (p.weld_faces is not None and not _indexes(p.weld_faces, len(p.weld_vertices)))
+        or (p.weld_faces is not None and not indexes_within(p.weld_faces, len(p.weld_vertices)))
     ):
         return None
     return p
 
 
-def _indexes(faces: np.ndarray, n: int) -> bool:
-    return len(faces) == 0 or (faces.min() >= 0 and faces.max() < n)
+def indexes_within(a: np.ndarray, n: int, lowest: int = 0) -> bool:
+    """Every index of ``a`` in ``[lowest, n)`` (stored arrays are untrusted)."""
+    return len(a) == 0 or (a.min() >= lowest and a.max() < n)

@@ -371,7 +371,8 @@ class PyrenderBackend:
         frame = self._frame_counter
         taken: dict[str, int] = {}
         seg_map = {}
-        in_view = ViewTest(scene.camera) if CULL_OUTSIDE_VIEW and not self.shadows else None
+        # without shadow maps an object wholly outside the view changes no pixel: it need not be drawn
+        in_view = None if self.shadows else ViewTest(scene.camera)
         for position, obj in enumerate(scene.objects):
             geom, stretch = shared_geometry(obj.geometry)
             pool = self._pools.get(geom.key)
@@ -541,9 +542,6 @@ class PyrenderBackend:
         while len(self._backgrounds) > MAX_BACKGROUNDS:
             self._backgrounds.popitem(last=False)
         return bg
-
-
-CULL_OUTSIDE_VIEW = True  # without shadow maps, skipping objects wholly outside the view changes no pixel
 
 
 def _mesh_from_parts(parts, materials) -> pyrender.Mesh:
