@@ -129,21 +129,19 @@ def _fan_out(plan, out: Path, units, submit, as_completed, progress, workers: in
     report(RunProgress(plan.num_shards, len(shards), n_images, 0))
     t0 = time.perf_counter()
     futures: dict = {}  # future -> shard
-    first_done = None
     returned: list[tuple[float, int]] = []  # (seconds since the fan-out, images done) per returned unit
     try:
         for s, idx in units:
             futures[submit(render_images, plan, str(out), s, idx)] = s
         for fut in as_completed(list(futures)):
             s, got = futures[fut], fut.result()
-            if first_done is None:
-                first_done = time.perf_counter() - t0
+            back = time.perf_counter() - t0
             results[s].extend(got)
             pending[s] -= len(got)
             if pending[s] == 0:
                 finish_shard(plan, s, shard_dirs[s], results.pop(s))
             done += len(got)
-            returned.append((time.perf_counter() - t0, done))
+            returned.append((back, done))
             report(RunProgress(plan.num_shards, len(shards), n_images, done))
     except BaseException:
         _drain(list(futures), as_completed)
@@ -151,12 +149,12 @@ def _fan_out(plan, out: Path, units, submit, as_completed, progress, workers: in
     elapsed = time.perf_counter() - t0
     steady = None
     if len(returned) > workers:
-        t_warm, done_warm = returned[min(workers, len(returned)) - 1]
+        t_warm, done_warm = returned[workers - 1]
         if elapsed > t_warm:
             steady = (n_images - done_warm) / (elapsed - t_warm)
     return {
         "render_s": round(elapsed, 3),
-        "first_results_s": round(first_done, 3),
+        "first_results_s": round(returned[0][0], 3),
         "steady_images_per_s": round(steady, 3) if steady else None,
     }
 
