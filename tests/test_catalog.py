@@ -89,6 +89,16 @@ def test_unknown_key_rejected(tmp_path):
         load_record(p)
 
 
+def test_record_file_constructs_no_objects(tmp_path):
+    """A record is untrusted: a Python object tag is a YAML error, not a call (the C loader is safe too)."""
+    p = tmp_path / "sku.yaml"
+    marker = tmp_path / "ran"
+    p.write_text(f"name: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(AssetError, match="not valid YAML") as e:
+        load_record(p)
+    assert "\n" not in str(e.value) and not marker.exists()
+
+
 def test_slugify_and_unique_id(tmp_path):
     assert slugify("Cracker Box (YCB)") == "cracker-box-ycb"
     cat = Catalog(tmp_path)
