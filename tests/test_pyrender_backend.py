@@ -270,6 +270,41 @@ def test_lights_and_meshes_are_visited_in_an_order_set_by_the_scene(service):
         assert meshes == list(range(len(scene.objects)))
 
 
+def _draw_sorts(seed: int) -> tuple[list[int], list[int]]:
+    """(pyrender's draw order with hidden nodes dropped afterwards, the backend's), as node names."""
+    import pyrender
+    import trimesh
+    from pyrender.renderer import Renderer
+
+    from synth.render.pyrender_state import SingleSampleRenderer
+
+    rng = np.random.default_rng(seed)
+    scene = pyrender.Scene()
+    scene.add(pyrender.PerspectiveCamera(yfov=1.0), pose=np.eye(4))
+    box = trimesh.creation.box()
+    for i in range(40):
+        see_through = rng.random() < 0.3
+        material = pyrender.MetallicRoughnessMaterial(
+            baseColorFactor=[1, 1, 1, 0.5 if see_through else 1.0],
+            alphaMode="BLEND" if see_through else "OPAQUE",
+        )
+        mesh = pyrender.Mesh.from_trimesh(box, material=material)
+        mesh.is_visible = bool(rng.random() < 0.5)
+        pose = np.eye(4)
+        pose[:3, 3] = rng.integers(-3, 4, 3)  # equal distances: ties keep the scene's node order
+        scene.add(mesh, name=str(i), pose=pose)
+    assert any(n.mesh.is_transparent for n in scene.mesh_nodes)
+    theirs = [int(n.name) for n in Renderer._sorted_mesh_nodes(None, scene) if n.mesh.is_visible]
+    ours = [int(n.name) for n in SingleSampleRenderer._sorted_mesh_nodes(None, scene)]
+    return theirs, ours
+
+
+def test_the_draw_sort_skips_hidden_nodes_and_keeps_pyrenders_order(service):
+    for seed in range(3):
+        theirs, ours = service.call(_draw_sorts, seed)
+        assert ours == theirs and len(ours) > 5
+
+
 def _option_error(opts: dict) -> str:
     try:
         get_backend("pyrender", **opts)
