@@ -341,6 +341,33 @@ def test_objects_wholly_outside_the_view_change_no_pixel(service):
     assert np.array_equal(alone.depth, crowded.depth)
 
 
+def _seeds_of_textures_made(scene_json: str) -> list[int]:
+    import synth.render.pyrender_backend as backend_module
+
+    made, make = [], backend_module.tiled_texture
+    backend_module.tiled_texture = lambda spec: (made.append(spec.seed), make(spec))[1]
+    try:
+        get_backend("pyrender", antialias="edge").render(Scene.from_json(scene_json))
+    finally:
+        backend_module.tiled_texture = make
+    return made
+
+
+def test_no_texture_is_made_for_an_object_outside_the_view(service):
+    """Randomized textures cost milliseconds each, and most of a shelf's objects are out of view."""
+
+    def textured(obj: SceneObject, seed: int) -> SceneObject:
+        texture = TextureSpec(procedural="noise", seed=seed, size=32)
+        return obj.model_copy(update={"material": Material(texture=texture)})
+
+    objects = [
+        textured(plate(1, -0.1, 0.1, -0.1, 0.1, 0.05), 101),
+        textured(plate(2, 2.0, 2.2, -0.1, 0.1, 0.05), 202),
+    ]
+    scene = Scene(camera=top_down_camera(), lights=[], environment=flat_env(), objects=objects)
+    assert service.call(_seeds_of_textures_made, scene.to_json()) == [101]
+
+
 def test_the_view_test_never_drops_what_projects_into_the_image():
     """Against brute force: points on each sphere projected with the camera's own intrinsics."""
     from synth.geometry import ViewTest

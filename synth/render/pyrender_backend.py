@@ -392,7 +392,10 @@ class PyrenderBackend:
             # view changes no pixel, but llvmpipe still transforms all its triangles (a shelf's hidden bays)
             node.mesh.is_visible = in_view is None or in_view(bounding_sphere(geom), pose)
             self._scene.set_pose(node, pose)
-            self._apply_material(slot, obj.material)
+            if node.mesh.is_visible:
+                self._apply_material(slot, obj.material)
+            else:  # nor does it need its texture made (a shelf: ~200 objects, ~35 in view)
+                self._apply_material(slot, None)
             iid = obj.instance_id
             seg_map[node] = np.array([iid & 255, iid >> 8, 0], dtype=np.float64)
             self._scene.rank[node] = position
@@ -401,8 +404,7 @@ class PyrenderBackend:
             for slot in pool.slots:
                 if slot.last_used != frame and slot.node.mesh.is_visible:
                     slot.node.mesh.is_visible = False
-                    for prim, mat in zip(slot.node.mesh.primitives, slot.default_materials, strict=True):
-                        prim.material = mat
+                    self._apply_material(slot, None)
         self._evict(frame)
         return seg_map
 
