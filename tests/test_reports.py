@@ -107,6 +107,17 @@ def test_headline_picks_the_best_synthetic_variant_and_the_real_reference(meanin
     assert headline_sentence({"variants": {}}) == "No variant was evaluated."
 
 
+@pytest.mark.parametrize("with_reference", [True, False])
+def test_the_ratio_column_says_why_a_ratio_is_missing(with_reference):
+    from train.compare import _accuracy_rows
+
+    variants = {k: {**r, "title": k} for k, r in _variants().items() if with_reference or r["role"] != "real"}
+    summary = {"variants": variants, "transfer": {"ratios_meaningful": False}}
+    cells = {cell for row in _accuracy_rows(summary) for cell in row if isinstance(cell, str)}
+    assert ("reference not above the floor" in cells) is with_reference
+    assert ("no real-only variant in this run" in cells) is not with_reference
+
+
 def test_reports_carry_no_machine_paths_and_every_markdown_image_resolves(tmp_path):
     from markdown_it import MarkdownIt
 

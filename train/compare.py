@@ -486,6 +486,8 @@ def _relative_cell(summary: dict, key: str, ref: str | None) -> str:
     """A variant's AP50 as a share of the reference's, with its bootstrap interval."""
     if key == ref:
         return "reference"
+    if ref is None:
+        return "no real-only variant in this run"
     if not (summary.get("transfer") or {}).get("ratios_meaningful", False):
         return "reference not above the floor"
     rel = (summary.get("transfer") or {}).get("AP50_relative_to_real_only") or {}
