@@ -60,9 +60,10 @@ def test_sku_add_stores_the_preparation_and_workers_read_it(entry, monkeypatch):
     assert computed.surface is not None and computed.vertex_real is not None  # non-convex
     calls = []
     monkeypatch.setattr(shapes, "prepare_mesh", lambda *a: calls.append(a) or pytest.fail("recomputed"))
-    before = prep_cache.STATS.loaded
+    before, seconds = prep_cache.STATS.loaded, prep_cache.STATS.seconds
     loaded = _fresh(mesh_path)
     assert not calls and prep_cache.STATS.loaded == before + 1
+    assert prep_cache.STATS.seconds == seconds  # reading is not preparation: the timings show 0
     assert _same(computed, loaded)
 
 

@@ -83,9 +83,8 @@ def mesh_shape(mesh_path: str) -> Shape:
 
 @lru_cache(maxsize=256)
 def _mesh_shape_cached(mesh_path: str, stamp: int) -> Shape:
-    with prep_cache.STATS.timing():
-        prep = prep_cache.cached(mesh_path, lambda: prepare_mesh(mesh_path, *_welded(mesh_path)))
-        return _shape_from_prep(f"mesh:{mesh_path}:{stamp}", prep, mesh_path)
+    prep = prep_cache.cached(mesh_path, lambda: prepare_mesh(mesh_path, *_welded(mesh_path)))
+    return _shape_from_prep(f"mesh:{mesh_path}:{stamp}", prep, mesh_path)
 
 
 def store_preparation(mesh_path: str | Path) -> None:
