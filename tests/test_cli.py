@@ -111,6 +111,73 @@ def test_library_log_lines_print_once_after_prefect_set_up_its_logging():
     assert (both.count("figure 1"), both.count("careful")) == (1, 1), both
 
 
+def _children_serving_prefect(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` and that run Prefect's API server (an ephemeral one)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"prefect.server.api.server" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_sigterm_stops_the_ephemeral_prefect_server_with_the_command(tmp_path):
+    """``kill`` / ``timeout`` end a flow command like Ctrl-C: the Prefect server it started goes with it."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "run",
+            "--n",
+            "400",
+            "--steps",
+            "200",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    servers: list[int] = []
+    try:
+        deadline = time.time() + 240
+        while not servers and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.5)
+            servers = _children_serving_prefect(proc.pid)
+        assert servers, "the flow never started its ephemeral Prefect server"
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+        deadline = time.time() + 30
+        while any(Path(f"/proc/{s}").exists() for s in servers) and time.time() < deadline:
+            time.sleep(0.5)
+        assert not any(Path(f"/proc/{s}").exists() for s in servers), (
+            "the Prefect server outlived the command"
+        )
+        assert code == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for s in servers:
+            try:
+                os.kill(s, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def test_version_and_run_help_show_the_deployments_defaults(capsys):
     """`simreal run` takes every default from flows.params, the models the deployments use."""
     from flows import cli

@@ -9,10 +9,13 @@ STACK.md). DDP starts the same parser: ``torchrun --nproc_per_node 2 -m flows.cl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
 import textwrap
+import threading
 
 from synth.errors import SimrealError
 
@@ -133,4 +136,24 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     args = build_parser().parse_args(argv)
     show_library_logs()
-    return run_command(args)
+    with _sigterm_unwinds():
+        return run_command(args)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    """SIGTERM (``kill``, ``timeout``, a job scheduler) ends a command the way Ctrl-C does: Python unwinds,
+    so render pools shut down and the ephemeral Prefect server a flow started is stopped at exit. Killed
+    without unwinding, that server outlived the command as an orphan process."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
