@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")
     args = build_parser().parse_args(argv)
     show_library_logs()
-    with _sigterm_unwinds():
+    # only as the program itself: a caller passing argv (a test, a notebook) keeps its own SIGTERM handling
+    with _sigterm_unwinds() if argv is None else contextlib.nullcontext():
         return run_command(args)
 
 
