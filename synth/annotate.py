@@ -30,7 +30,7 @@ from scipy import ndimage
 
 from synth.config import AnnotationConfig
 from synth.errors import ConfigError
-from synth.geometry import ViewTest, bounding_sphere, object_to_world, shared_geometry
+from synth.geometry import ViewTest, bounding_sphere, placed_geometry
 from synth.scene import Camera, Frame, Scene, SceneObject, pose_matrix
 
 DROP_REASONS = ("outside_image", "hidden", "low_visibility", "small_area")
@@ -217,10 +217,7 @@ def object_silhouette(
     ``view`` (the camera's ``ViewTest``): skip the rasterising when the object cannot reach the image."""
     if world_to_cam is None:
         world_to_cam = np.linalg.inv(pose_matrix(cam.pose))
-    geom, stretch = shared_geometry(obj.geometry)
-    to_world = object_to_world(obj)
-    if stretch is not None:
-        to_world[:3, :3] = to_world[:3, :3] * stretch
+    geom, to_world = placed_geometry(obj)
     if view is not None and not view(bounding_sphere(geom), to_world):
         return None
     m = world_to_cam @ to_world

@@ -181,7 +181,7 @@ def load_geometry(geom: Geometry) -> LoadedGeometry:
     """The triangles of ``geom``; cached, so a worker loads each mesh file once."""
     key = geometry_key(geom)
     if key.startswith("mesh:"):
-        return _load_mesh_file(key, key[len("mesh:") : key.rindex(":")])
+        return _load_mesh_file(key, _resolved(str(geom.mesh), os.getcwd()))
     return _load_primitive(key)
 
 
@@ -194,7 +194,7 @@ _UNIT_PRIMITIVES = {
 
 def shared_geometry(geom: Geometry) -> tuple[LoadedGeometry, np.ndarray | None]:
     """(geometry, stretch): a primitive as the one cached unit mesh of its kind plus the per-axis scale
-    that sizes it (apply as ``object_to_world(obj)[:3, :3] * stretch``), a mesh as itself (None).
+    that sizes it (``placed_geometry`` folds it into the object's transform), a mesh as itself (None).
 
     Randomized scenes size every box and can differently; loading each size would rebuild and re-upload
     a mesh per object per image. The stretched unit mesh has exactly the sized mesh's vertices (the
@@ -210,6 +210,16 @@ def shared_geometry(geom: Geometry) -> tuple[LoadedGeometry, np.ndarray | None]:
         r, h = geom.cylinder
         stretch = np.array([r, r, h])
     return load_geometry(_UNIT_PRIMITIVES[kind]), stretch
+
+
+def placed_geometry(obj: SceneObject) -> tuple[LoadedGeometry, np.ndarray]:
+    """(geometry, 4x4 local-to-world transform) of an object: its shared geometry and the transform that
+    places and sizes it, a unit primitive's stretch folded in. Renderers and silhouettes all use this pair."""
+    geom, stretch = shared_geometry(obj.geometry)
+    pose = object_to_world(obj)
+    if stretch is not None:
+        pose[:3, :3] = pose[:3, :3] * stretch  # scale the unit primitive's local axes
+    return geom, pose
 
 
 # ---- mesh files ----------------------------------------------------------------------------------------

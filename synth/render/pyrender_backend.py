@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from synth.errors import ConfigError
-from synth.geometry import LoadedGeometry, ViewTest, bounding_sphere, object_to_world, shared_geometry
+from synth.geometry import LoadedGeometry, ViewTest, bounding_sphere, placed_geometry
 from synth.mesh import linear_to_srgb
 from synth.render.pyrender_settings import pyrender_settings
 from synth.scene import Frame, Light, Material, Scene, TextureSpec, pose_matrix
@@ -374,7 +374,7 @@ class PyrenderBackend:
         # without shadow maps an object wholly outside the view changes no pixel: it need not be drawn
         in_view = None if self.shadows else ViewTest(scene.camera)
         for position, obj in enumerate(scene.objects):
-            geom, stretch = shared_geometry(obj.geometry)
+            geom, pose = placed_geometry(obj)
             pool = self._pools.get(geom.key)
             if pool is None:
                 pool = self._pools[geom.key] = self._new_pool(geom)
@@ -385,17 +385,12 @@ class PyrenderBackend:
             slot = pool.slots[k]
             slot.last_used = frame
             node = slot.node
-            pose = object_to_world(obj)
-            if stretch is not None:
-                pose[:3, :3] = pose[:3, :3] * stretch  # scale the unit primitive's local axes
             # drawn only when it can reach the image: without shadow maps an object wholly outside the
             # view changes no pixel, but llvmpipe still transforms all its triangles (a shelf's hidden bays)
             node.mesh.is_visible = in_view is None or in_view(bounding_sphere(geom), pose)
             self._scene.set_pose(node, pose)
-            if node.mesh.is_visible:
-                self._apply_material(slot, obj.material)
-            else:  # nor does it need its texture made (a shelf: ~200 objects, ~35 in view)
-                self._apply_material(slot, None)
+            # nor does a hidden one need its texture made (a shelf: ~200 objects, ~35 in view)
+            self._apply_material(slot, obj.material if node.mesh.is_visible else None)
             iid = obj.instance_id
             seg_map[node] = np.array([iid & 255, iid >> 8, 0], dtype=np.float64)
             self._scene.rank[node] = position

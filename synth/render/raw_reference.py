@@ -99,7 +99,7 @@ class RawReference:
         return {"setup": t1 - t0, "color": t2 - t1, "ids": t3 - t2, "encode": t4 - t3, "rle": t5 - t4}
 
     def _sync(self, scene) -> dict:
-        from synth.geometry import object_to_world, shared_geometry
+        from synth.geometry import placed_geometry
         from synth.mesh import linear_to_srgb
         from synth.render.pyrender_backend import _to_pyrender_light
         from synth.scene import pose_matrix
@@ -111,14 +111,11 @@ class RawReference:
             node.mesh.is_visible = False
         seg_map, copies = {}, {}
         for obj in scene.objects:
-            geom, stretch = shared_geometry(obj.geometry)
+            geom, pose = placed_geometry(obj)
             k = copies[geom.key] = copies.get(geom.key, -1) + 1
             node = self.nodes.get((geom.key, k))
             if node is None:
                 node = self.nodes[(geom.key, k)] = sc.add(pr.Mesh.from_trimesh(list(geom.meshes)))
-            pose = object_to_world(obj)
-            if stretch is not None:
-                pose[:3, :3] = pose[:3, :3] * stretch
             sc.set_pose(node, pose)
             node.mesh.is_visible = True
             if obj.material is not None:
