@@ -8,6 +8,7 @@ and mesh files are loaded here with trimesh and cached per process by (resolved 
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from dataclasses import dataclass
@@ -254,13 +255,35 @@ def _mesh_parts(path: str) -> list[trimesh.Trimesh]:
         scene = trimesh.load(path, force="scene")
     except Exception as e:  # trimesh raises many types for corrupt files
         raise AssetError(path, f"cannot load mesh ({e.__class__.__name__}: {str(e)[:80]})") from None
-    parts = [
-        part
-        for part in (scene.dump(concatenate=False) if hasattr(scene, "dump") else [scene])
-        if isinstance(part, trimesh.Trimesh) and len(part.faces)
-    ]
+    parts = _posed_parts(scene)
     if not parts:
         raise AssetError(path, "mesh file holds no triangles")
+    return parts
+
+
+def _posed_parts(scene: trimesh.Scene) -> list[trimesh.Trimesh]:
+    """Every triangle mesh of a loaded file moved to its instance pose, as ``Scene.dump`` makes them but
+    sharing the texture images instead of copying them: a copy decodes and duplicates each one (~30 ms
+    for a retail label), and the images are only read from here on."""
+    parts = []
+    for node in scene.graph.nodes_geometry:
+        transform, name = scene.graph[node]
+        mesh = scene.geometry[name]
+        if not isinstance(mesh, trimesh.Trimesh) or not len(mesh.faces):
+            continue
+        part = mesh.copy(include_visual=False)
+        visual = mesh.visual
+        if isinstance(visual, trimesh.visual.TextureVisuals):
+            uv = None if visual.uv is None else np.array(visual.uv)
+            part.visual = trimesh.visual.TextureVisuals(
+                uv=uv, material=visual.material, face_materials=copy.copy(visual.face_materials)
+            )
+        else:
+            part.visual = visual.copy()
+        part.vertex_attributes.update({k: copy.deepcopy(v) for k, v in mesh.vertex_attributes.items()})
+        part.face_attributes.update({k: copy.deepcopy(v) for k, v in mesh.face_attributes.items()})
+        part.apply_transform(transform)
+        parts.append(part)
     return parts
 
 
