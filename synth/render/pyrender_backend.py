@@ -407,9 +407,9 @@ class PyrenderBackend:
         return seg_map
 
     @staticmethod
-    def _new_pool(geom: LoadedGeometry, texture_cap: int) -> _GeometryPool:
+    def _new_pool(geom: LoadedGeometry, max_side: int) -> _GeometryPool:
         parts = list(geom.meshes)
-        return _GeometryPool(geom, parts, [_material_from_trimesh(m, texture_cap) for m in parts])
+        return _GeometryPool(geom, parts, [_material_from_trimesh(m, max_side) for m in parts])
 
     def _new_slot(self, pool: _GeometryPool) -> _Slot:
         if pool.template is None:
