@@ -264,14 +264,3 @@ _GENERATORS = {
     "flying": _flying,
 }
 assert set(_GENERATORS) == set(PROCEDURAL_KINDS)
-
-
-def shrink_to_fit(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    """An image shrunk (area-averaged, aspect kept) so that its longer side is ``max_side``; itself when it
-    already fits or ``max_side`` is 0."""
-    h, w = rgb.shape[:2]
-    if max_side <= 0 or max(h, w) <= max_side:
-        return rgb
-    k = max_side / max(h, w)
-    size = (max(1, round(w * k)), max(1, round(h * k)))
-    return cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)

@@ -155,21 +155,6 @@ def build_tiny_scene(cfg: TinyRenderConfig, catalog: Catalog, seed: int, index: 
     return Scene(seed=seed, index=index, camera=cam, lights=lights, objects=objects, environment=env)
 
 
-def add_mesh_entry(catalog: Catalog, sku_id: str, mesh: trimesh.Trimesh, supercategory="industrial") -> str:
-    """Write ``mesh`` (metres, centred) as catalog entry ``sku_id``; returns its mesh path."""
-    record = SkuRecord(
-        id=sku_id,
-        name=sku_id,
-        category="widget",
-        supercategory=supercategory,
-        size_m=tuple(float(v) for v in mesh.extents),
-        thumbnail=None,
-        source=Source(kind="procedural", generator="test"),
-    )
-    catalog.add(record, lambda tmp: mesh.export(tmp / "mesh.glb"))
-    return str(catalog.mesh_path(catalog.get(sku_id)))
-
-
 def make_tiny_catalog(root: Path) -> Catalog:
     """Two catalog entries with real GLB meshes: a bevelled-looking box (12 tris) and a capsule."""
     catalog = Catalog(root)
@@ -179,7 +164,21 @@ def make_tiny_catalog(root: Path) -> Catalog:
     }
     for sku_id, mesh in meshes.items():
         mesh.apply_translation(-mesh.bounds.mean(axis=0))
-        add_mesh_entry(catalog, sku_id, mesh)
+        size = tuple(float(v) for v in mesh.extents)
+        record = SkuRecord(
+            id=sku_id,
+            name=sku_id,
+            category="widget",
+            supercategory="industrial",
+            size_m=size,
+            thumbnail=None,
+            source=Source(kind="procedural", generator="test"),
+        )
+
+        def write(tmp: Path, mesh=mesh) -> None:
+            mesh.export(tmp / "mesh.glb")
+
+        catalog.add(record, write)
     return catalog
 
 
@@ -187,7 +186,6 @@ __all__ = [
     "CATEGORIES",
     "RenderService",
     "TinyRenderConfig",
-    "add_mesh_entry",
     "build_tiny_scene",
     "identity",
     "look_at",

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from render_scenes import RenderService, add_mesh_entry, make_tiny_catalog, top_down_camera, translation
+from render_scenes import RenderService, make_tiny_catalog, top_down_camera, translation
 
 from synth.errors import ConfigError
 from synth.render import backend_names, get_backend
@@ -347,11 +347,7 @@ def _seeds_of_textures_made(scene_json: str) -> list[int]:
     made, make = [], backend_module.tiled_texture
     backend_module.tiled_texture = lambda spec: (made.append(spec.seed), make(spec))[1]
     try:
-        # a backend of its own (nothing resident yet), kept by the worker: closing a second GL context
-        # would terminate the EGL display under the worker's other backends
-        from render_scenes import render_in_worker
-
-        render_in_worker(scene_json, '{"antialias": "edge", "exposure": 0.997}')
+        get_backend("pyrender", antialias="edge").render(Scene.from_json(scene_json))
     finally:
         backend_module.tiled_texture = make
     return made
@@ -397,83 +393,3 @@ def test_the_view_test_never_drops_what_projects_into_the_image():
         kept += inside
         dropped += not inside
     assert kept > 20 and dropped > 200  # the test does drop most of what is out of view
-
-
-def test_texture_cap_follows_the_image_size():
-    from synth.render.pyrender_settings import pyrender_settings, texture_cap
-
-    assert texture_cap("auto", 640, 480) == 1024
-    assert texture_cap("auto", 224, 224) == 256
-    assert texture_cap("auto", 1024, 768) == 1024
-    assert texture_cap("auto", 1025, 10) == 2048
-    assert texture_cap(0, 640, 480) == 0 and texture_cap(300, 640, 480) == 300
-    assert pyrender_settings({"texture_max_side": 512}).texture_max_side == 512
-    assert pyrender_settings({}).texture_max_side == "auto"
-    for bad in (-1, "big", 2.5):
-        with pytest.raises(ConfigError, match="texture_max_side"):
-            pyrender_settings({"texture_max_side": bad})
-
-
-def test_shrink_to_fit_keeps_the_aspect_and_the_average_colour():
-    from synth.textures import shrink_to_fit
-
-    rgb = np.random.default_rng(0).integers(0, 256, (900, 1500, 3), dtype=np.uint8)
-    small = shrink_to_fit(rgb, 256)
-    assert small.shape == (154, 256, 3) and small.dtype == np.uint8
-    assert np.abs(small.reshape(-1, 3).mean(0) - rgb.reshape(-1, 3).mean(0)).max() < 1.0
-    assert shrink_to_fit(rgb, 0) is rgb and shrink_to_fit(rgb, 1500) is rgb
-
-
-def _textured_catalog_mesh(root) -> str:
-    """A catalog box whose top carries a 1600 x 1000 label (a colour ramp with fine noise)."""
-    import trimesh
-    from PIL import Image
-
-    from synth.catalog import Catalog
-
-    rng = np.random.default_rng(1)
-    ramp = np.linspace(30, 220, 1600)[None, :, None] * np.array([1.0, 0.6, 0.3])
-    label = np.clip(ramp + rng.normal(0, 40, (1000, 1600, 3)), 0, 255).astype(np.uint8)
-    mesh = trimesh.creation.box((0.16, 0.1, 0.02))
-    uv = (mesh.vertices[:, :2] - mesh.vertices[:, :2].min(0)) / mesh.extents[:2]
-    mesh.visual = trimesh.visual.TextureVisuals(uv=uv, image=Image.fromarray(label))
-    return add_mesh_entry(Catalog(root), "label-box", mesh, supercategory="retail")
-
-
-def _uploaded_texture_sides(scene_json: str, opts: dict, mesh: str) -> list[int]:
-    """In the worker: the longer side of every texture of ``mesh`` that its backend for ``opts`` uploaded
-    (the one the worker keeps for ``opts``: closing a second GL context would end the EGL display)."""
-    import json
-
-    from render_scenes import _BACKENDS, render_in_worker
-
-    opts_json = json.dumps(opts, sort_keys=True)
-    render_in_worker(scene_json, opts_json)
-    return [
-        max(m.baseColorTexture.source.shape[:2])
-        for (key, _), pool in _BACKENDS[opts_json]._pools.items()
-        if mesh in key
-        for m in pool.default_materials
-        if m.baseColorTexture is not None
-    ]
-
-
-def test_mesh_textures_are_uploaded_no_larger_than_the_image_needs(service, tmp_path):
-    """A 1600 px label drawn into a 128 x 96 image is uploaded at 128 px: the same object and depth, and
-    the colours its mipmaps would have given (within a few levels; a 16 px cap blurs the ramp visibly)."""
-    mesh = _textured_catalog_mesh(tmp_path / "catalog")
-    obj = SceneObject(instance_id=3, category="w", geometry=Geometry(mesh=mesh), pose=translation(0, 0, 0.01))
-    light = Light(kind="point", pose=translation(0.2, -0.2, 1.5), intensity=60.0)
-    cam = top_down_camera(fx=800.0)  # the label spans 64 x 40 px
-    scene = Scene(camera=cam, lights=[light], environment=flat_env(), objects=[obj])
-    sides = lambda **opts: service.call(_uploaded_texture_sides, scene.to_json(), opts, mesh)  # noqa: E731
-    assert sides(antialias="none") == [128]
-    assert sides(antialias="none", texture_max_side=0) == [1600]
-    capped = service.render(scene, antialias="none")
-    full = service.render(scene, antialias="none", texture_max_side=0)
-    assert np.array_equal(capped.instance_ids, full.instance_ids) and (capped.instance_ids == 3).sum() > 2000
-    assert np.array_equal(capped.depth, full.depth)
-    inside = capped.instance_ids == 3
-    diff = np.abs(capped.rgb.astype(int) - full.rgb.astype(int))[inside]
-    assert diff.mean() < 3.0 and diff.max() < 16, (diff.mean(), diff.max())  # a 16 px cap: max 45
-    assert np.abs(capped.rgb[inside].mean(0) - full.rgb[inside].mean(0)).max() < 2.0

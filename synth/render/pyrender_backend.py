@@ -50,9 +50,9 @@ import numpy as np
 from synth.errors import ConfigError
 from synth.geometry import LoadedGeometry, ViewTest, bounding_sphere, placed_geometry
 from synth.mesh import linear_to_srgb
-from synth.render.pyrender_settings import pyrender_settings, texture_cap
+from synth.render.pyrender_settings import pyrender_settings
 from synth.scene import Frame, Light, Material, Scene, TextureSpec, pose_matrix
-from synth.textures import make_texture, shrink_to_fit
+from synth.textures import make_texture
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
@@ -214,8 +214,7 @@ class PyrenderBackend:
     Options (``synth.render.pyrender_settings``): ``antialias`` ("msaa", "edge" or "none", see the
     module docstring), ``shadows`` (shadow maps for directional and spot lights; one more pass per
     light), ``exposure`` (multiplies every light), ``max_pooled_nodes`` (GPU-resident mesh nodes kept
-    between images before the least recently used are freed), ``texture_max_side`` (meshes' own textures
-    larger than this are shrunk before upload; "auto" sizes it from the image, see ``texture_cap``).
+    between images before the least recently used are freed).
     """
 
     name = "pyrender"
@@ -226,11 +225,10 @@ class PyrenderBackend:
         self.shadows = settings.shadows
         self.exposure = settings.exposure
         self.max_pooled_nodes = settings.max_pooled_nodes
-        self.texture_max_side = settings.texture_max_side
         self._check_platform()
         self._renderer: pyrender.OffscreenRenderer | None = None
         self._scene = _OrderedScene(bg_color=np.zeros(4), ambient_light=np.zeros(3))
-        self._pools: dict[tuple[str, int], _GeometryPool] = {}  # by (geometry key, texture cap)
+        self._pools: dict[str, _GeometryPool] = {}
         self._textures: OrderedDict[str, ResidentTexture] = OrderedDict()
         self._light_nodes: list[pyrender.Node] = []
         self._camera_node: pyrender.Node | None = None
@@ -375,12 +373,11 @@ class PyrenderBackend:
         seg_map = {}
         # without shadow maps an object wholly outside the view changes no pixel: it need not be drawn
         in_view = None if self.shadows else ViewTest(scene.camera)
-        cap = texture_cap(self.texture_max_side, scene.camera.width, scene.camera.height)
         for position, obj in enumerate(scene.objects):
             geom, pose = placed_geometry(obj)
-            pool = self._pools.get((geom.key, cap))
+            pool = self._pools.get(geom.key)
             if pool is None:
-                pool = self._pools[(geom.key, cap)] = self._new_pool(geom, cap)
+                pool = self._pools[geom.key] = self._new_pool(geom)
             k = taken.get(geom.key, 0)
             taken[geom.key] = k + 1
             if k == len(pool.slots):
@@ -407,9 +404,9 @@ class PyrenderBackend:
         return seg_map
 
     @staticmethod
-    def _new_pool(geom: LoadedGeometry, max_side: int) -> _GeometryPool:
+    def _new_pool(geom: LoadedGeometry) -> _GeometryPool:
         parts = list(geom.meshes)
-        return _GeometryPool(geom, parts, [_material_from_trimesh(m, max_side) for m in parts])
+        return _GeometryPool(geom, parts, [_material_from_trimesh(m) for m in parts])
 
     def _new_slot(self, pool: _GeometryPool) -> _Slot:
         if pool.template is None:
@@ -634,14 +631,8 @@ def _to_pyrender_light(light: Light, exposure: float):
     )
 
 
-def _mesh_texture(image, max_side: int) -> np.ndarray:
-    """A mesh file's PIL texture as RGB bytes, shrunk to ``max_side`` when larger."""
-    return shrink_to_fit(np.asarray(image.convert("RGB")), max_side)
-
-
-def _material_from_trimesh(mesh: trimesh.Trimesh, max_side: int = 0) -> pyrender.MetallicRoughnessMaterial:
-    """An opaque pyrender material from a mesh's own visuals (texture, factors), else the scene default.
-    ``max_side``: textures larger than this are shrunk to it first (0: uploaded as they are)."""
+def _material_from_trimesh(mesh: trimesh.Trimesh) -> pyrender.MetallicRoughnessMaterial:
+    """An opaque pyrender material from a mesh's own visuals (texture, factors), else the scene default."""
     visual = mesh.visual
     d = _DEFAULT_MATERIAL
     if isinstance(visual, trimesh.visual.TextureVisuals) and visual.material is not None:
@@ -654,10 +645,10 @@ def _material_from_trimesh(mesh: trimesh.Trimesh, max_side: int = 0) -> pyrender
         if factor.max() > 1.0:
             factor = factor / 255.0
         image = mat.baseColorTexture
-        texture = gl_texture(_mesh_texture(image, max_side)) if image is not None else None
+        texture = gl_texture(np.asarray(image.convert("RGB"))) if image is not None else None
         # glTF metallic-roughness map (G = roughness, B = metallic), e.g. a paper label with a metal lid
         mr_image = getattr(mat, "metallicRoughnessTexture", None)
-        mr_texture = gl_texture(_mesh_texture(mr_image, max_side)) if mr_image is not None else None
+        mr_texture = gl_texture(np.asarray(mr_image.convert("RGB"))) if mr_image is not None else None
         return pyrender.MetallicRoughnessMaterial(
             baseColorFactor=factor,
             metallicFactor=float(mat.metallicFactor) if mat.metallicFactor is not None else 0.0,
