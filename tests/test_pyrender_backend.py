@@ -347,7 +347,11 @@ def _seeds_of_textures_made(scene_json: str) -> list[int]:
     made, make = [], backend_module.tiled_texture
     backend_module.tiled_texture = lambda spec: (made.append(spec.seed), make(spec))[1]
     try:
-        get_backend("pyrender", antialias="edge").render(Scene.from_json(scene_json))
+        # a backend of its own (nothing resident yet), kept by the worker: closing a second GL context
+        # would end the EGL display under the worker's other backends
+        from render_scenes import render_in_worker
+
+        render_in_worker(scene_json, '{"antialias": "edge", "exposure": 0.997}')
     finally:
         backend_module.tiled_texture = make
     return made
