@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from render_scenes import RenderService, make_tiny_catalog, top_down_camera, translation
+from render_scenes import RenderService, make_tiny_catalog, render_in_worker, top_down_camera, translation
 
 from synth.errors import ConfigError
 from synth.render import backend_names, get_backend
@@ -349,8 +349,6 @@ def _seeds_of_textures_made(scene_json: str) -> list[int]:
     try:
         # a backend of its own (nothing resident yet), kept by the worker: closing a second GL context
         # would end the EGL display under the worker's other backends
-        from render_scenes import render_in_worker
-
         render_in_worker(scene_json, '{"antialias": "edge", "exposure": 0.997}')
     finally:
         backend_module.tiled_texture = make
