@@ -16,3 +16,50 @@ def prefect_defaults() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads starve the render workers
     # the ephemeral API server needs longer than Prefect's 20 s to start on a busy 2-core machine
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+def prepare_local_prefect() -> None:
+    """``prefect_defaults``, then the local Prefect database brought up to date once, under a file lock.
+
+    Without an API URL every command starts its own ephemeral server on the one SQLite file in PREFECT_HOME,
+    and each server migrates it on start: two commands started together on a fresh PREFECT_HOME race in
+    those migrations and one prints a traceback. Migrating here first, one process at a time, leaves the
+    servers nothing to change. A marker per Prefect version skips the work on every later start."""
+    prefect_defaults()
+    if os.environ.get("PREFECT_API_URL"):
+        return  # a real server owns its database
+    import fcntl
+
+    import prefect
+
+    home = Path(os.environ["PREFECT_HOME"]).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    marker = home / f".db-migrated-{prefect.__version__}"
+    if marker.exists():
+        return
+    with open(home / ".db.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():  # another command migrated while this one waited
+            return
+        import asyncio
+
+        asyncio.run(_migrate_and_register_blocks())
+        marker.touch()
+
+
+async def _migrate_and_register_blocks() -> None:
+    """What an ephemeral server does first on start (prefect 3.8, ``prefect.server.api.server``): the
+    migrations, then the block types, memoized in PREFECT_HOME/memo_store.toml as the servers read it."""
+    from prefect.server.api.server import _memoize_block_auto_registration
+    from prefect.server.database import provide_database_interface
+    from prefect.server.models.block_registration import run_block_auto_registration
+
+    db = provide_database_interface()
+    await db.create_db()
+
+    @_memoize_block_auto_registration
+    async def register() -> None:
+        async with await db.session() as session:
+            await run_block_auto_registration(session=session)
+
+    await register()

@@ -60,9 +60,9 @@ def run_benchmark(task: str, scale: str = "smoke", out: str | None = None, **kwa
     """Run the benchmark in this process through ephemeral Prefect; returns the summary (also sim2real.json).
 
     ``kwargs`` are further :class:`Sim2RealParams` fields (real_train, real_test, seed, variants, steps, ...)."""
-    from flows.env import prefect_defaults
+    from flows.env import prepare_local_prefect
 
-    prefect_defaults()
+    prepare_local_prefect()
     params = parse_params(task, scale, out, **kwargs)
     resolve_real_sets(params)  # a missing real set fails here, before Prefect starts
     return sim2real_benchmark(params)

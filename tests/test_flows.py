@@ -137,3 +137,35 @@ def assert_report_fit_to_share(run: Path) -> None:
     tokens = [t for block in MarkdownIt("commonmark").parse(md) for t in (block.children or [])]
     images = [t.attrs["src"] for t in tokens if t.type == "image"]
     assert len(images) >= 3 and all((run / src).is_file() for src in images)
+
+
+def test_commands_started_together_on_a_fresh_prefect_home_print_no_traceback(tmp_path):
+    """Each command's ephemeral server migrates the one SQLite file; started together on a new PREFECT_HOME,
+    unguarded servers raced in the migrations and block registration. The guard migrates once, under a lock."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    code = (
+        "from flows.env import prepare_local_prefect; prepare_local_prefect()\n"
+        "from prefect import flow\n"
+        "print('result', flow(lambda: 7, name='together')())\n"
+    )
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PYTHONPATH": str(repo)}
+    env.pop("PREFECT_API_URL", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0 and "result 7" in out, err[-2000:]
+        assert "Traceback" not in err, err[-2000:]
+    assert list((tmp_path / "prefect-home").glob(".db-migrated-*"))

@@ -72,9 +72,9 @@ def _checked_params(args):
 
 def _run(args) -> int:
     params = _checked_params(args)
-    from flows.env import prefect_defaults
+    from flows.env import prepare_local_prefect
 
-    prefect_defaults()
+    prepare_local_prefect()
     from flows.render_then_train import render_then_train
 
     result = render_then_train(params)

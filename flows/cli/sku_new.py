@@ -33,14 +33,14 @@ MATCH_EPILOG = textwrap.dedent("""\
 
 
 def _dataset(args) -> int:
-    from flows.env import prefect_defaults
+    from flows.env import prepare_local_prefect
     from flows.new_sku import new_items, run_new_sku
     from flows.new_sku_params import NewSkuParams
     from synth.catalog import Catalog
     from synth.config import validate
     from synth.sku_import import plan_imports
 
-    prefect_defaults()
+    prepare_local_prefect()
     fields = {k: getattr(args, k) for k in NewSkuParams.model_fields if getattr(args, k, None) is not None}
     fields.update(meshes=args.items, photos=args.match, overrides=dict(args.set or []))
     params = validate(NewSkuParams, fields, "sku dataset")
