@@ -141,3 +141,23 @@ def test_bootstrap_of_a_perfect_and_a_blind_detector(tmp_path):
     assert set(out["ratio_to_reference"]) == {"sim"}
     assert out["ratio_to_reference"]["sim"]["estimate"] == out["AP50"]["sim"]["estimate"]
     assert bootstrap_transfer(test, {"real": perfect}, samples=5)["differences"] == {}  # pairs not present
+
+
+def test_bootstrap_of_a_variant_trained_with_several_seeds(tmp_path):
+    """Two training runs of one variant: the estimate is their mean AP50 and the interval spans both runs."""
+    test = _tiny_test_set(tmp_path / "test")
+    perfect = [{"image_id": i, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.9} for i in (1, 2, 3)]
+    half = perfect[:2] + [{"image_id": 3, "category_id": 1, "bbox": [60, 60, 20, 20], "score": 0.95}]
+    half_ap = (67 * 2 / 3) / 101
+    out = bootstrap_transfer(test, {"seeds": [perfect, half], "one": perfect}, reference="one", samples=400)
+    seeds = out["AP50"]["seeds"]
+    assert seeds["estimate"] == pytest.approx(round((1.0 + half_ap) / 2, 4))
+    assert seeds["runs"] == [1.0, pytest.approx(round(half_ap, 4))]
+    lo, hi = seeds["ci95"]
+    assert lo < seeds["estimate"] < hi == 1.0  # a resample may draw the perfect run twice
+    assert "runs" not in out["AP50"]["one"] and out["AP50"]["one"]["ci95"] == [1.0, 1.0]
+    assert "training runs resampled" in out["method"]
+    # one run given as a list of runs is the same as the run itself
+    assert bootstrap_transfer(test, {"x": [half]}, samples=50) == bootstrap_transfer(
+        test, {"x": half}, samples=50
+    )

@@ -459,13 +459,10 @@ def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
 
 
 # ---- the protocol with plain runners (no Prefect, no rendering, no training) ----------------------------
-def test_protocol_runs_in_process_with_plain_runners(tmp_path):
+def _plain_runners(tmp_path: Path):
+    """A shapes set as the real photos, and render / train runners that record their jobs and write what the
+    protocol reads (a shapes set; a config and a checkpoint) without rendering or training anything."""
     import torch
-
-    from bench.sim2real.protocol import Runners, run_protocol
-    from bench.sim2real.scales import Sim2RealParams
-    from bench.sim2real.synthetic import PLAIN_LOOKS
-    from bench.sim2real.variants import VARIANTS
 
     classes = ("cereal", "soda")
     real = make_shapes_coco(tmp_path / "real", n_images=12, size=64, seed=9, masks=False, classes=classes)
@@ -489,11 +486,13 @@ def test_protocol_runs_in_process_with_plain_runners(tmp_path):
         trained.append(cfg)
         return str(run)
 
-    def evaluate(run_dir, test_file, label, class_agnostic, category_map, device, batch_size):
-        jitter = {"a": 0.3, "b": 0.2, "c": 0.2, "d": 0.05, "e": 0.02}[label[0]]
-        return _fake_evaluation(Path(test_file), Path(run_dir) / "eval" / "real_test", jitter, 5, seed=1)
+    return real, renders, trained, render, train
 
-    params = Sim2RealParams(
+
+def _toy_params(tmp_path: Path, real: Path, **extra):
+    from bench.sim2real.scales import Sim2RealParams
+
+    return Sim2RealParams(
         task="retail",
         out=str(tmp_path / "bench"),
         real_train=str(real),
@@ -503,7 +502,23 @@ def test_protocol_runs_in_process_with_plain_runners(tmp_path):
         per_class=False,
         seed=3,
         device="cpu",
+        **extra,
     )
+
+
+def test_protocol_runs_in_process_with_plain_runners(tmp_path):
+
+    from bench.sim2real.protocol import Runners, run_protocol
+    from bench.sim2real.synthetic import PLAIN_LOOKS
+    from bench.sim2real.variants import VARIANTS
+
+    real, renders, trained, render, train = _plain_runners(tmp_path)
+
+    def evaluate(run_dir, test_file, label, class_agnostic, category_map, device, batch_size):
+        jitter = {"a": 0.3, "b": 0.2, "c": 0.2, "d": 0.05, "e": 0.02}[label[0]]
+        return _fake_evaluation(Path(test_file), Path(run_dir) / "eval" / "real_test", jitter, 5, seed=1)
+
+    params = _toy_params(tmp_path, real)
     summary = run_protocol(params, Runners(render=render, train=train, evaluate=evaluate))
 
     assert [(j.out.split("/")[-1], j.seed, j.n) for j in renders] == [("dr", 3, 3), ("plain", 3, 3)]
@@ -663,3 +678,44 @@ def test_a_time_budget_becomes_one_measured_step_count_reused_on_rerun(tmp_path,
         s.model_copy(update={"budget_min": None}),
         None,
     )
+
+
+def test_several_training_seeds_are_trained_scored_and_averaged(tmp_path):
+    """--train-seeds 2: every variant trains once per seed on the same split and renders, (e) starts from (b)'s
+    run of its own seed, and the headline AP50 is the runs' mean with an interval that resamples them."""
+
+    from bench.sim2real.protocol import Runners, run_protocol
+
+    real, renders, trained, render, train = _plain_runners(tmp_path)
+
+    def evaluate(run_dir, test_file, label, class_agnostic, category_map, device, batch_size):
+        seed = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())["seed"]
+        jitter = {"b": 0.2, "d": 0.05, "e": 0.02}[label[0]] * (1 + 2 * (seed - 3))
+        return _fake_evaluation(Path(test_file), Path(run_dir) / "eval" / "real_test", jitter, 5, seed=seed)
+
+    params = _toy_params(tmp_path, real, train_seeds=2, variants=["d", "e"])
+    summary = run_protocol(params, Runners(render=render, train=train, evaluate=evaluate))
+
+    assert [j.seed for j in renders] == [3]  # one rendered set, whatever the training seeds
+    assert [(Path(c.out).name, c.seed) for c in trained] == [
+        ("b-synthetic-dr", 3),
+        ("b-synthetic-dr-seed4", 4),
+        ("d-real-only", 3),
+        ("d-real-only-seed4", 4),
+        ("e-dr-then-real", 3),
+        ("e-dr-then-real-seed4", 4),
+    ]
+    assert trained[5].model.weights == str(Path(trained[1].out) / "checkpoints" / "last.pt")
+    d = summary["variants"]["d"]
+    runs = [x["bbox"]["AP50"] for x in d["seed_runs"]]
+    assert [x["seed"] for x in d["seed_runs"]] == [3, 4] and runs[0] != runs[1]
+    assert d["bbox"]["AP50"] == pytest.approx(sum(runs) / 2, abs=1e-4)
+    boot = summary["uncertainty"]["AP50"]["d"]
+    assert boot["runs"] == [pytest.approx(r, abs=0.02) for r in runs]  # our matching vs COCOeval's
+    assert summary["protocol"]["training_seeds"] == [3, 4]
+    assert "training runs resampled" in summary["uncertainty"]["method"]
+    report = (tmp_path / "bench" / "report.md").read_text()
+    assert "AP50 per training seed" in report and "spread between the training seeds" in report
+
+    again = run_protocol(params, Runners(render=render, train=train, evaluate=evaluate))
+    assert len(trained) == 6 and {r["training"] for r in again["variants"].values()} == {"reused"}

@@ -467,7 +467,8 @@ def _intro(doc: Document, summary: dict, summary_path: Path) -> None:
     doc.h(1, f"Sim-to-real benchmark: {summary.get('task', '?')} ({summary.get('scale', '?')} scale)")
     doc.p(
         f"Class-agnostic '{summary.get('class_name')}' detection, {budget.get('model')} at {budget.get('image_size')} px, "
-        f"{budget.get('steps')} steps x {budget.get('batch_size')} images per variant, seed {protocol.get('seed')}. "
+        f"{budget.get('steps')} steps x {budget.get('batch_size')} images per variant, "
+        f"{_seeds_phrase(protocol)}. "
         f"Generated {dt.datetime.now().strftime('%Y-%m-%d %H:%M')} from {summary_path.name}.",
         "note",
     )
@@ -480,6 +481,13 @@ def _intro(doc: Document, summary: dict, summary_path: Path) -> None:
             "hub cache to start from COCO / ImageNet weights.",
             "warn",
         )
+
+
+def _seeds_phrase(protocol: dict) -> str:
+    seeds = protocol.get("training_seeds") or [protocol.get("seed")]
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return f"split and render seed {protocol.get('seed')}, training seeds {', '.join(map(str, seeds))}"
 
 
 def _relative_cell(summary: dict, key: str, ref: str | None) -> str:
@@ -497,15 +505,26 @@ def _relative_cell(summary: dict, key: str, ref: str | None) -> str:
     return _pct(rel.get(key)) + (f" ({_pct(ratio_ci[0])}-{_pct(ratio_ci[1])})" if ratio_ci else "")
 
 
+def _several_seeds(variants: dict[str, dict]) -> bool:
+    return any(len(r.get("seed_runs") or []) > 1 for r in variants.values())
+
+
+def _seed_cell(rec: dict) -> str:
+    """Each training run's AP50, in seed order."""
+    return " / ".join(fmt((x.get("bbox") or {}).get("AP50")) for x in rec.get("seed_runs") or [])
+
+
 def _accuracy_rows(summary: dict) -> list[list]:
     variants = summary["variants"]
     ref = reference_key(variants)
+    seeds = _several_seeds(variants)
     return [
         [
             r["title"],
             f"{r.get('train_images', '?')} {'rendered' if r.get('role') == 'synthetic' else 'real'}",
             fmt(r["bbox"].get("AP")),
             fmt(r["bbox"].get("AP50")),
+            *([_seed_cell(r)] if seeds else []),
             _interval(r["bbox"].get("AP50_ci95")),
             fmt(r["bbox"].get("AP75")),
             fmt(r["bbox"].get("AR100")),
@@ -528,6 +547,7 @@ def _floor_row(summary: dict) -> list[list]:
             "boxes of the real train split",
             "",
             fmt(floor["estimate"]),
+            *([""] if _several_seeds(summary["variants"]) else []),
             _interval(floor["ci95"]),
             "",
             "",
@@ -549,11 +569,13 @@ def _accuracy_section(doc: Document, summary: dict, colors: dict[str, str], exam
         "AP50 / AP75 at one IoU; AR100 = recall with 100 detections per image.",
         "note",
     )
+    seeds = _several_seeds(variants)
     header = [
         "variant",
         "training images",
         "AP",
-        "AP50",
+        "AP50" + (" (mean over seeds)" if seeds else ""),
+        *(["AP50 per training seed"] if seeds else []),
         "AP50 95% interval",
         "AP75",
         "AR100",
@@ -576,8 +598,14 @@ def _accuracy_section(doc: Document, summary: dict, colors: dict[str, str], exam
                 f"{name} {d['estimate']:+.3f} ({_interval(d['ci95'], signed=True)})"
                 for name, d in unc["differences"].items()
             )
-            + f". Intervals: {unc.get('method')}; they cover the choice of test photos, not the spread between "
-            "training runs with other seeds, so a difference whose interval includes 0 is not established.",
+            + f". Intervals: {unc.get('method')}; "
+            + (
+                "they cover the choice of test photos and the spread between the training seeds run here"
+                if seeds
+                else "they cover the choice of test photos, not the spread between training runs with other "
+                "seeds (--train-seeds), so a difference whose interval includes 0 is not established"
+            )
+            + ".",
             "note",
         )
     ref = reference_key(variants)

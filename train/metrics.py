@@ -184,7 +184,7 @@ def _ratios(draws: dict, estimate: dict, reference: str) -> dict:
 
 def bootstrap_transfer(
     test_coco: str | Path | CocoSource,
-    predictions: dict[str, list[dict]],
+    predictions: dict[str, list[dict] | list[list[dict]]],
     *,
     image_ids: Sequence[int] | None = None,
     reference: str | None = "d",
@@ -197,27 +197,47 @@ def bootstrap_transfer(
 
     AP50 is recomputed here with the same greedy matching COCOeval uses, class-agnostic; the point estimate
     agrees with COCOeval's AP50 to within rounding when the test set has no crowd regions. ``image_ids``
-    restricts the test to those images (a held-out split of a set)."""
+    restricts the test to those images (a held-out split of a set).
+
+    A variant may bring several training runs (a list of prediction lists, one per training seed): its
+    estimate is their mean AP50, and each resample also draws its runs with replacement, so the interval
+    covers the spread between training seeds as well as the choice of test photos."""
     source = test_coco if isinstance(test_coco, CocoSource) else load_coco(test_coco, check_files=False)
     ids = sorted(source.images) if image_ids is None else sorted(image_ids)
-    tables = {k: _detections_table(source, p, ids) for k, p in predictions.items()}
+    runs = {k: p if p and isinstance(p[0], list) else [p] for k, p in predictions.items()}
+    tables = {k: [_detections_table(source, r, ids) for r in rs] for k, rs in runs.items()}
     n_images = len(ids)
     if not tables or n_images == 0:
         return {}
-    n_gt = next(iter(tables.values()))[3]
+    n_gt = next(iter(tables.values()))[0][3]
     rng = np.random.default_rng(seed)
     draws = {k: np.empty(samples) for k in tables}
     for s in range(samples):
         mult = np.bincount(rng.integers(0, n_images, n_images), minlength=n_images).astype(np.float64)
         total = float((mult * n_gt).sum())
-        for k, (_, tp, image, _) in tables.items():
-            draws[k][s] = average_precision(tp, mult[image], total)
-    estimate = {k: average_precision(t[1], np.ones_like(t[1]), float(t[3].sum())) for k, t in tables.items()}
+        for k, ts in tables.items():
+            picked = ts if len(ts) == 1 else [ts[j] for j in rng.integers(0, len(ts), len(ts))]
+            draws[k][s] = np.mean([average_precision(t[1], mult[t[2]], total) for t in picked])
+    per_run = {
+        k: [average_precision(t[1], np.ones_like(t[1]), float(t[3].sum())) for t in ts]
+        for k, ts in tables.items()
+    }
+    estimate = {k: float(np.mean(v)) for k, v in per_run.items()}
+    most_runs = max(len(ts) for ts in tables.values())
+    method = f"paired bootstrap over the {n_images} test images ({samples} resamples, seed {seed})"
+    if most_runs > 1:
+        method += ", each variant's training runs resampled with them"
     return {
-        "method": f"paired bootstrap over the {n_images} test images ({samples} resamples, seed {seed}), "
-        "class-agnostic AP50",
+        "method": method + ", class-agnostic AP50",
         "samples": samples,
-        "AP50": {k: {"estimate": round(estimate[k], 4), "ci95": _ci95(draws[k])} for k in tables},
+        "AP50": {
+            k: {
+                "estimate": round(estimate[k], 4),
+                "ci95": _ci95(draws[k]),
+                **({"runs": [round(a, 4) for a in per_run[k]]} if len(per_run[k]) > 1 else {}),
+            }
+            for k in tables
+        },
         "differences": {
             name: {"estimate": round(estimate[a] - estimate[b], 4), "ci95": _ci95(draws[a] - draws[b])}
             for a, b, name in differences

@@ -22,6 +22,7 @@ from bench.sim2real.synthetic import RenderJob, look_of, needed_sets, render_job
 from bench.sim2real.training import (
     TrainFn,
     evaluate_on_test,
+    seed_mean,
     train_config,
     train_in_process,
     train_or_reuse,
@@ -175,46 +176,60 @@ def _catalog(run: BenchRun) -> dict:
 
 
 def train_and_score(run: BenchRun, mode: LabelMode, data_paths: dict, real: dict) -> dict[str, dict]:
-    """Train (or reuse) and evaluate every planned variant in one label mode, in order; {key: record}."""
-    p, s = run.params, run.settings
+    """Train (or reuse) and evaluate every planned variant in one label mode, in order, once per training
+    seed; {key: record}. A variant's record is its first seed's, with the mean of its runs' scores."""
     records: dict[str, dict] = {}
     for v in run.plan:
-        init = str(Path(records[v.init_from]["run_dir"]) / "checkpoints" / "last.pt") if v.init_from else None
-        cfg = train_config(
-            v,
-            p,
-            s,
-            run_dir=run.out / "variants" / f"{v.key}-{v.name}{mode.suffix}",
-            data=data_paths[v.data],
-            class_name=mode.class_name,
-            category_map=mode.category_map(v.data),
-            target_images=real["train"],
-            init_checkpoint=init,
-        )
-        t = time.perf_counter()
-        run_dir, how = train_or_reuse(cfg, run.runners.train)
-        train_s = time.perf_counter() - t
-        t = time.perf_counter()
-        label = f"{v.key}{mode.suffix}"
-        eval_bs = max(1, min(s.batch_size, 8))
-        metrics = run.runners.evaluate(
-            run_dir, real["test"], label, mode.agnostic, mode.real_map, p.device, eval_bs
-        )
-        eval_s = time.perf_counter() - t
-        rec = variant_record(v, run_dir, how, train_s, metrics, data_paths[v.data], mode.labels)
-        rec["eval_s"] = round(eval_s, 1)
-        records[v.key] = rec
-        b = rec["bbox"]
-        run.log.info(
-            "%s%s: %s in %.0f s; real test AP %s, AP50 %s",
-            v.title,
-            mode.suffix,
-            how,
-            train_s,
-            b["AP"],
-            b["AP50"],
-        )
+        runs = []
+        for k, seed in enumerate(run.params.training_seeds()):
+            start = records[v.init_from]["seed_runs"][k]["run_dir"] if v.init_from else None
+            runs.append(_train_and_score_one(run, mode, v, seed, k, data_paths, real, start))
+        records[v.key] = seed_mean(runs)
     return records
+
+
+def _train_and_score_one(
+    run: BenchRun, mode: LabelMode, v: Variant, seed: int, k: int, data_paths: dict, real: dict, start
+) -> dict:
+    """One training run of one variant (training seed ``seed``, the ``k``-th) and its test-split record."""
+    p, s = run.params, run.settings
+    name = f"{v.key}-{v.name}{mode.suffix}" + (f"-seed{seed}" if k else "")
+    cfg = train_config(
+        v,
+        p,
+        s,
+        run_dir=run.out / "variants" / name,
+        data=data_paths[v.data],
+        class_name=mode.class_name,
+        category_map=mode.category_map(v.data),
+        target_images=real["train"],
+        init_checkpoint=str(Path(start) / "checkpoints" / "last.pt") if start else None,
+        seed=seed,
+    )
+    t = time.perf_counter()
+    run_dir, how = train_or_reuse(cfg, run.runners.train)
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    label = f"{v.key}{mode.suffix}" + (f" seed {seed}" if k else "")
+    eval_bs = max(1, min(s.batch_size, 8))
+    metrics = run.runners.evaluate(
+        run_dir, real["test"], label, mode.agnostic, mode.real_map, p.device, eval_bs
+    )
+    eval_s = time.perf_counter() - t
+    rec = variant_record(v, run_dir, how, train_s, metrics, data_paths[v.data], mode.labels)
+    rec["eval_s"] = round(eval_s, 1)
+    b = rec["bbox"]
+    run.log.info(
+        "%s%s%s: %s in %.0f s; real test AP %s, AP50 %s",
+        v.title,
+        mode.suffix,
+        f" (training seed {seed})" if p.train_seeds > 1 else "",
+        how,
+        train_s,
+        b["AP"],
+        b["AP50"],
+    )
+    return rec
 
 
 def add_uncertainty(real: dict, variants: dict[str, dict], seed: int) -> dict:
@@ -225,7 +240,9 @@ def add_uncertainty(real: dict, variants: dict[str, dict], seed: int) -> dict:
     from train.metrics import bootstrap_transfer
 
     test = load_coco(real["test"], check_files=False)
-    predictions = {k: read_results(r["predictions_file"]) for k, r in variants.items()}
+    predictions = {
+        k: [read_results(x["predictions_file"]) for x in r["seed_runs"]] for k, r in variants.items()
+    }
     prior = fit_blind_prior(load_coco(real["train"], check_files=False))
     predictions[FLOOR] = blind_predictions(prior, [test.images[i] for i in sorted(test.images)])
     uncertainty = bootstrap_transfer(

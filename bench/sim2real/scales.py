@@ -134,6 +134,9 @@ class Sim2RealParams(BaseModel):
     real_test: str | None = None  # a separate labelled test set; None: split real_train (or the task default)
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)  # of real_train's photos, when it is split
     seed: int = Field(0, ge=0)  # rendering, split, training: one seed for everything
+    # Training runs per variant, with training seeds seed, seed + 1, ...: one run's AP50 moves by several
+    # points with the seed alone, so judging a recipe change wants more than one.
+    train_seeds: int = Field(1, ge=1, le=16)
     variants: list[VariantKey] = Field(default_factory=lambda: [v.key for v in VARIANTS])
     per_class: bool | None = None  # None: the scale's default
     images: int | None = Field(None, ge=1)  # per synthetic set
@@ -184,6 +187,9 @@ class Sim2RealParams(BaseModel):
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else REPO_ROOT / "runs" / "sim2real" / f"{self.task}-{self.scale}"
+
+    def training_seeds(self) -> list[int]:
+        return [self.seed + k for k in range(self.train_seeds)]
 
     def planned_variants(self) -> list[Variant]:
         """The chosen variants plus what they start from ((e) needs (b)), in training order."""

@@ -44,11 +44,18 @@ def transfer_summary(variants: dict[str, dict], floor: dict | None = None) -> di
     return out
 
 
-def protocol_notes(first: dict) -> list[str]:
+def protocol_notes(first: dict, seeds: list[int]) -> list[str]:
     """What a reader must know to read the numbers; ``first`` is any variant record (they share weights)."""
+    same = (
+        f"training seeds ({', '.join(map(str, seeds))}: each variant is trained once per seed and scored by "
+        "the mean AP50 of its runs)"
+        if len(seeds) > 1
+        else "seed"
+    )
     notes = [
         "Every variant uses the same model, input size, steps, batch size, optimizer, learning rate schedule and "
-        "seed; (e) additionally starts from (b)'s final weights, so it has seen (b)'s steps too.",
+        f"{same}; (e) additionally starts from (b)'s final weights (seed by seed), so it has seen (b)'s steps "
+        "too.",
         "Train-time augmentation: off for (a), on (kornia domain randomization, train.augment) for (b)-(e).",
         "(c) uses the real TRAIN split's photos as unlabelled DANN target; their labels are never read.",
         "The test split is used once, for the final scores; no setting was chosen by looking at it.",
@@ -62,10 +69,14 @@ def protocol_notes(first: dict) -> list[str]:
     return notes
 
 
-def protocol_record(s: ScaleSettings, seed: int, real: dict, first: dict) -> dict:
+def protocol_record(
+    s: ScaleSettings, seed: int, real: dict, first: dict, seeds: list[int] | None = None
+) -> dict:
     """The summary's ``protocol``: the shared budget, the test set, the split and its leak check."""
+    seeds = seeds or [seed]
     return {
         "seed": seed,
+        "training_seeds": seeds,
         "same_budget": {
             "model": s.model,
             "image_size": s.image_size,
@@ -81,7 +92,7 @@ def protocol_record(s: ScaleSettings, seed: int, real: dict, first: dict) -> dic
         "test_images_in_training": 0,  # prepare_real_sets stops the run otherwise
         "model_selection": "none: the last checkpoint of every variant is evaluated once on the test split",
         "weights_source": first.get("weights_source"),
-        "notes": protocol_notes(first),
+        "notes": protocol_notes(first, seeds),
     }
 
 
@@ -112,7 +123,10 @@ def build_summary(
         "out": out,
         "params": params.model_dump(mode="json"),
         "settings": s.model_dump(mode="json"),
-        "protocol": {**protocol_record(s, params.seed, real, first), "time_budget": budget},
+        "protocol": {
+            **protocol_record(s, params.seed, real, first, params.training_seeds()),
+            "time_budget": budget,
+        },
         "catalog": catalog,
         "datasets": datasets,
         "real_split": {

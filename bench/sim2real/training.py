@@ -33,9 +33,11 @@ def train_config(
     category_map: str | None,
     target_images: str | None,
     init_checkpoint: str | None,
+    seed: int | None = None,
 ):
     """One variant's validated TrainConfig: every budget and optimizer setting is shared, only the data, the
-    augmentation switch, DANN and the starting weights differ. ``params.train_overrides`` come last."""
+    augmentation switch, DANN and the starting weights differ (and ``seed``, the training seed, default the
+    run's seed). ``params.train_overrides`` come last."""
     from train.config import load_train_config, resolve_model_name
 
     settings: dict[str, Any] = {
@@ -49,7 +51,7 @@ def train_config(
         "target_images": target_images if v.dann else None,
         "dann.enabled": v.dann,
         "progress": False,
-        "seed": params.seed,
+        "seed": params.seed if seed is None else seed,
         "optimizer": s.optimizer,
         "lr": s.lr,
         "warmup_steps": s.warmup_steps,
@@ -201,3 +203,34 @@ def variant_record(
             for c, pc in (bbox.get("per_class") or {}).items()
         },
     }
+
+
+_SEED_RUN_KEYS = ("seed", "run_dir", "training", "train_s", "predictions_file", "metrics_file")
+
+
+def seed_mean(runs: list[dict]) -> dict:
+    """A variant's record from its training runs (one per seed): the first run's record, its headline scores
+    and training time replaced by the runs' mean and sum, and every run's own in ``seed_runs``."""
+    rec = dict(runs[0])
+    rec["seed_runs"] = [{**{k: r[k] for k in _SEED_RUN_KEYS}, "bbox": r["bbox"]} for r in runs]
+    if len(runs) > 1:
+        rec["bbox"] = {k: _mean([r["bbox"].get(k) for r in runs]) for k in HEADLINE}
+        rec["per_class"] = {
+            c: {
+                "AP": _mean([r["per_class"].get(c, {}).get("AP") for r in runs]),
+                "AP50": _mean([r["per_class"].get(c, {}).get("AP50") for r in runs]),
+                "gt": pc["gt"],
+            }
+            for c, pc in runs[0]["per_class"].items()
+        }
+        for key in ("call_s", "train_s", "eval_s"):
+            times = [r.get(key) for r in runs]
+            rec[key] = round(sum(times), 1) if all(t is not None for t in times) else None
+    return rec
+
+
+def _mean(values: list) -> float | None:
+    """The mean of a score over runs, or None when a run lacks it (nothing to average honestly)."""
+    if not values or any(v is None for v in values):
+        return None
+    return round(sum(values) / len(values), 4)
