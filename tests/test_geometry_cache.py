@@ -9,6 +9,7 @@ import pyrender
 import pytest
 import trimesh
 from mesh_fixtures import STORED_FILE_DAMAGES
+from PIL import Image
 
 from synth import geometry, geometry_cache
 from synth.catalog import Catalog
@@ -152,3 +153,24 @@ def test_deriving_counts_as_preparation_and_reading_does_not(catalog):
         _derived(part)
         assert STATS.seconds == t0
     assert STATS.seconds > t0
+
+
+def test_a_files_own_vertex_normals_are_kept_and_posed(tmp_path):
+    """Normals a textured part's file provides are what renderers get (turned with the part's pose), not ones trimesh
+    would average again: here every normal of a box points along +x, which averaging never gives."""
+    box = trimesh.creation.box((0.02, 0.04, 0.06))
+    box = trimesh.Trimesh(
+        box.vertices, box.faces, vertex_normals=np.tile([1.0, 0.0, 0.0], (8, 1)), process=False
+    )
+    label = Image.fromarray(np.full((4, 4, 3), 200, dtype=np.uint8))
+    box.visual = trimesh.visual.TextureVisuals(uv=np.random.default_rng(0).random((8, 2)), image=label)
+    scene = trimesh.Scene()
+    scene.add_geometry(box, transform=trimesh.transformations.rotation_matrix(np.pi / 2, [0, 0, 1]))
+    path = tmp_path / "box.glb"
+    scene.export(path)
+    (part,) = geometry.load_mesh_file(str(path), "k").meshes
+    assert "vertex_normals" in part._cache  # Cycles reads them from there (cycles_geometry._file_normals)
+    # every normal is the box's x axis (its 2 cm side) where the part's pose put it
+    thinnest = np.eye(3)[np.argmin(part.extents)]
+    assert np.allclose(np.abs(part.vertex_normals), thinnest, atol=1e-6)
+    assert np.allclose(part.vertex_normals, part.vertex_normals[0])

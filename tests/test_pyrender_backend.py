@@ -395,3 +395,24 @@ def test_the_view_test_never_drops_what_projects_into_the_image():
         kept += inside
         dropped += not inside
     assert kept > 20 and dropped > 200  # the test does drop most of what is out of view
+
+
+def test_textures_upload_as_opaque_rgba_without_extra_copies():
+    from PIL import Image
+
+    from synth.render.pyrender_backend import gl_texture
+    from synth.render.pyrender_state import OpaqueTexture
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (5, 7, 4), dtype=np.uint8)  # 7 * 3 bytes a row: not 4-byte aligned
+    rgba[..., 3] = 0
+    for image in (Image.fromarray(rgba, "RGBA"), Image.fromarray(rgba[..., :3], "RGB"), rgba, rgba[..., :3]):
+        src = gl_texture(image).source
+        assert src.dtype == np.uint8 and src.shape == (5, 7, 4)
+        assert np.array_equal(src[..., :3], rgba[..., :3]) and (src[..., 3] == 255).all()
+    palette = Image.fromarray(rgba[..., :3], "RGB").convert("P")
+    assert np.array_equal(gl_texture(palette).source[..., :3], np.asarray(palette.convert("RGB")))
+    ready = np.full((4, 4, 4), 255, dtype=np.uint8)
+    assert OpaqueTexture(source=ready, source_channels="RGBA").source is ready  # kept, not copied
+    floats = OpaqueTexture(source=np.ones((4, 4, 3)), source_channels="RGB").source  # pyrender's conversion
+    assert floats.dtype == np.uint8 and (floats == 255).all()

@@ -60,10 +60,12 @@ import pyrender  # noqa: E402  (after PYOPENGL_PLATFORM is set)
 import pyrender.renderer as _pyrender_renderer  # noqa: E402
 import trimesh  # noqa: E402
 from OpenGL.GL import GL_MULTISAMPLE  # noqa: E402
+from PIL import Image  # noqa: E402
 from pyrender.constants import MAX_N_LIGHTS, RenderFlags  # noqa: E402
 from pyrender.shader_program import ShaderProgramCache  # noqa: E402
 
 from synth.render.pyrender_state import (  # noqa: E402  (imports OpenGL)
+    OpaqueTexture,
     ResidentTexture,
     make_single_sample_capable,
     make_sticky,
@@ -156,13 +158,23 @@ MAX_RESIDENT_TEXTURES = 64  # randomized textures kept in GL between images (a 5
 MAX_BACKGROUNDS = 16  # background images kept at output size (640x480: 0.9 MB each)
 
 
-def gl_texture(image: np.ndarray, cls: type[pyrender.Texture] = pyrender.Texture) -> pyrender.Texture:
-    """Upload as RGBA: 4-byte pixels keep every row 4-byte aligned (GL's default unpack alignment), so
-    textures whose width * 3 is not a multiple of 4 are not sheared."""
+def gl_texture(image: np.ndarray | Image.Image, cls: type[OpaqueTexture] = OpaqueTexture) -> OpaqueTexture:
+    """Upload as opaque RGBA: 4-byte pixels keep every row 4-byte aligned (GL's default unpack alignment),
+    so textures whose width * 3 is not a multiple of 4 are not sheared. Any alpha is dropped (255)."""
+    return cls(source=opaque_rgba(image), source_channels="RGBA")
+
+
+def opaque_rgba(image: np.ndarray | Image.Image) -> np.ndarray:
+    """(H, W, 4) uint8 with alpha 255. A PIL image (a mesh's own texture, decoded on first use) is
+    decoded and converted by PIL in one pass, without the RGB array in between."""
     import cv2
 
+    if isinstance(image, Image.Image):
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        return np.asarray(image.convert("RGBA"))
     rgb = np.ascontiguousarray(np.asarray(image, dtype=np.uint8)[..., :3])
-    return cls(source=cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA), source_channels="RGBA")  # alpha 255
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
 
 
 def tiled_texture(spec: TextureSpec) -> np.ndarray:
@@ -645,10 +657,10 @@ def _material_from_trimesh(mesh: trimesh.Trimesh) -> pyrender.MetallicRoughnessM
         if factor.max() > 1.0:
             factor = factor / 255.0
         image = mat.baseColorTexture
-        texture = gl_texture(np.asarray(image.convert("RGB"))) if image is not None else None
+        texture = gl_texture(image) if image is not None else None
         # glTF metallic-roughness map (G = roughness, B = metallic), e.g. a paper label with a metal lid
         mr_image = getattr(mat, "metallicRoughnessTexture", None)
-        mr_texture = gl_texture(np.asarray(mr_image.convert("RGB"))) if mr_image is not None else None
+        mr_texture = gl_texture(mr_image) if mr_image is not None else None
         return pyrender.MetallicRoughnessMaterial(
             baseColorFactor=factor,
             metallicFactor=float(mat.metallicFactor) if mat.metallicFactor is not None else 0.0,
