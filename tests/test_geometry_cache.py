@@ -156,8 +156,9 @@ def test_deriving_counts_as_preparation_and_reading_does_not(catalog):
 
 
 def test_a_files_own_vertex_normals_are_kept_and_posed(tmp_path):
-    """Normals a textured part's file provides are what renderers get (turned with the part's pose), not ones trimesh
-    would average again: here every normal of a box points along +x, which averaging never gives."""
+    """Normals a textured part's file provides are what renderers get (turned with the part's pose), not
+    ones trimesh would average again: here every normal of a box points along +x, which averaging never
+    gives."""
     box = trimesh.creation.box((0.02, 0.04, 0.06))
     box = trimesh.Trimesh(
         box.vertices, box.faces, vertex_normals=np.tile([1.0, 0.0, 0.0], (8, 1)), process=False

@@ -86,8 +86,9 @@ def make_sticky(program: ShaderProgram) -> ShaderProgram:
 
 
 class OpaqueTexture(pyrender.Texture):
-    """A texture whose source, when it already is opaque uint8 RGBA (H, W, 4), is kept without the copy
-    pyrender's ``format_texture_source`` makes (~5 ms for a 1.5 Mpx label, per label and worker)."""
+    """A texture whose source, when it already is uint8 RGBA (H, W, 4), is kept as given instead of
+    through the copy pyrender's ``format_texture_source`` makes (~5 ms for a 1.5 Mpx label, per label and
+    worker); the bytes are the ones pyrender would hold. ``gl_texture`` makes such sources opaque."""
 
     @property
     def source(self):
