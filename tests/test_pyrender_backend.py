@@ -5,6 +5,7 @@ own process (STACK.md: EGL context + later torchvision import = segfault)."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -400,7 +401,7 @@ def test_the_view_test_never_drops_what_projects_into_the_image():
 def test_textures_upload_as_opaque_rgba_without_extra_copies():
     from PIL import Image
 
-    from synth.render.pyrender_backend import gl_texture
+    from synth.render.pyrender_backend import _decoded_png_rgba, gl_texture
     from synth.render.pyrender_state import OpaqueTexture
 
     rng = np.random.default_rng(0)
@@ -412,6 +413,14 @@ def test_textures_upload_as_opaque_rgba_without_extra_copies():
         assert np.array_equal(src[..., :3], rgba[..., :3]) and (src[..., 3] == 255).all()
     palette = Image.fromarray(rgba[..., :3], "RGB").convert("P")
     assert np.array_equal(gl_texture(palette).source[..., :3], np.asarray(palette.convert("RGB")))
+    # a mesh file's PNG, opened but not decoded (as trimesh holds it): OpenCV decodes 8-bit RGB(A) ones
+    for mode, pixels in (("RGB", rgba[..., :3]), ("RGBA", rgba), ("P", rgba[..., :3]), ("L", rgba[..., 0])):
+        png = io.BytesIO()
+        Image.fromarray(pixels).convert(mode).save(png, format="PNG")
+        fresh = [Image.open(io.BytesIO(png.getvalue())) for _ in range(3)]
+        assert (_decoded_png_rgba(fresh[0]) is not None) == (mode in ("RGB", "RGBA")), mode
+        src = gl_texture(fresh[1]).source
+        assert np.array_equal(src, np.asarray(fresh[2].convert("RGB").convert("RGBA"))), mode
     ready = np.full((4, 4, 4), 255, dtype=np.uint8)
     assert OpaqueTexture(source=ready, source_channels="RGBA").source is ready  # kept, not copied
     floats = OpaqueTexture(source=np.ones((4, 4, 3)), source_channels="RGB").source  # pyrender's conversion
