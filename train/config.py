@@ -8,8 +8,9 @@ so a run can be resumed, evaluated or reported on without the original command l
     out: runs/train-shelf
     model: {name: maskrcnn_resnet50_fpn_v2, image_size: 640}
     class_agnostic: product           # or category_map: map.yaml, or neither (the dataset's classes)
-    target_images: photos/unlabelled  # for DANN
+    target_images: photos/unlabelled  # for DANN and self-training
     dann: {enabled: true, instance_level: true}
+    self_training: {enabled: true, threshold: 0.6}
     augment: {strength: 0.6}
     eval: [{data: ../shared/real/retail/ycbv_sample, class_agnostic: true}]
     steps: 6000
@@ -139,6 +140,17 @@ class DannConfig(_Strict):
     instance_rois_per_image: int = Field(64, ge=1)
 
 
+class SelfTrainingConfig(_Strict):
+    """Mean-teacher pseudo-labels on the unlabelled target-domain images (train.self_training)."""
+
+    enabled: bool = False
+    start: float = Field(0.5, ge=0.0, lt=1.0)  # share of the steps trained on the labelled data alone first
+    ema: float = Field(0.99, ge=0.0, lt=1.0)  # teacher = ema * teacher + (1 - ema) * detector, every step
+    threshold: float = Field(0.5, gt=0.0, le=1.0)  # teacher score a detection needs to become a label
+    weight: float = Field(1.0, ge=0.0)  # weight of the pseudo-labelled detection loss
+    max_per_image: int = Field(100, ge=1)
+
+
 class EvalSetConfig(_Strict):
     """A labelled COCO set evaluated after training into RUN_DIR/eval/<name>/."""
 
@@ -156,10 +168,11 @@ class TrainConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     dann: DannConfig = Field(default_factory=DannConfig)
+    self_training: SelfTrainingConfig = Field(default_factory=SelfTrainingConfig)
     # Category handling of the training set (see train.data.build_label_map).
     category_map: str | None = None  # YAML/JSON {dataset category name: class name or null}
     class_agnostic: str | None = None  # e.g. "product": every category becomes this one class
-    target_images: str | None = None  # unlabelled target-domain images: a folder or a COCO file
+    target_images: str | None = None  # unlabelled target-domain images (DANN, self-training)
     val_data: str | None = None  # a separate labelled validation set; else val_fraction of data
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     eval: list[EvalSetConfig] = Field(default_factory=list)
@@ -190,6 +203,8 @@ class TrainConfig(_Strict):
             raise ValueError("class_agnostic and category_map are exclusive")
         if self.dann.enabled and not self.target_images:
             raise ValueError("dann.enabled needs target_images (unlabelled target-domain photos)")
+        if self.self_training.enabled and not self.target_images:
+            raise ValueError("self_training.enabled needs target_images (unlabelled target-domain photos)")
         if (
             self.model.name == "ssdlite320_mobilenet_v3_large"
             and self.batch_size < 2

@@ -160,17 +160,33 @@ class DomainAdaptiveDetector(nn.Module):
         targets: list[dict],
         target_images: list[torch.Tensor] | None = None,
         lambd: float = 0.0,
+        pseudo_targets: list[dict] | None = None,
+        pseudo_weight: float = 1.0,
     ) -> dict[str, torch.Tensor]:
+        """Detection losses on the source batch; with ``pseudo_targets`` (train.self_training) also on the
+        target batch, weighted by ``pseudo_weight`` and summed into ``loss_pseudo``; with DANN heads the
+        domain losses between the two batches' features."""
         self._captured.clear()
         losses = dict(self.detector(images, targets))
-        if self.image_head is None or not target_images:
+        if not target_images or (self.image_head is None and pseudo_targets is None):
             return losses
-        source_feats = _levels(self._captured.pop("features"))
+        source_feats = _levels(self._captured.pop("features")) if self.image_head is not None else None
         source_box = self._captured.pop("box_features", None)
 
         det = self.detector
-        t_images, _ = det.transform(target_images)
-        t_feats_dict = det.backbone(t_images.tensors)
+        t_images = None
+        if pseudo_targets is not None:
+            # The target batch's detection loss; its features (and RoI features) are captured on the way.
+            pseudo_losses = det(target_images, pseudo_targets)
+            losses["loss_pseudo"] = pseudo_weight * sum(pseudo_losses.values())
+            if self.image_head is None:
+                return losses
+            t_feats_dict = self._captured.pop("features")
+            t_box = self._captured.pop("box_features", None)
+        else:
+            t_images, _ = det.transform(target_images)
+            t_feats_dict = det.backbone(t_images.tensors)
+            t_box = None
         t_feats = _levels(t_feats_dict)
         s_logits = self.image_head(source_feats, lambd)
         t_logits = self.image_head(t_feats, lambd)
@@ -179,7 +195,8 @@ class DomainAdaptiveDetector(nn.Module):
         losses["metric_domain_acc"] = acc_img
 
         if self.instance_head is not None and source_box is not None:
-            t_box = self._target_box_features(t_images, t_feats_dict)
+            if t_box is None:
+                t_box = self._target_box_features(t_images, t_feats_dict)
             k = min(source_box.shape[0], t_box.shape[0])
             pick = torch.randperm(source_box.shape[0], device=source_box.device)[:k]
             loss_ins, acc_ins = instance_domain_loss(

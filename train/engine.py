@@ -4,7 +4,7 @@
 
 One step = one global batch (``batch_size`` per process x processes) of letterboxed synthetic images,
 randomized on the device (train.augment), optionally with a batch of unlabelled target-domain photos
-for DANN (train.dann). bf16 autocast on CUDA, channels_last, linear warmup then cosine LR, gradient
+for DANN (train.dann) and for self-training on a mean teacher's pseudo-labels (train.self_training). bf16 autocast on CUDA, channels_last, linear warmup then cosine LR, gradient
 clipping, DDP under ``torchrun`` (NCCL on GPUs, gloo on CPUs). Training is counted in steps, not
 epochs: the data order (train.data.StepBatchSampler) is a pure function of (seed, step), which is what
 makes ``--resume`` continue on the very next batch and 1 or N processes see the same global batches.
@@ -19,7 +19,7 @@ Run directory layout::
                              the interval and all processes), domain accuracy, lambda, gradient norm,
                              images/s, share of time waiting for data, validation AP (when evaluated)
       tb/                    TensorBoard events (when tensorboard is importable)
-      checkpoints/last.pt    detector + DANN heads + optimizer + LR schedule + step (resumable)
+      checkpoints/last.pt    detector + DANN heads + mean teacher + optimizer + LR schedule + step (resumable)
       eval/<set>/            metrics.json, predictions.json (validation split "val", configured sets)
       report.html, report.md, report_files/   written by train.report.write_report (simreal report)
 
@@ -75,6 +75,7 @@ from train.data import (
 from train.evaluate import CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, evaluate_detector, load_checkpoint
 from train.models import BuiltModel, build_model, count_parameters
 from train.provenance import provenance
+from train.self_training import MeanTeacher, pseudo_box_count
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ LOG_FIELDS = [
     "bbox_regression",
     "classification",
     "loss_domain_image",
+    "loss_pseudo",
+    "pseudo_boxes",
     "loss_domain_instance",
     "domain_acc",
     "domain_acc_instance",
@@ -323,6 +326,7 @@ class TrainState:
     built: BuiltModel
     weights_source: str
     start_step: int = 0
+    teacher: MeanTeacher | None = None  # self-training's mean teacher, once its burn-in is over
 
     @property
     def detector(self) -> torch.nn.Module:
@@ -369,6 +373,8 @@ def _check_resume_compatible(ckpt: dict, cfg: TrainConfig, class_names: list[str
         )
     if old.dann.enabled != cfg.dann.enabled or old.dann.instance_level != cfg.dann.instance_level:
         raise TrainingError(cfg.out, "DANN settings differ from the checkpoint's; cannot resume")
+    if old.self_training != cfg.self_training:
+        raise TrainingError(cfg.out, "self-training settings differ from the checkpoint's; cannot resume")
 
 
 def _domain_adaptive(
@@ -406,6 +412,9 @@ def _restore(state: TrainState, ckpt: dict, cfg: TrainConfig) -> None:
             state.wrapper.instance_head.load_state_dict(ckpt["domain_heads"]["instance"])
         state.optimizer.load_state_dict(ckpt["optimizer"])
         state.scheduler.load_state_dict(ckpt["scheduler"])
+        if isinstance(ckpt.get("teacher"), dict):
+            state.teacher = new_teacher(state.detector, cfg)
+            state.teacher.load_state_dict(ckpt["teacher"])
     except (RuntimeError, KeyError, ValueError, TypeError) as e:  # tensors that do not fit this model
         detail = (str(e).splitlines() or [""])[0][:120]
         raise ConfigError(
@@ -487,6 +496,7 @@ def save_checkpoint(
         "step": step,
         "model": {k: v.contiguous() for k, v in wrapper.detector.state_dict().items()},
         "domain_heads": heads,
+        "teacher": state.teacher.state_dict() if state.teacher is not None else None,
         "optimizer": state.optimizer.state_dict(),
         "scheduler": state.scheduler.state_dict(),
         "config": cfg.model_dump(mode="json"),
@@ -667,6 +677,20 @@ def build_step_inputs(
     )
 
 
+def uses_target_images(cfg: TrainConfig) -> bool:
+    return cfg.dann.enabled or cfg.self_training.enabled
+
+
+def new_teacher(detector: torch.nn.Module, cfg: TrainConfig) -> MeanTeacher:
+    st = cfg.self_training
+    return MeanTeacher(detector, ema=st.ema, threshold=st.threshold, max_per_image=st.max_per_image)
+
+
+def teacher_start_step(cfg: TrainConfig) -> int:
+    """The step self-training's teacher is copied from the detector (the burn-in before it is source-only)."""
+    return math.ceil(cfg.steps * cfg.self_training.start)
+
+
 def _dann_lambda(cfg: TrainConfig, step: int) -> float:
     return ganin_lambda(step / max(1, cfg.steps - 1), cfg.dann.gamma) if cfg.dann.enabled else 0.0
 
@@ -685,10 +709,19 @@ def train_step(
     targets = _to_device(targets, device)
     if augmenter.active:
         images, targets = augmenter(images, targets)
-    t_images = None
+    if cfg.self_training.enabled and state.teacher is None and step >= teacher_start_step(cfg):
+        state.teacher = new_teacher(state.detector, cfg)
+    t_images = pseudo = None
     if t_images_u8 is not None:
         t_images = t_images_u8.to(device, non_blocking=True).float().div_(255)
-        if augmenter.active:
+        if (
+            state.teacher is not None
+        ):  # labelled by the teacher as they are, then randomized with their labels
+            with inputs.amp:
+                pseudo = state.teacher.pseudo_labels(t_images)
+            if augmenter.active:
+                t_images, pseudo = augmenter(t_images, pseudo)
+        elif augmenter.active:
             t_images = augmenter.images_only(t_images)
     if inputs.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
@@ -699,6 +732,8 @@ def train_step(
             _model_targets(targets),
             list(t_images) if t_images is not None else None,
             _dann_lambda(cfg, step),
+            pseudo_targets=_model_targets(pseudo) if pseudo is not None else None,
+            pseudo_weight=cfg.self_training.weight,
         )
     loss = sum(v for k, v in out.items() if not k.startswith("metric_"))
     state.optimizer.zero_grad(set_to_none=True)
@@ -710,7 +745,11 @@ def train_step(
     )
     state.optimizer.step()
     state.scheduler.step()
+    if state.teacher is not None:
+        state.teacher.update(state.detector)
     values = {k: v.detach().float() for k, v in out.items()}
+    if pseudo is not None:
+        values["metric_pseudo_boxes"] = pseudo_box_count(pseudo).to(device)
     values.update(loss=loss.detach().float(), grad_norm=grad_norm.detach().float())
     meter.add(values, len(images_u8) * world)
 
@@ -920,7 +959,7 @@ def train(
     train_ds = CocoDetection(
         data.source, data.label_map, image_ids=data.train_ids, image_size=size, masks=cfg.model.is_rcnn
     )
-    target_ds = UnlabelledImages(cfg.target_images, size) if cfg.dann.enabled else None
+    target_ds = UnlabelledImages(cfg.target_images, size) if uses_target_images(cfg) else None
     state = build_state(cfg, data.class_names, dinfo, run, ckpt, start)
     del ckpt, start  # their tensors now live in the model and optimizer
     inputs = build_step_inputs(cfg, train_ds, target_ds, dinfo, state.start_step, batch_sampler)

@@ -1,0 +1,70 @@
+"""Self-training on the unlabelled target photos with a mean teacher (Tarvainen & Valpola 2017), the
+pseudo-label half of Adaptive Teacher (Li et al. 2022), whose other half is DANN (train.dann).
+
+After a burn-in on the labelled source data alone, a teacher is copied from the detector and from then on
+follows it as an exponential moving average of its weights. Every step the teacher looks at the target
+batch as it is (no randomization) and its confident detections become the labels the detector learns from
+on the same photos, randomized like the source batch (boxes warped with them). The averaged teacher is
+steadier than the detector it follows, so its labels improve as training goes on instead of feeding the
+detector its own latest mistakes.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+class MeanTeacher:
+    """An EMA copy of a detector that labels target images; ``state_dict`` round-trips through checkpoints."""
+
+    def __init__(self, detector: nn.Module, *, ema: float, threshold: float, max_per_image: int):
+        self.model = copy.deepcopy(detector).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.ema = ema
+        self.threshold = threshold
+        self.max_per_image = max_per_image
+
+    @torch.no_grad()
+    def update(self, student: nn.Module) -> None:
+        """teacher = ema * teacher + (1 - ema) * student for the weights; buffers (norm statistics) copied."""
+        t_params = dict(self.model.named_parameters())
+        for name, p in student.named_parameters():
+            t_params[name].lerp_(p.detach(), 1.0 - self.ema)
+        t_buffers = dict(self.model.named_buffers())
+        for name, b in student.named_buffers():
+            t_buffers[name].copy_(b)
+
+    @torch.no_grad()
+    def pseudo_labels(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        """The teacher's detections scoring at least ``threshold`` on each image, as training targets
+        (boxes, labels and, for Mask R-CNN, binary masks). An image without any gets empty targets, from which
+        torchvision's losses learn background at most (SSD's hard-negative mining takes none)."""
+        self.model.eval()
+        outputs = self.model(list(images))
+        targets = []
+        for out in outputs:
+            keep = (out["scores"] >= self.threshold).nonzero().flatten()[: self.max_per_image]
+            boxes = out["boxes"][keep].float()
+            wide = (boxes[:, 2] - boxes[:, 0] >= 1.0) & (boxes[:, 3] - boxes[:, 1] >= 1.0)
+            keep, boxes = keep[wide], boxes[wide]
+            t = {"boxes": boxes, "labels": out["labels"][keep].to(torch.int64)}
+            if "masks" in out:
+                t["masks"] = (out["masks"][keep, 0] > 0.5).to(torch.uint8)
+            targets.append(t)
+        return targets
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.contiguous() for k, v in self.model.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+
+def pseudo_box_count(targets: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """Mean pseudo-labelled boxes per image (logged: a collapse to 0 or a flood shows here first)."""
+    n = sum(int(t["boxes"].shape[0]) for t in targets)
+    return torch.tensor(n / max(1, len(targets)), dtype=torch.float32)
