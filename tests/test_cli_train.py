@@ -34,6 +34,9 @@ def test_train_flags_override_config_file(tmp_path):
             "--target-images",
             "photos/",
             "--dann",
+            "--self-train",
+            "--self-train-threshold",
+            "0.6",
             "--class-agnostic",
             "screw",
             "--eval",
@@ -46,6 +49,7 @@ def test_train_flags_override_config_file(tmp_path):
     cfg = train_config_from_args(args)
     assert cfg.model.name == "ssdlite320_mobilenet_v3_large" and cfg.model.image_size == 320
     assert cfg.steps == 7 and cfg.dann.enabled and cfg.target_images == "photos/"
+    assert cfg.self_training.enabled and cfg.self_training.threshold == 0.6
     assert cfg.class_agnostic == "screw" and [e.data for e in cfg.eval] == ["real/a", "real/b"]
     assert not cfg.augment.enabled and cfg.data == "synthetic/"
 
@@ -63,6 +67,8 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     assert "key 'steps'" in capsys.readouterr().err
     assert cli.main(["train", "--data", "d", "--out", "o", "--dann"]) == 2
     assert "target_images" in capsys.readouterr().err
+    assert cli.main(["train", "--data", "d", "--out", "o", "--self-train"]) == 2
+    assert "self_training.enabled needs target_images" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(
             ["evaluate", "--model", "c.pt", "--data", "d", "--class-agnostic", "--category-map", "m"]

@@ -383,7 +383,13 @@ def _headline(doc: Document, run: RunFiles) -> None:
             f"{len(train_info.get('instances_per_class', {}))} classes)"
         )
     if (summary.get("target") or {}).get("images"):
-        parts.append(f"adapted with DANN to {summary['target']['images']} unlabelled target photos")
+        methods = [
+            name
+            for name, key in (("DANN", "dann"), ("self-training", "self_training"))
+            if (run.config.get(key) or {}).get("enabled")
+        ]
+        how = f" with {' and '.join(methods)}" if methods else ""
+        parts.append(f"adapted{how} to {summary['target']['images']} unlabelled target photos")
     headline = " ".join(parts) + "."
     results = []
     for name, m, _ in run.sets:

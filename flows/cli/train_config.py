@@ -18,6 +18,7 @@ _NESTED_KEYS = {
     "model.weights": "weights",
     "augment.strength": "augment_strength",
     "dann.weight": "dann_weight",
+    "self_training.threshold": "self_train_threshold",
 }
 
 
@@ -39,6 +40,8 @@ def train_config_from_args(args):
     if args.dann_instance:
         o["dann.enabled"] = True
         o["dann.instance_level"] = True
+    if args.self_train:
+        o["self_training.enabled"] = True
     if args.resume:
         o["resume"] = True
     if args.no_progress:

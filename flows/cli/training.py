@@ -17,7 +17,7 @@ TRAIN_EPILOG = textwrap.dedent("""\
     examples:
       simreal train --data runs/shelf --model maskrcnn --out runs/train-shelf
       simreal train --data runs/shelf --model maskrcnn_mobilenet --image-size 512 --steps 3000 \\
-          --target-images photos/ --dann --eval ../shared/real/retail/ycbv_sample --out runs/dann
+          --target-images photos/ --dann --self-train --eval ../shared/real/retail/ycbv_sample --out runs/dann
       simreal train --data runs/bin --model ssdlite --class-agnostic screw --out runs/screws
       simreal train --config train.yaml --resume
       torchrun --nproc_per_node 2 -m flows.cli train --config train.yaml    (DDP, 2 processes)
@@ -84,6 +84,14 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--dann-instance", action="store_true", help="DANN at image and RoI level (R-CNN only)")
     p.add_argument("--dann-weight", type=float, help="weight of the domain loss (default 0.1)")
+    p.add_argument(
+        "--self-train",
+        action="store_true",
+        help="from half-way, also learn from a mean teacher's confident detections on --target-images",
+    )
+    p.add_argument(
+        "--self-train-threshold", type=float, help="teacher score a detection needs to become a label (0.5)"
+    )
     p.add_argument("--augment-strength", type=float, help="domain randomization strength 0..1 (default 0.5)")
     p.add_argument("--no-augment", action="store_true", help="switch domain randomization off")
     p.add_argument("--class-agnostic", metavar="NAME", help="train one class NAME (e.g. product, screw)")
