@@ -96,7 +96,7 @@ def test_headline_picks_the_best_synthetic_variant_and_the_real_reference(meanin
             "reference_verdict": "above the floor" if meaningful else "not distinguishable from the floor",
             "floor": {"estimate": 0.12, "ci95": [0.1, 0.14]},
             "AP50_relative_to_real_only": {"r": 0.7},
-            "dann_gain_AP50": 0.05,
+            "adaptation_gain_AP50": 0.05,
         },
     }
     text = headline_sentence(summary)

@@ -183,7 +183,11 @@ def test_every_variant_gets_the_same_budget(tmp_path):
     assert configs["a"]["seed"] == 5 and configs["a"]["augment"]["strength"] == 0.3
     assert not configs["a"]["augment"]["enabled"] and all(configs[k]["augment"]["enabled"] for k in "bcde")
     assert configs["c"]["dann"]["enabled"] and configs["c"]["target_images"].endswith("real.json")
-    assert not any(configs[k]["dann"]["enabled"] or configs[k]["target_images"] for k in "abde")
+    assert configs["c"]["self_training"]["enabled"]
+    assert not any(
+        configs[k]["dann"]["enabled"] or configs[k]["self_training"]["enabled"] or configs[k]["target_images"]
+        for k in "abde"
+    )
     assert configs["e"]["model"]["weights"] == "b.pt" and configs["d"]["model"]["weights"] == "auto"
 
 
@@ -216,7 +220,7 @@ def test_transfer_summary_ratios_and_gains():
         }
     )
     assert t["AP50_relative_to_real_only"] == {"a": 0.5, "b": 0.75, "c": 0.9, "e": 1.25}
-    assert t["dann_gain_AP50"] == pytest.approx(0.06) and t["finetune_gain_AP50"] == pytest.approx(0.1)
+    assert t["adaptation_gain_AP50"] == pytest.approx(0.06) and t["finetune_gain_AP50"] == pytest.approx(0.1)
     assert t["randomization_gain_AP50"] == pytest.approx(0.1)
     assert transfer_summary({"b": rec(0.3, 0.1), "d": rec(0.0, 0.0)})["AP50_relative_to_real_only"] == {
         "b": None
@@ -385,7 +389,11 @@ def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
         lo, hi = uncertainty["AP50"][k]["ci95"]
         assert lo <= r["bbox"]["AP50"] + 1e-6 and r["bbox"]["AP50"] - 1e-6 <= hi
         r["bbox"]["AP50_ci95"] = [lo, hi]
-    assert set(uncertainty["differences"]) == {"dann (c - b)", "randomization (b - a)", "fine-tuning (e - d)"}
+    assert set(uncertainty["differences"]) == {
+        "adaptation (c - b)",
+        "randomization (b - a)",
+        "fine-tuning (e - d)",
+    }
     assert bootstrap_transfer(sets["real_test"], preds, samples=200, seed=1) == uncertainty  # seeded
     summary = {
         "task": "retail",

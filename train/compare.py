@@ -75,21 +75,33 @@ def set_titles(variants: dict[str, dict]) -> dict[str, str]:
     return titles
 
 
-def _dann_baseline(variants: dict[str, dict]) -> str | None:
-    """The synthetic-only variant a DANN variant adds adaptation to: same training data, no DANN."""
+def _adaptation_baseline(variants: dict[str, dict]) -> str | None:
+    """The synthetic-only variant a domain-adapted one (DANN, self-training) adds adaptation to: same
+    training data, no adaptation."""
     synthetic = {k: r for k, r in variants.items() if r.get("role") == "synthetic"}
     for r in synthetic.values():
-        if r.get("dann"):
+        if _adapts(r):
             same_data = [
                 k
                 for k, o in synthetic.items()
-                if not o.get("dann") and o.get("train_data_kind") == r.get("train_data_kind")
+                if not _adapts(o) and o.get("train_data_kind") == r.get("train_data_kind")
             ]
             return same_data[0] if same_data else None
     return None
 
 
 # ---- small helpers --------------------------------------------------------------------------------------
+def _adapts(record: dict) -> bool:
+    return bool(record.get("dann") or record.get("self_training"))
+
+
+def _adaptation_methods(variants: dict[str, dict]) -> str:
+    """How the domain-adapted variant adapts, e.g. "DANN + self-training"."""
+    r = next((r for r in variants.values() if _adapts(r)), {})
+    names = [name for name, on in (("DANN", r.get("dann")), ("self-training", r.get("self_training"))) if on]
+    return " + ".join(names) or "none"
+
+
 def _pct(v) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.0f} %"
 
@@ -442,11 +454,11 @@ def headline_sentence(summary: dict) -> str:
     """The sentence the issue asks for, with this run's numbers (or what is missing for it)."""
     tr = summary.get("transfer") or {}
     parts = [_best_synthetic_sentence(summary)]
-    if tr.get("dann_gain_AP50") is not None:
-        baseline = _dann_baseline(summary.get("variants") or {})
+    if tr.get("adaptation_gain_AP50") is not None:
+        baseline = _adaptation_baseline(summary.get("variants") or {})
         parts.append(
-            f"Domain adaptation (DANN) changes AP50 by {tr['dann_gain_AP50']:+.3f}"
-            + (f" over ({baseline})." if baseline else ".")
+            f"Domain adaptation ({_adaptation_methods(summary.get('variants') or {})}) changes AP50 by "
+            f"{tr['adaptation_gain_AP50']:+.3f}" + (f" over ({baseline})." if baseline else ".")
         )
     if tr.get("randomization_gain_AP50") is not None:
         parts.append(
@@ -752,7 +764,7 @@ def _protocol_section(doc: Document, summary: dict) -> None:
             ["same budget", ", ".join(f"{k} {v}" for k, v in budget.items())],
         ],
     )
-    header = ["variant", "training data", "images", "objects", "augment", "DANN target images", "starts from"]
+    header = ["variant", "training data", "images", "objects", "augment", "adaptation photos", "starts from"]
     doc.table(
         [*header, "steps", "batch", "seed", "training"],
         [

@@ -20,7 +20,7 @@ BOOTSTRAP_SAMPLES = 1000
 MAX_DETECTIONS = 100  # per image, as COCOeval's AP
 # (minuend, subtrahend, name) of the AP50 differences the sim-to-real benchmark reports.
 TRANSFER_DIFFERENCES = (
-    ("c", "b", "dann (c - b)"),
+    ("c", "b", "adaptation (c - b)"),
     ("b", "a", "randomization (b - a)"),
     ("e", "d", "fine-tuning (e - d)"),
 )

@@ -94,9 +94,9 @@ def dataset_counts(path: str | Path) -> dict:
 def real_datasets(real: dict, variants) -> dict[str, dict]:
     """The real train and test sets' records, with the role each plays for the chosen ``variants``."""
     trained = [v.key for v in variants if v.data == "real_train"]
-    targets = [v.key for v in variants if v.dann]
+    targets = [v.key for v in variants if v.adapts]
     roles = ([f"training ({', '.join(trained)})"] if trained else []) + (
-        [f"unlabelled DANN target ({', '.join(targets)})"] if targets else []
+        [f"unlabelled adaptation target ({', '.join(targets)})"] if targets else []
     )
     return {
         "real_train": {**dataset_counts(real["train"]), "role": ", ".join(roles) or "unused"},

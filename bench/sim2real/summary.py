@@ -23,7 +23,7 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 def transfer_summary(variants: dict[str, dict], floor: dict | None = None) -> dict:
     """Each variant's AP50 (and AP) as a fraction of the real-only reference's, and the gains of domain
-    randomization, DANN and fine-tuning, for the variants present.
+    randomization, domain adaptation and fine-tuning, for the variants present.
 
     A ratio to the reference means something only when the reference itself clears the blind floor (the
     paired interval of its margin over the floor lies above 0); ``ratios_meaningful`` says whether it does.
@@ -57,7 +57,8 @@ def protocol_notes(first: dict, seeds: list[int]) -> list[str]:
         f"{same}; (e) additionally starts from (b)'s final weights (seed by seed), so it has seen (b)'s steps "
         "too.",
         "Train-time augmentation: off for (a), on (kornia domain randomization, train.augment) for (b)-(e).",
-        "(c) uses the real TRAIN split's photos as unlabelled DANN target; their labels are never read.",
+        "(c) adapts to the real TRAIN split's photos without their labels: DANN aligns features with them, and "
+        "from half-way a mean teacher labels them for the detector (self-training); their labels are never read.",
         "The test split is used once, for the final scores; no setting was chosen by looking at it.",
     ]
     if str(first.get("weights_source", "")).startswith("random init"):

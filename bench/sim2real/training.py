@@ -36,7 +36,7 @@ def train_config(
     seed: int | None = None,
 ):
     """One variant's validated TrainConfig: every budget and optimizer setting is shared, only the data, the
-    augmentation switch, DANN and the starting weights differ (and ``seed``, the training seed, default the
+    augmentation switch, DANN, self-training and the starting weights differ (and ``seed``, the training seed, default the
     run's seed). ``params.train_overrides`` come last."""
     from train.config import load_train_config, resolve_model_name
 
@@ -48,8 +48,9 @@ def train_config(
         "steps": s.steps,
         "batch_size": s.batch_size,
         "class_agnostic": class_name,
-        "target_images": target_images if v.dann else None,
+        "target_images": target_images if v.adapts else None,
         "dann.enabled": v.dann,
+        "self_training.enabled": v.self_training,
         "progress": False,
         "seed": params.seed if seed is None else seed,
         "optimizer": s.optimizer,
@@ -176,6 +177,7 @@ def variant_record(
         "synthetic_only": v.synthetic_only,
         "augment": v.augment,
         "dann": v.dann,
+        "self_training": v.self_training,
         "init_from": v.init_from,
         "run_dir": str(run),
         "training": how,
