@@ -4,10 +4,11 @@
 
 One step = one global batch (``batch_size`` per process x processes) of letterboxed synthetic images,
 randomized on the device (train.augment), optionally with a batch of unlabelled target-domain photos
-for DANN (train.dann) and for self-training on a mean teacher's pseudo-labels (train.self_training). bf16 autocast on CUDA, channels_last, linear warmup then cosine LR, gradient
-clipping, DDP under ``torchrun`` (NCCL on GPUs, gloo on CPUs). Training is counted in steps, not
-epochs: the data order (train.data.StepBatchSampler) is a pure function of (seed, step), which is what
-makes ``--resume`` continue on the very next batch and 1 or N processes see the same global batches.
+for DANN (train.dann) and for self-training on a mean teacher's pseudo-labels (train.self_training).
+bf16 autocast on CUDA, channels_last, linear warmup then cosine LR, gradient clipping, DDP under
+``torchrun`` (NCCL on GPUs, gloo on CPUs). Training is counted in steps, not epochs: the data order
+(train.data.StepBatchSampler) is a pure function of (seed, step), which is what makes ``--resume`` continue
+on the very next batch and 1 or N processes see the same global batches.
 
 Run directory layout::
 
@@ -714,9 +715,8 @@ def train_step(
     t_images = pseudo = None
     if t_images_u8 is not None:
         t_images = t_images_u8.to(device, non_blocking=True).float().div_(255)
-        if (
-            state.teacher is not None
-        ):  # labelled by the teacher as they are, then randomized with their labels
+        if state.teacher is not None:
+            # labelled by the teacher as they are, then randomized together with their labels
             with inputs.amp:
                 pseudo = state.teacher.pseudo_labels(t_images)
             if augmenter.active:

@@ -10,9 +10,9 @@ Per task (retail: packaged products on store shelves; industrial: screws and bol
    and refuses to go on if any test picture (or a copy of one) is also in training;
 3. trains the variants with one budget (model, input size, steps, batch, optimizer, seed):
    (a) synthetic plain, no train-time augmentation; (b) synthetic DR + kornia augmentation; (c) (b) + DANN
-   and mean-teacher self-training with the real *train* photos as unlabelled target; (d) real train split only (the reference);
-   (e) (b)'s checkpoint fine-tuned on the real train split -- class-agnostic ("product" / "screw"), and
-   per class too where the catalog's category names match the real set's;
+   and mean-teacher self-training with the real *train* photos as unlabelled target; (d) real train split
+   only (the reference); (e) (b)'s checkpoint fine-tuned on the real train split -- class-agnostic
+   ("product" / "screw"), and per class too where the catalog's category names match the real set's;
 4. evaluates every model on the same real test split (pycocotools), writes ``sim2real.json`` (every number,
    the protocol, provenance) and the comparison report (``train.compare``).
 

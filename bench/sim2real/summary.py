@@ -57,8 +57,9 @@ def protocol_notes(first: dict, seeds: list[int]) -> list[str]:
         f"{same}; (e) additionally starts from (b)'s final weights (seed by seed), so it has seen (b)'s steps "
         "too.",
         "Train-time augmentation: off for (a), on (kornia domain randomization, train.augment) for (b)-(e).",
-        "(c) adapts to the real TRAIN split's photos without their labels: DANN aligns features with them, and "
-        "from half-way a mean teacher labels them for the detector (self-training); their labels are never read.",
+        "(c) adapts to the real TRAIN split's photos without their labels: DANN aligns features with them, "
+        "and from half-way a mean teacher labels them for the detector (self-training); their labels are "
+        "never read.",
         "The test split is used once, for the final scores; no setting was chosen by looking at it.",
     ]
     if str(first.get("weights_source", "")).startswith("random init"):

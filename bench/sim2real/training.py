@@ -36,8 +36,8 @@ def train_config(
     seed: int | None = None,
 ):
     """One variant's validated TrainConfig: every budget and optimizer setting is shared, only the data, the
-    augmentation switch, DANN, self-training and the starting weights differ (and ``seed``, the training seed, default the
-    run's seed). ``params.train_overrides`` come last."""
+    augmentation switch, DANN, self-training and the starting weights differ (and ``seed``, the training
+    seed, default the run's seed). ``params.train_overrides`` come last."""
     from train.config import load_train_config, resolve_model_name
 
     settings: dict[str, Any] = {

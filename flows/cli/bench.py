@@ -14,7 +14,8 @@ from flows.cli import add_command, key_value
 
 VARIANT_HELP = (
     "a = synthetic, no randomization; b = synthetic + domain randomization; c = b + DANN and "
-    "self-training on the real train photos (their labels unused); d = real train split only (reference); e = b fine-tuned on the real train split"
+    "self-training on the real train photos (their labels unused); d = real train split only (reference); "
+    "e = b fine-tuned on the real train split"
 )
 
 SIM2REAL_EPILOG = textwrap.dedent("""\
