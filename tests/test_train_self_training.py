@@ -8,7 +8,8 @@ from torch import nn
 from train_fixtures import make_image_folder, make_shapes_coco, read_log, tiny_train_config
 
 from train.config import TrainConfig
-from train.engine import TrainingError, teacher_start_step, train
+from train.data import UnlabelledImages
+from train.engine import DistInfo, TrainingError, build_loaders, first_target_step, teacher_start_step, train
 from train.evaluate import load_checkpoint
 from train.self_training import MeanTeacher, pseudo_box_count
 
@@ -116,6 +117,39 @@ def test_self_training_starts_after_burn_in_and_resumes_with_its_teacher(tmp_pat
     changed = {**settings["self_training"], "threshold": 0.2}
     with pytest.raises(TrainingError, match="self-training settings differ"):
         train(TrainConfig(**{**settings, "steps": 8, "resume": True, "self_training": changed}))
+
+
+def test_self_training_alone_draws_target_photos_only_once_its_teacher_exists(tmp_path):
+    """Without DANN the burn-in has no use for target photos; the steps after it get the same photos as with
+    DANN (the order is a function of seed and step), so a resumed run continues exactly either way."""
+    data = make_shapes_coco(tmp_path / "synthetic", n_images=4, size=64, seed=0)
+    photos = make_image_folder(tmp_path / "real_photos", n_images=5, size=48, seed=3)
+    dinfo = DistInfo(0, 1, 0, torch.device("cpu"))
+
+    def target_stream(dann: bool, start_step: int = 0) -> tuple[TrainConfig, list[torch.Tensor]]:
+        cfg = TrainConfig(
+            **tiny_train_config(
+                data,
+                tmp_path / "run",
+                steps=6,
+                batch_size=2,
+                workers=0,
+                target_images=str(photos),
+                dann={"enabled": dann},
+                self_training={"enabled": True, "start": 0.5},
+            )
+        )
+        labelled = list(range(4))  # only its length matters to the labelled stream, which is not read here
+        _, targets = build_loaders(cfg, labelled, UnlabelledImages(photos, 32), dinfo, start_step)
+        return cfg, list(targets)
+
+    cfg, alone = target_stream(dann=False)
+    _, with_dann = target_stream(dann=True)
+    assert first_target_step(cfg) == teacher_start_step(cfg) == 3
+    assert len(with_dann) == 6 and len(alone) == 3
+    assert all(torch.equal(a, b) for a, b in zip(alone, with_dann[3:], strict=True))
+    _, resumed = target_stream(dann=False, start_step=4)
+    assert all(torch.equal(a, b) for a, b in zip(resumed, alone[1:], strict=True))
 
 
 def test_self_training_needs_target_images(tmp_path):

@@ -236,7 +236,13 @@ def build_loaders(
     ``batch_sampler`` draws the labelled batches (StepBatchSampler's signature; e.g. train.replay's mix)."""
     pin = dinfo.device.type == "cuda"
 
-    def sampler(n: int, batch_size: int, seed: int, cls: Callable[..., Sampler] = StepBatchSampler):
+    def sampler(
+        n: int,
+        batch_size: int,
+        seed: int,
+        cls: Callable[..., Sampler] = StepBatchSampler,
+        start_step=start_step,
+    ):
         return cls(
             n,
             batch_size,
@@ -263,7 +269,12 @@ def build_loaders(
         target_ds,
         num_workers=min(cfg.workers, 2),
         pin_memory=pin,
-        batch_sampler=sampler(len(target_ds), cfg.dann.target_batch_size or cfg.batch_size, cfg.seed + 1),
+        batch_sampler=sampler(
+            len(target_ds),
+            cfg.dann.target_batch_size or cfg.batch_size,
+            cfg.seed + 1,
+            start_step=max(start_step, first_target_step(cfg)),
+        ),
         multiprocessing_context=_LOADER_CONTEXT if cfg.workers else None,
     )
     return iter(loader), iter(target_loader)
@@ -692,6 +703,12 @@ def teacher_start_step(cfg: TrainConfig) -> int:
     return math.ceil(cfg.steps * cfg.self_training.start)
 
 
+def first_target_step(cfg: TrainConfig) -> int:
+    """The first step that uses a target batch: DANN needs one every step, self-training alone only once its
+    teacher exists, so its burn-in neither loads nor randomizes target photos it would drop."""
+    return 0 if cfg.dann.enabled else teacher_start_step(cfg)
+
+
 def _dann_lambda(cfg: TrainConfig, step: int) -> float:
     return ganin_lambda(step / max(1, cfg.steps - 1), cfg.dann.gamma) if cfg.dann.enabled else 0.0
 
@@ -702,7 +719,8 @@ def train_step(
     """One optimizer step on one global batch: load, randomize on the device, forward, backward, clip."""
     t0 = time.perf_counter()
     images_u8, targets = next(inputs.batches)
-    t_images_u8 = next(inputs.target_batches) if inputs.target_batches is not None else None
+    wants_target = inputs.target_batches is not None and step >= first_target_step(cfg)
+    t_images_u8 = next(inputs.target_batches) if wants_target else None
     meter.data_wait += time.perf_counter() - t0
 
     device, augmenter = inputs.device, inputs.augmenter
