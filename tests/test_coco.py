@@ -296,12 +296,12 @@ def _use(src: CocoSource) -> None:
                     assert m.shape == (int(info["height"]), int(info["width"]))
 
 
+@pytest.mark.timeout(300)  # a hang guard: no mutation may stall the loader (about a second)
 def test_fuzzed_files_either_load_or_raise_coco_error(tmp_path):
     rng = np.random.default_rng(20240601)
     base = base_coco()
     base["annotations"][1]["amodal_segmentation"] = _rle(0, 0, 10, 11)
     loaded = refused = 0
-    t = time.perf_counter()
     for k in range(400):
         coco = copy.deepcopy(base)
         for _ in range(rng.integers(1, 4)):
@@ -316,7 +316,6 @@ def test_fuzzed_files_either_load_or_raise_coco_error(tmp_path):
         _use(src)
         loaded += 1
     assert loaded > 20 and refused > 100  # the mutations reach both outcomes
-    assert time.perf_counter() - t < 60
 
 
 # ---- compressed RLE strings ---------------------------------------------------------------------------------
