@@ -273,6 +273,13 @@ def _recipe_config(path: str, catalog: str | None):
     return cfg
 
 
+def _gl_label(renderer: str | None, cpus: int) -> str:
+    """Which rasteriser drew the reference: Mesa's llvmpipe gets one thread per core, a GPU is named."""
+    if renderer is None or "llvmpipe" in renderer:
+        return f"{cpus} llvmpipe threads"
+    return renderer
+
+
 def _reference(plan) -> dict:
     """The raw reference on the plan's scenes, in one spawned process using every core (a plain script's
     llvmpipe does)."""
@@ -376,7 +383,7 @@ def format_report(report: dict) -> str:
         ratios = report["end_to_end_to_reference"]
         lines.append(
             f"raw pyrender reference (same scenes; colour+depth, SEG, JPEG, RLE; no shadows, no AA; "
-            f"{m['cpus']} llvmpipe threads): {ref['images_per_s']:.2f} img/s "
+            f"{_gl_label(ref.get('gl_renderer'), m['cpus'])}): {ref['images_per_s']:.2f} img/s "
             + " ".join(f"{k} {v:.1f}" for k, v in ref["ms_per_image"].items())
             + " ms; end-to-end / reference: "
             + ", ".join(f"{w} workers {v:.2f}" for w, v in ratios.items())

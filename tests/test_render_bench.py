@@ -27,6 +27,8 @@ def test_raw_reference_draws_every_image_and_times_each_step(tmp_path, render_se
     assert result["images"] == 3 and result["images_per_s"] > 0
     assert set(result["ms_per_image"]) == {"setup", "color", "ids", "encode", "rle"}
     assert all(v >= 0 for v in result["ms_per_image"].values())
+    # the rasteriser is named: Mesa's llvmpipe here (a GPU's name on a GPU machine's EGL)
+    assert "llvmpipe" in result["gl_renderer"]
 
 
 def _reference_of_tiny_scenes(tmp: str) -> dict:
@@ -61,6 +63,9 @@ def test_bench_reports_reference_ratio_recipes_and_preparation(tmp_path, monkeyp
     assert report["results"][0]["sku_prepare_s"] == 0 == r["sku_prepare_s"]
     text = format_report(report)
     assert "raw pyrender reference" in text and "recipe" in text and "per-SKU preparation" in text
+    assert "llvmpipe threads" in text  # the reference names its rasteriser
+    gpu = {**report, "reference": {**report["reference"], "gl_renderer": "NVIDIA H200/PCIe/SSE2"}}
+    assert "NVIDIA H200/PCIe/SSE2)" in format_report(gpu) and "llvmpipe" not in format_report(gpu)
     # one worker only: no 2-worker goal and no scaling to claim, and the text says the goal was not met
     assert report["goal"]["met_throughput"] is None and report["goal"]["two_over_one_workers"] is None
     assert "whole run NOT met, steady state NOT met" in text

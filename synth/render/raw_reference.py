@@ -58,15 +58,27 @@ class RawReference:
         wall = time.perf_counter() - t_start
         cpu = time.process_time() - c_start
         n = len(scenes)
+        gl_renderer = self.gl_renderer()
         if self.renderer is not None:
             self.renderer.delete()
         return {
+            "gl_renderer": gl_renderer,
             "images": n,
             "wall_s": round(wall, 3),
             "images_per_s": round(n / wall, 2),
             "ms_per_image": {k: round(1000 * v / n, 1) for k, v in stages.items()},
             "cpu_ms_per_image": round(1000 * cpu / n, 1),
         }
+
+    def gl_renderer(self) -> str | None:
+        """The OpenGL renderer that drew (``llvmpipe ...`` on a CPU, the GPU's name on EGL there), read
+        while the last pass's context is still current."""
+        if self.renderer is None:
+            return None
+        from OpenGL import GL
+
+        name = GL.glGetString(GL.GL_RENDERER)
+        return name.decode(errors="replace") if name else None
 
     def draw(self, scene) -> dict[str, float]:
         import cv2
