@@ -69,6 +69,7 @@ def test_a_folder_holding_another_dataset_is_kept_apart(tmp_path):
 
 @pytest.mark.slow
 def test_dask_cluster_renders_the_same_dataset(tmp_path):
+    import dask
     from distributed import LocalCluster
 
     from flows.render import run_render
@@ -78,9 +79,14 @@ def test_dask_cluster_renders_the_same_dataset(tmp_path):
     render_dataset(
         reference.load_config(), reference.n, reference.out, seed=reference.seed, workers=1, progress=False
     )
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
-    ) as cluster:
+    # Nanny processes import and connect slowly on a loaded 2-core machine: allow minutes, not 30 s.
+    slow_start = {"distributed.comm.timeouts.connect": "180s", "distributed.comm.timeouts.tcp": "180s"}
+    with (
+        dask.config.set(slow_start),
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        ) as cluster,
+    ):
         params = tiny_render(tmp_path, name="dask", dask_address=cluster.scheduler_address)
         summary = run_render(params)
     assert summary["task_runner"] == "dask" and summary["shards_rendered"] == 3
