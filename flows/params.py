@@ -49,6 +49,7 @@ class EvalSet(_Strict):
     name: str | None = None
     class_agnostic: bool = False
     category_map: str | None = None
+    note: str | None = None  # what a reader of the report must know about this set (kept in its metrics)
 
     def display_name(self) -> str:
         return self.name or Path(self.data).name

@@ -24,16 +24,19 @@ DEFAULT_REAL_SETS = (
 
 
 def default_eval_sets() -> tuple[list[EvalSet], str]:
-    """The real sets present in ../shared, and a sentence saying what was found."""
+    """The real sets present in the shared folder, and a sentence saying what was found. The sentence names
+    no machine path: it goes into the report, which is made to be shared."""
     root = shared_root()
-    sets = [
-        EvalSet(data=str(root / rel), name=name, class_agnostic=True)
-        for rel, name in DEFAULT_REAL_SETS
-        if (root / rel / "annotations.json").is_file()
-    ]
+    found = [(rel, name) for rel, name in DEFAULT_REAL_SETS if (root / rel / "annotations.json").is_file()]
+    sets = [EvalSet(data=str(root / rel), name=name, class_agnostic=True) for rel, name in found]
     if sets:
-        return sets, f"Evaluated on real photos from `{root}`."
-    return [], f"No real evaluation sets found under `{root}`: evaluated on a held-out RENDERED set instead."
+        return sets, f"Evaluated on real photos from the shared folder: {', '.join(n for _, n in found)}."
+    looked = " and ".join(f"`{rel}`" for rel, _ in DEFAULT_REAL_SETS)
+    return [], (
+        f"No real photos to evaluate on: neither {looked} is in the shared folder (`SIMREAL_SHARED`, by "
+        "default `../shared` beside the repository), so these scores are on a held-out RENDERED set and say "
+        "nothing about transfer to real photos."
+    )
 
 
 def heldout_params(render: RenderParams) -> RenderParams:
@@ -62,10 +65,12 @@ def render_then_train(params: PipelineParams = PipelineParams()) -> dict:  # noq
     eval_sets, note = (params.eval_sets, "") if params.eval_sets is not None else default_eval_sets()
     if not eval_sets:
         heldout = run_render(heldout_params(params.render))
-        eval_sets = [EvalSet(data=heldout["annotations"], name="heldout (rendered)", class_agnostic=True)]
+        eval_sets = [
+            EvalSet(data=heldout["annotations"], name="heldout (rendered)", class_agnostic=True, note=note)
+        ]
     if note:
         logger.info(note)
 
     run_dir = train_model(params.train, rendered["out"])
     evaluation = evaluate_transfer(run_dir, eval_sets, note=note)
-    return {"dataset": rendered, "run_dir": run_dir, **evaluation}
+    return {"dataset": rendered, "run_dir": run_dir, "note": note, **evaluation}

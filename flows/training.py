@@ -92,6 +92,7 @@ def evaluate_set(checkpoint: str, eval_set: EvalSet) -> dict:
         name=eval_set.display_name(),
         class_agnostic=True if eval_set.class_agnostic else None,
         category_map=eval_set.category_map,
+        note=eval_set.note,
     )
 
 

@@ -95,6 +95,20 @@ def test_dask_cluster_renders_the_same_dataset(tmp_path):
     assert ref == got
 
 
+def test_default_eval_sets_say_what_was_found(tmp_path):
+    from flows.render_then_train import default_eval_sets
+
+    sets, note = default_eval_sets()
+    assert sets == [] and "No real photos" in note and "RENDERED" in note
+    assert str(tmp_path) not in note  # the sentence goes into a report made to be shared
+    found = tmp_path / "no-shared" / "real" / "retail" / "freiburg_dev"
+    found.mkdir(parents=True)
+    (found / "annotations.json").write_text("{}")
+    sets, note = default_eval_sets()
+    assert [s.name for s in sets] == ["freiburg_dev (real, retail)"] and sets[0].class_agnostic
+    assert "freiburg_dev" in note and "ycbv" not in note and str(tmp_path) not in note
+
+
 @pytest.mark.slow
 def test_render_then_train_end_to_end_in_process(tmp_path):
     from prefect import get_client
@@ -107,6 +121,11 @@ def test_render_then_train_end_to_end_in_process(tmp_path):
     assert Path(result["report"]).is_file() and Path(result["report"]).suffix == ".html"
     assert "heldout (rendered)" in result["metrics"]
     assert result["metrics"]["heldout (rendered)"]["bbox"]["AP"] is not None
+    # without real photos the report says so above its numbers, and why
+    assert "No real photos" in result["note"]
+    md = (run / "report.md").read_text()
+    assert "heldout (rendered): No real photos" in md
+    assert md.index("No real photos") < md.index("Accuracy (COCO metrics)")
 
     async def artifact_keys():
         async with get_client() as client:

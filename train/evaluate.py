@@ -424,12 +424,14 @@ def evaluate(
     workers: int = 0,
     progress: bool = False,
     floor_from: str | Path | None = None,
+    note: str | None = None,
 ) -> dict:
     """Evaluate a `simreal train` checkpoint on a COCO set; returns the metrics dict (also written to disk).
 
     A model trained class-agnostically is evaluated class-agnostically unless a category map is given.
     The blind floor is fitted on ``floor_from`` (e.g. the real train split), else on the checkpoint's
-    training set when it is still there.
+    training set when it is still there. A ``note`` (what a reader must know about the set) is kept in the
+    metrics and shown in the report.
     """
     ckpt_path = Path(ckpt)
     ck = load_checkpoint(ckpt_path)
@@ -451,6 +453,7 @@ def evaluate(
         "model": model_cfg.name,
         "weights_source": ck.get("weights_source", "unknown"),
         "device": str(dev),
+        **({"note": note} if note else {}),
     }
     return evaluate_detector(
         detector,

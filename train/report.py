@@ -404,6 +404,9 @@ def _headline(doc: Document, run: RunFiles) -> None:
     doc.p(
         headline + (" Results — " + "; ".join(results) + "." if results else " No evaluation yet."), "summary"
     )
+    for name, m, _ in run.sets:
+        if m.get("note"):
+            doc.p(f"{name}: {m['note']}", "warn")
     if str(run.weights).startswith("random init"):
         doc.p(
             "Trained from random initialisation (no pretrained weights were available): expect far lower accuracy "

@@ -79,6 +79,10 @@ def _run(args) -> int:
 
     result = render_then_train(params)
     print(json.dumps({k: result[k] for k in ("run_dir", "report", "metrics")}, indent=1))
+    if result.get("note"):
+        from synth.paths import shared_root
+
+        print(f"note: {result['note']} (shared folder here: {shared_root()})")
     print(f"report: {result['report']} (Markdown: {Path(result['report']).with_suffix('.md')})")
     return 0
 
