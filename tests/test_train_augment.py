@@ -123,3 +123,25 @@ def test_objects_pushed_out_of_frame_are_dropped_and_run_is_seeded():
     torch.manual_seed(5)
     _, b = aug(images, targets)
     assert all(torch.equal(x["boxes"], y["boxes"]) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_noise_is_drawn_where_the_images_are(device):
+    """A full image of normals per image was drawn on the CPU and copied over: half a GPU step."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device here")
+    torch.manual_seed(0)
+    images, targets = _batch()
+    images = images.to(device)
+    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    aug = DomainRandomizer(AugmentConfig(strength=1.0, ops=["noise"]), 64)
+    noise = aug.photometric[0]
+    noise.p = 1.0  # every image gets noise
+    out, _ = aug(images.clone(), targets)
+    drawn = noise._params["gaussian_noise"]
+    assert drawn.device.type == device and drawn.shape == images.shape
+    assert out.device.type == device and 0 < (out - images).abs().mean() < 0.1
+    torch.manual_seed(0)  # seeded like every other draw
+    aug2 = DomainRandomizer(AugmentConfig(strength=1.0, ops=["noise"]), 64)
+    aug2.photometric[0].p = 1.0
+    assert torch.equal(aug2(images.clone(), targets)[0], out)
