@@ -221,7 +221,7 @@ def measure_loading(data: str | Path | None, image_size: int, batch: int, worker
     from torch.utils.data import DataLoader
 
     from synth.coco import load_coco
-    from train.data import CocoDetection, StepBatchSampler, build_label_map, collate_detection
+    from train.data import CocoDetection, StepBatchSampler, build_label_map, collate_detection, loader_context
 
     with tempfile.TemporaryDirectory(prefix="simreal-bench-") as tmp:
         path = Path(data) if data else _write_sample_dataset(Path(tmp), n=max(16, batch * 2))
@@ -233,6 +233,7 @@ def measure_loading(data: str | Path | None, image_size: int, batch: int, worker
             collate_fn=collate_detection,
             batch_sampler=StepBatchSampler(len(ds), batch, batches + 1, seed=0),
             prefetch_factor=4 if workers else None,
+            multiprocessing_context=loader_context() if workers else None,
         )
         it = iter(loader)
         next(it)  # worker start-up is not throughput

@@ -71,6 +71,7 @@ from train.data import (
     collate_detection,
     dataset_summary,
     epochs_for,
+    loader_context,
     split_image_ids,
 )
 from train.evaluate import CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, evaluate_detector, load_checkpoint
@@ -219,11 +220,6 @@ def _model_targets(targets: list[dict]) -> list[dict]:
     return [{k: t[k] for k in ("boxes", "labels", "masks") if k in t} for t in targets]
 
 
-# Loader workers start fresh interpreters: a worker forked from a process that runs other threads (a Prefect
-# flow's log and API threads) inherits their locks and exited with code 1 at the end of every such run.
-_LOADER_CONTEXT = "spawn"
-
-
 def build_loaders(
     cfg: TrainConfig,
     train_ds: CocoDetection,
@@ -261,7 +257,7 @@ def build_loaders(
         batch_sampler=sampler(len(train_ds), cfg.batch_size, cfg.seed, batch_sampler),
         prefetch_factor=4 if cfg.workers else None,
         persistent_workers=False,
-        multiprocessing_context=_LOADER_CONTEXT if cfg.workers else None,
+        multiprocessing_context=loader_context() if cfg.workers else None,
     )
     if target_ds is None:
         return iter(loader), None
@@ -275,7 +271,7 @@ def build_loaders(
             cfg.seed + 1,
             start_step=max(start_step, first_target_step(cfg)),
         ),
-        multiprocessing_context=_LOADER_CONTEXT if cfg.workers else None,
+        multiprocessing_context=loader_context() if cfg.workers else None,
     )
     return iter(loader), iter(target_loader)
 
