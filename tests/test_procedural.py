@@ -491,3 +491,41 @@ def test_pyrender_shows_the_front_panel_upright_on_the_front_face():
     d = json.loads(out.stdout.strip().splitlines()[-1])
     assert d["upright"] < 12, d
     assert d["mirrored"] > d["upright"] + 15 and d["upside_down"] > d["upright"] + 15, d
+
+
+def test_metal_rough_map_is_reduced_and_keeps_every_panels_finish():
+    """The metallic-roughness map is a quarter of the colour atlas a side (it is constant per panel), and
+    bilinear sampling at the middle of every panel, even the smallest, still reads that panel's finish."""
+    from synth.procedural.atlas import MR_REDUCTION, Atlas
+    from synth.procedural.finishes import Finish
+
+    finishes = [Finish(f"f{i}", (0.5, 0.5, 0.5), metallic=i % 2, roughness=0.1 + 0.2 * i) for i in range(4)]
+    atlas = Atlas()
+    for i, (w, h) in enumerate([(0.1, 0.05), (0.002, 0.002), (0.03, 0.2), (0.001, 0.09)]):
+        atlas.reserve(f"p{i}", w, h, finishes[i])
+    atlas.reserve_swatch("cap", (200, 10, 10), finishes[3])
+    atlas.pack()
+    for i in range(4):
+        w, h = atlas.pixels(f"p{i}")
+        atlas.paint(f"p{i}", Image.new("RGB", (w, h), (i * 60, 0, 0)))
+    base, mr = atlas.images()
+    assert mr.size == (base.size[0] // MR_REDUCTION, base.size[1] // MR_REDUCTION)
+    texture = trimesh.visual.material.PBRMaterial(metallicRoughnessTexture=mr).metallicRoughnessTexture
+    mr01 = np.asarray(texture.convert("RGB"), dtype=np.float64)
+    names = [f"p{i}" for i in range(4)] + ["cap"]
+    for name, finish in zip(names, finishes + [finishes[3]], strict=True):
+        r = atlas.region(name)
+        u, v = np.asarray(r.uv(0.5, 0.5), dtype=np.float64)
+        # bilinear lookup at the UV, as a renderer samples the base level
+        x, y = u * mr.size[0] - 0.5, (1.0 - v) * mr.size[1] - 0.5
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        patch = mr01[y0 : y0 + 2, x0 : x0 + 2]
+        value = (
+            patch[0, 0] * (1 - fx) * (1 - fy)
+            + patch[0, 1] * fx * (1 - fy)
+            + patch[1, 0] * (1 - fx) * fy
+            + patch[1, 1] * fx * fy
+        )
+        assert value[1] == pytest.approx(round(finish.roughness * 255), abs=0.5), name
+        assert value[2] == pytest.approx(round(finish.metallic * 255), abs=0.5), name

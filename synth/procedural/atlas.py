@@ -16,6 +16,11 @@ from synth.procedural.labels.palette import RGB8
 
 MAX_TEXTURE_SIDE = 2048  # pixels; keeps a GLB around 1-3 MB and a PNG encode well under a second
 TARGET_PX_PER_M = 4000.0  # 4 px/mm: 2 mm print is still legible at close range
+# The metallic-roughness map is stored at 1/MR_REDUCTION of the colour atlas's resolution (same UVs). It is
+# constant over each panel and swatch, so full resolution carried no detail, yet cost a render worker as
+# much to decode and upload as the colour atlas: half of its start-up on the default catalog. Panels are
+# >= 8 texels with 4-texel gutters, so every panel keeps texels of its own value.
+MR_REDUCTION = 4
 
 
 def _swatch_image(color: RGB8, size: int) -> Image.Image:
@@ -111,7 +116,8 @@ class Atlas:
         paste_with_gutter(self._mr, np.full((s.h, s.w, 3), mr, np.uint8), (s.x, s.y))
 
     def images(self) -> tuple[Image.Image, Image.Image]:
-        return Image.fromarray(self._base), Image.fromarray(self._mr)
+        """The colour atlas and the metallic-roughness map (box-filtered to 1/MR_REDUCTION of its size)."""
+        return Image.fromarray(self._base), Image.fromarray(self._mr).reduce(MR_REDUCTION)
 
     def module_px(self) -> int:
         """Barcode module width in pixels: at least the 80 % magnification a scanner accepts (0.264 mm)."""
