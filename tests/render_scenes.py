@@ -215,6 +215,48 @@ def render_in_worker(scene_json: str, opts_json: str):
     return frame
 
 
+def uploaded_texels(png: bytes) -> list[np.ndarray]:
+    """Runs in the spawned worker: a mesh file's PNG uploaded the way the backend uploads it, then the same
+    pixels as pyrender's own RGBA texture, each read back from GL: levels 0 and 1 of each, (H, W, 4) uint8
+    with the top row first."""
+    import io
+
+    import pyrender
+    from OpenGL.GL import (
+        GL_PACK_ALIGNMENT,
+        GL_RGBA,
+        GL_TEXTURE_2D,
+        GL_UNSIGNED_BYTE,
+        glBindTexture,
+        glGetTexImage,
+        glPixelStorei,
+    )
+    from PIL import Image
+
+    from synth.render import get_backend
+    from synth.render.pyrender_backend import gl_texture, opaque_rgba
+
+    backend = _BACKENDS.get("{}")
+    if backend is None:
+        backend = _BACKENDS["{}"] = get_backend("pyrender")
+    backend._ensure_renderer(8, 8)._platform.make_current()
+    ours = gl_texture(Image.open(io.BytesIO(png)))
+    rgba = opaque_rgba(Image.open(io.BytesIO(png)).convert("RGB"))
+    plain = pyrender.Texture(source=rgba, source_channels="RGBA")
+    h, w = rgba.shape[:2]
+    out = []
+    glPixelStorei(GL_PACK_ALIGNMENT, 1)
+    for tex in (ours, plain):
+        tex._add_to_context()
+        glBindTexture(GL_TEXTURE_2D, tex._texid)
+        for level, (lh, lw) in enumerate([(h, w), (max(1, h // 2), max(1, w // 2))]):
+            data = glGetTexImage(GL_TEXTURE_2D, level, GL_RGBA, GL_UNSIGNED_BYTE)
+            out.append(np.frombuffer(data, np.uint8).reshape(lh, lw, 4)[::-1].copy())
+        glBindTexture(GL_TEXTURE_2D, 0)
+        tex._remove_from_context()
+    return out
+
+
 class RenderService:
     """``service.render(scene, antialias="edge")`` -> Frame, rendered in a child process."""
 

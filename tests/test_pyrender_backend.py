@@ -401,7 +401,7 @@ def test_the_view_test_never_drops_what_projects_into_the_image():
 def test_textures_upload_as_opaque_rgba_without_extra_copies():
     from PIL import Image
 
-    from synth.render.pyrender_backend import _decoded_png_rgba, gl_texture
+    from synth.render.pyrender_backend import _decoded_png_bgr, gl_texture
     from synth.render.pyrender_state import OpaqueTexture
 
     rng = np.random.default_rng(0)
@@ -418,10 +418,29 @@ def test_textures_upload_as_opaque_rgba_without_extra_copies():
         png = io.BytesIO()
         Image.fromarray(pixels).convert(mode).save(png, format="PNG")
         fresh = [Image.open(io.BytesIO(png.getvalue())) for _ in range(3)]
-        assert (_decoded_png_rgba(fresh[0]) is not None) == (mode in ("RGB", "RGBA")), mode
+        assert (_decoded_png_bgr(fresh[0]) is not None) == (mode in ("RGB", "RGBA")), mode
         src = gl_texture(fresh[1]).source
         assert np.array_equal(src, np.asarray(fresh[2].convert("RGB").convert("RGBA"))), mode
     ready = np.full((4, 4, 4), 255, dtype=np.uint8)
     assert OpaqueTexture(source=ready, source_channels="RGBA").source is ready  # kept, not copied
     floats = OpaqueTexture(source=np.ones((4, 4, 3)), source_channels="RGB").source  # pyrender's conversion
     assert floats.dtype == np.uint8 and (floats == 255).all()
+
+
+def test_a_mesh_files_png_reaches_gl_as_the_texels_pyrender_would_upload(service):
+    """The PNG goes to GL as OpenCV's BGR bytes (no RGBA copy): read back, level 0 and its mipmap level 1
+    are byte for byte those of pyrender's own RGBA upload, on an odd, unaligned width, alpha 255."""
+    from PIL import Image
+    from render_scenes import uploaded_texels
+
+    from synth.render.pyrender_backend import gl_texture
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)  # 53 * 3 bytes a row: not 4-byte aligned
+    png = io.BytesIO()
+    Image.fromarray(pixels).save(png, format="PNG")
+    assert gl_texture(Image.open(io.BytesIO(png.getvalue())))._bgr is not None  # the BGR path is taken
+    ours0, ours1, plain0, plain1 = service.call(uploaded_texels, png.getvalue())
+    assert np.array_equal(ours0[..., :3], pixels) and (ours0[..., 3] == 255).all()
+    assert np.array_equal(ours0, plain0) and np.array_equal(ours1, plain1)
+    assert ours1.shape == (18, 26, 4)

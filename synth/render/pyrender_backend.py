@@ -160,7 +160,12 @@ MAX_BACKGROUNDS = 16  # background images kept at output size (640x480: 0.9 MB e
 
 def gl_texture(image: np.ndarray | Image.Image, cls: type[OpaqueTexture] = OpaqueTexture) -> OpaqueTexture:
     """Upload as opaque RGBA: 4-byte pixels keep every row 4-byte aligned (GL's default unpack alignment),
-    so textures whose width * 3 is not a multiple of 4 are not sheared. Any alpha is dropped (255)."""
+    so textures whose width * 3 is not a multiple of 4 are not sheared. Any alpha is dropped (255). A mesh
+    file's not yet decoded 8-bit PNG goes to GL as OpenCV's BGR bytes (``OpaqueTexture.from_bgr``)."""
+    if isinstance(image, Image.Image):
+        bgr = _decoded_png_bgr(image)
+        if bgr is not None:
+            return cls.from_bgr(bgr)
     return cls(source=opaque_rgba(image), source_channels="RGBA")
 
 
@@ -172,9 +177,9 @@ def opaque_rgba(image: np.ndarray | Image.Image) -> np.ndarray:
     import cv2
 
     if isinstance(image, Image.Image):
-        rgba = _decoded_png_rgba(image)
-        if rgba is not None:
-            return rgba
+        bgr = _decoded_png_bgr(image)
+        if bgr is not None:
+            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)
         if image.mode != "RGB":
             image = image.convert("RGB")
         return np.asarray(image.convert("RGBA"))
@@ -182,10 +187,10 @@ def opaque_rgba(image: np.ndarray | Image.Image) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
 
 
-def _decoded_png_rgba(image: Image.Image) -> np.ndarray | None:
+def _decoded_png_bgr(image: Image.Image) -> np.ndarray | None:
     """An opened but not yet decoded 8-bit RGB/RGBA PNG held in memory (how trimesh opens a mesh file's
-    textures) decoded by OpenCV as opaque RGBA; None for anything else, or if OpenCV disagrees on its
-    size. PIL has read the header and bounded the size already; both decoders ignore gamma and colour
+    textures) decoded by OpenCV as BGR (alpha dropped); None for anything else, or if OpenCV disagrees on
+    its size. PIL has read the header and bounded the size already; both decoders ignore gamma and colour
     profiles and drop alpha alike, so the pixels are PIL's."""
     import io
 
@@ -199,7 +204,7 @@ def _decoded_png_rgba(image: Image.Image) -> np.ndarray | None:
     bgr = cv2.imdecode(np.frombuffer(fp.getbuffer(), np.uint8), cv2.IMREAD_COLOR)
     if bgr is None or bgr.shape[:2] != (image.height, image.width):
         return None
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)
+    return bgr
 
 
 def tiled_texture(spec: TextureSpec) -> np.ndarray:
