@@ -7,8 +7,11 @@ process never makes one. ``render_images`` is the function orchestrators submit 
 
 from __future__ import annotations
 
+import atexit
 import json
+import logging
 import os
+import sys
 from pathlib import Path
 
 from synth.catalog import Catalog
@@ -35,7 +38,8 @@ def process_backend(name: str, opts: dict):
 
 def init_worker(workers: int) -> None:
     """Process-pool initializer: share the cores between ``workers`` processes instead of every worker's
-    llvmpipe / Cycles / BLAS using all of them."""
+    llvmpipe / Cycles / BLAS using all of them, and leave without the interpreter's teardown."""
+    atexit.register(_exit_without_teardown)
     share = max(1, (os.cpu_count() or 1) // max(1, workers))
     os.environ.setdefault("LP_NUM_THREADS", str(share))  # llvmpipe threads
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -44,6 +48,23 @@ def init_worker(workers: int) -> None:
 
     cv2.setNumThreads(1)
     _THREAD_SHARE["threads"] = share
+
+
+def _exit_without_teardown() -> None:
+    """A pool worker's last exit handler (registered first, so it runs after every handler registered
+    since): flush the logs and standard streams, then end the process without the interpreter's teardown.
+    Freeing every module and the GL context object by object cost a worker 0.35 s after its last image,
+    which the run waited for (~4 % of an 80-image run on 2 cores); the OS reclaims it all at once. By then
+    every file the worker wrote was closed (atomic writes) and every result sent. A pool worker's exit
+    status is always 0 (the executor turns a task's exceptions, SystemExit included, into results), and a
+    crash never gets here."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def plan_backend(plan: RunPlan):
