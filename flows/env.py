@@ -4,6 +4,8 @@ analytics (../shared/STACK.md), so runs work offline and never touch ~/.prefect.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -45,6 +47,27 @@ def prepare_local_prefect() -> None:
 
         asyncio.run(_migrate_and_register_blocks())
         marker.touch()
+
+
+@contextmanager
+def api_shared_with_workers() -> Iterator[None]:
+    """Without an API URL, Prefect starts an ephemeral API server in every process that asks for a client,
+    and the workers of a process-pool task runner are such processes: each started its own server (a
+    uvicorn process on the same SQLite file) before its first task, ~6 s and ~3 s of CPU per worker on 2
+    cores. This starts this process's server now (Prefect's own, the one its client would start) and names
+    it in the settings, which the task runner hands to its workers, so they all use it. With an API URL
+    set, or ephemeral servers disabled, nothing changes."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED, temporary_settings
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()  # a no-op when this process's client started it already
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
 
 
 async def _migrate_and_register_blocks() -> None:

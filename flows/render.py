@@ -12,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
+from flows.env import api_shared_with_workers
 from flows.outputs import dataset_key, held_dataset_key, keyed_folder
 from flows.params import RenderParams
 
@@ -24,12 +25,17 @@ def render_shard_task(render, plan, out: str, shard: int, indices: list[int]) ->
 
 
 def shard_task_runner(params: RenderParams):
-    """Worker processes locally; the Dask cluster at ``dask_address`` when given."""
+    """Worker processes locally, sharing the cores (``init_worker``: without it each worker's llvmpipe
+    started a thread per core); the Dask cluster at ``dask_address`` when given."""
     if params.dask_address:
         from prefect_dask import DaskTaskRunner
 
         return DaskTaskRunner(address=params.dask_address)
-    return ProcessPoolTaskRunner(max_workers=params.workers)
+    from synth.dataset.worker import init_worker
+
+    return ProcessPoolTaskRunner(
+        max_workers=params.workers, initializer=init_worker, initargs=(params.workers, False)
+    )
 
 
 class ShardProgressArtifact:
@@ -109,5 +115,10 @@ def render_dataset(params: RenderParams) -> dict:
 
 
 def run_render(params: RenderParams) -> dict:
-    """Run ``render-dataset`` with the task runner the parameters ask for."""
-    return render_dataset.with_options(task_runner=shard_task_runner(params))(params)
+    """Run ``render-dataset`` with the task runner the parameters ask for; local workers use this
+    process's Prefect API (``api_shared_with_workers``) instead of starting their own."""
+    flow_run = render_dataset.with_options(task_runner=shard_task_runner(params))
+    if params.dask_address:  # a remote cluster's workers cannot reach a server on this machine's 127.0.0.1
+        return flow_run(params)
+    with api_shared_with_workers():
+        return flow_run(params)

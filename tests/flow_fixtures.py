@@ -64,3 +64,12 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def api_seen_by_task() -> tuple[str | None, bool]:
+    """Run as a Prefect task in a process-pool worker: the API URL the worker uses, and whether it started
+    an API server of its own for it (Prefect's ephemeral mode)."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value(), any(s.running for s in SubprocessASGIServer._instances.values())

@@ -39,6 +39,32 @@ def test_invalid_parameters_are_rejected_before_running():
         RenderParams(colour="red")
 
 
+def test_process_pool_workers_use_this_processs_prefect_api():
+    """In ephemeral mode each task-runner worker started an API server of its own before its first task
+    (~6 s a worker on 2 cores); inside ``api_shared_with_workers`` (what ``run_render`` runs its local
+    workers in) a worker uses this process's server and starts none."""
+    from flow_fixtures import api_seen_by_task
+    from prefect import flow, task
+    from prefect.settings import PREFECT_API_URL
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    from flows.env import api_shared_with_workers
+
+    probe = task(api_seen_by_task, name="api-probe")
+
+    @flow(name="api-probe", task_runner=ProcessPoolTaskRunner(max_workers=1))
+    def probe_flow():
+        return probe.submit().result()
+
+    assert PREFECT_API_URL.value() is None  # ephemeral mode, as the tests and a fresh machine run
+    with api_shared_with_workers():
+        ours = PREFECT_API_URL.value()
+        url, started_own = probe_flow()
+    assert ours and ours.startswith("http://127.0.0.1:") and url == ours
+    assert not started_own
+    assert PREFECT_API_URL.value() is None  # the setting is this block's only
+
+
 def test_render_flow_reuses_finished_shards(tmp_path):
     from flows.render import run_render
 

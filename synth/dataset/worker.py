@@ -36,10 +36,12 @@ def process_backend(name: str, opts: dict):
     return be
 
 
-def init_worker(workers: int) -> None:
+def init_worker(workers: int, quick_exit: bool = True) -> None:
     """Process-pool initializer: share the cores between ``workers`` processes instead of every worker's
-    llvmpipe / Cycles / BLAS using all of them, and leave without the interpreter's teardown."""
-    atexit.register(_exit_without_teardown)
+    llvmpipe / Cycles / BLAS using all of them, and (``quick_exit``) leave without the interpreter's
+    teardown. A pool whose processes also run other code (Prefect's task runner) keeps the teardown."""
+    if quick_exit:
+        atexit.register(_exit_without_teardown)
     share = max(1, (os.cpu_count() or 1) // max(1, workers))
     os.environ.setdefault("LP_NUM_THREADS", str(share))  # llvmpipe threads
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
