@@ -170,16 +170,11 @@ def gl_texture(image: np.ndarray | Image.Image, cls: type[OpaqueTexture] = Opaqu
 
 
 def opaque_rgba(image: np.ndarray | Image.Image) -> np.ndarray:
-    """(H, W, 4) uint8 with alpha 255. A PIL image (a mesh's own texture, decoded on first use) is
-    decoded and converted in one pass: by OpenCV straight into an array when it is a not yet decoded
-    8-bit PNG (the same pixels, without PIL's conversion and byte-string copies: ~10 ms a label), else
-    by PIL without the RGB array in between."""
+    """(H, W, 4) uint8 with alpha 255. A PIL image that is not a not-yet-decoded PNG (``gl_texture``
+    hands those to OpenCV) is decoded and converted by PIL without the RGB array in between."""
     import cv2
 
     if isinstance(image, Image.Image):
-        bgr = _decoded_png_bgr(image)
-        if bgr is not None:
-            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGBA)
         if image.mode != "RGB":
             image = image.convert("RGB")
         return np.asarray(image.convert("RGBA"))
