@@ -53,6 +53,26 @@ def test_scale_changes_the_frequency_of_stripes():
     assert transitions(3.0) > 2 * transitions(1.0)
 
 
+@pytest.mark.parametrize("size,cells", [(512, 2), (256, 3), (300, 4), (37, 5), (128, 16), (8, 8)])
+def test_value_noise_is_a_cubic_upsampling_of_the_wrapped_lattice(size, cells):
+    """The axis-at-a-time upsampling equals one 2-D cubic resize of the padded lattice, cropped."""
+    import cv2
+
+    from synth.textures import _value_noise
+
+    got = _value_noise(size, cells, np.random.default_rng(3), octaves=1)
+    lattice = np.random.default_rng(3).random((cells, cells))
+    cell = -(-size // cells)
+    padded = np.pad(lattice, 2, mode="wrap").astype(np.float32)
+    big = cv2.resize(padded, ((cells + 4) * cell,) * 2, interpolation=cv2.INTER_CUBIC)
+    want = big[2 * cell : (cells + 2) * cell, 2 * cell : (cells + 2) * cell].astype(np.float64)
+    if want.shape[0] != size:
+        want = cv2.resize(want.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    want = (want - want.min()) / (want.max() - want.min())
+    assert got.shape == (size, size)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_noise_is_tileable():
     img = make_texture(TextureSpec(procedural="noise", seed=5, size=128)).astype(float)
     seam = np.abs(img[:, 0] - img[:, -1]).mean()  # across the wrap-around
