@@ -7,6 +7,7 @@ folder differs), and ``simreal train`` on a machine without CUDA starts from ``C
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -165,3 +166,51 @@ class PipelineParams(_Strict):
         if v is not None and not v:
             raise ValueError("give at least one evaluation set, or leave eval_sets unset for the defaults")
         return v
+
+
+CACHE_ENV = "SIMREAL_CACHE"  # where `simreal pretrain` keeps its detectors (default ~/.cache/simreal)
+
+
+class PretrainParams(_Strict):
+    """What a pretrained detector depends on (all in its cache key) and where the work runs (not in it)."""
+
+    config: str = "configs/pretrain.yaml"
+    # A catalog folder; None: the procedural library (retail 30, industrial 12, seed 0: what
+    # `simreal sku generate` makes by default), generated once into the cache.
+    catalog: str | None = None
+    images: int = Field(1600, ge=1, le=1_000_000)
+    render_size: int = Field(320, ge=32, le=4096)
+    seed: int = Field(0, ge=0)
+    model: str = "ssdlite"
+    image_size: int = Field(256, ge=64, le=2048)
+    steps: int = Field(1800, ge=1)
+    batch_size: int = Field(8, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    warmup_steps: int = Field(90, ge=0)
+    # How, not what: excluded from the key.
+    workers: int = Field(2, ge=1, le=512)  # render processes
+    threads: int | None = Field(None, ge=1)  # torch CPU threads while training
+    device: str = "auto"
+    cache: str | None = None  # default $SIMREAL_CACHE or ~/.cache/simreal
+
+    def config_path(self) -> Path:
+        from synth.errors import ConfigError
+        from synth.paths import REPO_ROOT
+
+        path = Path(self.config)
+        if not path.is_absolute() and not path.is_file():
+            path = REPO_ROOT / path
+        if not path.is_file():
+            raise ConfigError(self.config, "pretraining recipe not found")
+        return path
+
+    def check(self) -> None:
+        """Missing inputs as one-line errors before any flow starts (inside one, Prefect logs a traceback)."""
+        from synth.errors import ConfigError
+
+        self.config_path()
+        if self.catalog and not Path(self.catalog).is_dir():
+            raise ConfigError(self.catalog, "pretraining catalog not found")
+
+    def root(self) -> Path:
+        return Path(self.cache or os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "simreal")

@@ -14,6 +14,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # busy-waiting OpenMP threads make torch 10-20x slower on a loaded 2-core machine
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="simreal-test-prefect-")
+os.environ["SIMREAL_CACHE"] = tempfile.mkdtemp(prefix="simreal-test-cache-")  # never ~/.cache/simreal
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")

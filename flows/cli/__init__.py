@@ -26,6 +26,7 @@ EPILOG = textwrap.dedent(
       simreal sku add mesh.glb --name "Cracker box" --category crackers
       simreal render --config configs/retail_shelf.yaml --n 200 --out runs/shelf --seed 0 --workers 2
       simreal viz runs/shelf && simreal stats runs/shelf
+      simreal pretrain                                            a detector pretrained on renders
       simreal train --data runs/shelf --model maskrcnn --out runs/train-shelf
       simreal extend runs/train-shelf/checkpoints/last.pt --new runs/new-skus --out runs/extended
       simreal evaluate --model runs/train-shelf/checkpoints/last.pt --data ../shared/real/retail/ycbv_sample
@@ -67,7 +68,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     # Imported here: each command module imports Formatter/add_command from this package.
-    from flows.cli import bench, data, evaluation, extend, render, run, sku, training
+    from flows.cli import bench, data, evaluation, extend, pretrain, render, run, sku, training
 
     parser = argparse.ArgumentParser(
         prog="simreal",
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_viz_parser(sub)
     data.add_stats_parser(sub)
     training.add_train_parser(sub)
+    pretrain.add_pretrain_parser(sub)
     extend.add_extend_parser(sub)
     evaluation.add_evaluate_parser(sub)
     evaluation.add_report_parser(sub)
@@ -102,7 +104,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 130
 
 
-LIBRARY_LOGGERS = ("synth", "train", "bench")
+LIBRARY_LOGGERS = ("synth", "train", "bench", "flows.pretrain")
 
 
 class _Stdout(logging.StreamHandler):
