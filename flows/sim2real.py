@@ -53,7 +53,29 @@ def sim2real_benchmark(params: Sim2RealParams) -> dict:
 
     The protocol logs through the ``bench`` logger, which the CLI prints: Prefect's own run logger stays at
     the project's WARNING level."""
+    if params.pretrain and params.pretrained is None:
+        params = params.model_copy(update={"pretrained": pretrain_for(params)})
     return run_protocol(params, PREFECT_RUNNERS)
+
+
+def pretrain_params(params: Sim2RealParams):
+    """The ``simreal pretrain`` settings a benchmark run starts from: the defaults, for its model."""
+    from flows.params import PretrainParams
+
+    return PretrainParams(model=params.settings().model, device=params.device, workers=params.workers)
+
+
+def pretrain_for(params: Sim2RealParams) -> dict:
+    """``simreal pretrain``'s detector for this run's model (made now, or found in the cache)."""
+    from flows.pretrain import pretrain_detector
+
+    pre = pretrain_params(params)
+    rec = pretrain_detector(pre)
+    return {k: rec[k] for k in ("key", "checkpoint", "reused", "render_s", "train_s", "cost_s", "images")} | {
+        "steps": pre.steps,
+        "image_size": pre.image_size,
+        "recipe": pre.config,
+    }
 
 
 def run_benchmark(task: str, scale: str = "smoke", out: str | None = None, **kwargs) -> dict:
@@ -65,4 +87,6 @@ def run_benchmark(task: str, scale: str = "smoke", out: str | None = None, **kwa
     prepare_local_prefect()
     params = parse_params(task, scale, out, **kwargs)
     resolve_real_sets(params)  # a missing real set fails here, before Prefect starts
+    if params.pretrain and params.pretrained is None:
+        pretrain_params(params).check()
     return sim2real_benchmark(params)

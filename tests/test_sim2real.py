@@ -727,3 +727,47 @@ def test_several_training_seeds_are_trained_scored_and_averaged(tmp_path):
 
     again = run_protocol(params, Runners(render=render, train=train, evaluate=evaluate))
     assert len(trained) == 6 and {r["training"] for r in again["variants"].values()} == {"reused"}
+
+
+def test_a_pretrained_detector_starts_every_variant_without_a_parent(tmp_path):
+    """--pretrain: (a)-(d) start from `simreal pretrain`'s checkpoint, (e) still from (b)'s, and the report
+    states the pretraining and its cost apart from the per-variant budget. Asked for but missing, the run
+    stops before rendering anything."""
+    from bench.sim2real.protocol import Runners, run_protocol
+
+    real, renders, trained, render, train = _plain_runners(tmp_path)
+
+    def evaluate(run_dir, test_file, label, class_agnostic, category_map, device, batch_size):
+        return _fake_evaluation(Path(test_file), Path(run_dir) / "eval" / "real_test", 0.1, 5, seed=1)
+
+    runners = Runners(render=render, train=train, evaluate=evaluate)
+    with pytest.raises(ConfigError, match="pretrain"):
+        run_protocol(_toy_params(tmp_path, real, pretrain=True), runners)
+    assert not renders and not trained
+
+    pre = str(tmp_path / "pretrained.pt")
+    record = {
+        "key": "0123456789abcdef",
+        "checkpoint": pre,
+        "reused": True,
+        "render_s": 140.0,
+        "train_s": 1360.0,
+        "cost_s": 1500.0,
+        "images": 1600,
+        "steps": 1800,
+        "image_size": 256,
+        "recipe": "configs/pretrain.yaml",
+    }
+    params = _toy_params(tmp_path, real, pretrain=True, pretrained=record, variants=["a", "d", "e"])
+    summary = run_protocol(params, runners)
+    weights = {Path(c.out).name[0]: c.model.weights for c in trained}
+    assert weights == {
+        "a": pre,
+        "b": pre,
+        "d": pre,
+        "e": str(Path(trained[1].out) / "checkpoints" / "last.pt"),
+    }
+    assert summary["protocol"]["pretraining"]["cost_s"] == 1500.0
+    report = (tmp_path / "bench" / "report.md").read_text()
+    assert "simreal pretrain" in report and "0123456789abcdef" in report and "25.0 min once" in report
+    assert "random initialisation" not in report

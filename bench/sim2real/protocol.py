@@ -65,6 +65,7 @@ class BenchRun:
         self.out.mkdir(parents=True, exist_ok=True)
         self.settings, self.budget = resolve_budget(self.params.settings(), self.out, self.params.device)
         self.plan = self.params.planned_variants()
+        self.params.initial_weights()  # asked-for pretraining that did not happen fails before any work
 
     def timed(self, key: str, fn: Callable, *args):
         """``fn(*args)``, its wall time recorded in ``timings[key]``."""
@@ -203,7 +204,7 @@ def _train_and_score_one(
         class_name=mode.class_name,
         category_map=mode.category_map(v.data),
         target_images=real["train"],
-        init_checkpoint=str(Path(start) / "checkpoints" / "last.pt") if start else None,
+        init_checkpoint=str(Path(start) / "checkpoints" / "last.pt") if start else p.initial_weights(),
         seed=seed,
     )
     t = time.perf_counter()

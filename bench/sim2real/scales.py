@@ -154,6 +154,12 @@ class Sim2RealParams(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     render_overrides: dict[str, Any] = Field(default_factory=dict)  # dotted keys, both synthetic sets
     train_overrides: dict[str, Any] = Field(default_factory=dict)  # dotted TrainConfig keys, every variant
+    # Start every variant that does not start from another one ((a)-(d)) from the detector `simreal pretrain`
+    # trains on the project's own renders (cached; its cost is reported apart from the per-variant budget).
+    pretrain: bool = False
+    pretrained: dict[str, Any] | None = (
+        None  # that pretraining's record (checkpoint, key, cost), from the flow
+    )
 
     @field_validator("render_config")
     @classmethod
@@ -190,6 +196,14 @@ class Sim2RealParams(BaseModel):
 
     def training_seeds(self) -> list[int]:
         return [self.seed + k for k in range(self.train_seeds)]
+
+    def initial_weights(self) -> str | None:
+        """The weights file the variants without a parent start from (None: the model's own default)."""
+        if not self.pretrain:
+            return None
+        if not self.pretrained:
+            raise ConfigError("sim2real pretrain", "asked for, but no pretrained detector was made or found")
+        return self.pretrained["checkpoint"]
 
     def planned_variants(self) -> list[Variant]:
         """The chosen variants plus what they start from ((e) needs (b)), in training order."""

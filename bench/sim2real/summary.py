@@ -44,7 +44,7 @@ def transfer_summary(variants: dict[str, dict], floor: dict | None = None) -> di
     return out
 
 
-def protocol_notes(first: dict, seeds: list[int]) -> list[str]:
+def protocol_notes(first: dict, seeds: list[int], pretrained: dict | None = None) -> list[str]:
     """What a reader must know to read the numbers; ``first`` is any variant record (they share weights)."""
     same = (
         f"training seeds ({', '.join(map(str, seeds))}: each variant is trained once per seed and scored by "
@@ -62,7 +62,16 @@ def protocol_notes(first: dict, seeds: list[int]) -> list[str]:
         "never read.",
         "The test split is used once, for the final scores; no setting was chosen by looking at it.",
     ]
-    if str(first.get("weights_source", "")).startswith("random init"):
+    if pretrained:
+        how = "reused from the cache" if pretrained.get("reused") else "trained in this run"
+        notes.append(
+            f"(a)-(d) start from the project's own pretrained detector (`simreal pretrain`, key "
+            f"{pretrained.get('key')}: {pretrained.get('images')} renders of {pretrained.get('recipe')}, "
+            f"{pretrained.get('steps')} steps from random init, no real photo). It cost "
+            f"{(pretrained.get('cost_s') or 0) / 60:.1f} min once ({how}), which the per-variant budget does "
+            "not include; its class layer is replaced, every other tensor is loaded."
+        )
+    elif str(first.get("weights_source", "")).startswith("random init"):
         notes.append(
             "All models start from random initialisation (no pretrained weights on this machine): "
             "absolute numbers are far below what a pretrained backbone reaches, at smoke scale "
@@ -72,7 +81,12 @@ def protocol_notes(first: dict, seeds: list[int]) -> list[str]:
 
 
 def protocol_record(
-    s: ScaleSettings, seed: int, real: dict, first: dict, seeds: list[int] | None = None
+    s: ScaleSettings,
+    seed: int,
+    real: dict,
+    first: dict,
+    seeds: list[int] | None = None,
+    pretrained: dict | None = None,
 ) -> dict:
     """The summary's ``protocol``: the shared budget, the test set, the split and its leak check."""
     seeds = seeds or [seed]
@@ -94,7 +108,8 @@ def protocol_record(
         "test_images_in_training": 0,  # prepare_real_sets stops the run otherwise
         "model_selection": "none: the last checkpoint of every variant is evaluated once on the test split",
         "weights_source": first.get("weights_source"),
-        "notes": protocol_notes(first, seeds),
+        "pretraining": pretrained,
+        "notes": protocol_notes(first, seeds, pretrained),
     }
 
 
@@ -126,7 +141,7 @@ def build_summary(
         "params": params.model_dump(mode="json"),
         "settings": s.model_dump(mode="json"),
         "protocol": {
-            **protocol_record(s, params.seed, real, first, params.training_seeds()),
+            **protocol_record(s, params.seed, real, first, params.training_seeds(), params.pretrained),
             "time_budget": budget,
         },
         "catalog": catalog,

@@ -27,6 +27,7 @@ SIM2REAL_EPILOG = textwrap.dedent("""\
       simreal bench sim2real --task retail --variants b d --train-seeds 3  # b vs d over 3 training seeds
       simreal bench sim2real --task industrial --real-train my_photos/ --real-test my_test/
       simreal bench sim2real --task retail --train-set augment.strength=0.3 --render-set image.width=256
+      simreal bench sim2real --task industrial --pretrain   # from the project's own pretrained detector
 
     Defaults: retail trains/tests on a seeded split of ../shared/real/retail/freiburg_dev; industrial
     trains on ../shared/real/industrial/amv_screws_train and tests on amv_screws_valid. Any labelled
@@ -39,7 +40,7 @@ SIM2REAL_EPILOG = textwrap.dedent("""\
 _PASSTHROUGH = (
     "real_train", "real_test", "test_fraction", "seed", "variants", "per_class", "images", "render_size",
     "steps", "batch_size", "image_size", "model", "catalog", "render_config", "backend", "workers", "device",
-    "budget_min", "train_seeds",
+    "budget_min", "train_seeds", "pretrain",
 )  # fmt: skip
 
 
@@ -156,6 +157,13 @@ def add_bench_sim2real_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["pyrender", "cycles"], help="renderer (default pyrender)")
     p.add_argument("--workers", type=int, help="render worker processes (default 2)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="training / evaluation device (auto)")
+    p.add_argument(
+        "--pretrain",
+        action="store_true",
+        default=None,
+        help="start (a)-(d) from `simreal pretrain`'s detector instead of random init (trained on first "
+        "use, ~25 min on 2 cores, then cached; its cost is reported apart from the training budget)",
+    )
     for flag, what in (
         ("--render-set", "render config override for both synthetic sets"),
         ("--train-set", "TrainConfig override for every variant alike"),
