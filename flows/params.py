@@ -181,7 +181,7 @@ class PretrainParams(_Strict):
     images: int = Field(1600, ge=1, le=1_000_000)
     render_size: int = Field(320, ge=32, le=4096)
     seed: int = Field(0, ge=0)
-    model: str = "ssdlite"
+    model: str = "ssdlite320_mobilenet_v3_large"
     image_size: int = Field(256, ge=64, le=2048)
     steps: int = Field(1800, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -192,6 +192,18 @@ class PretrainParams(_Strict):
     threads: int | None = Field(None, ge=1)  # torch CPU threads while training
     device: str = "auto"
     cache: str | None = None  # default $SIMREAL_CACHE or ~/.cache/simreal
+
+    @field_validator("model")
+    @classmethod
+    def _full_model_name(cls, v: str) -> str:
+        """``ssdlite`` and its full name are one model, so one cache key."""
+        from synth.errors import ConfigError
+        from train.config import resolve_model_name
+
+        try:
+            return resolve_model_name(v)
+        except ConfigError as e:
+            raise ValueError(e.problem) from None
 
     def config_path(self) -> Path:
         from synth.errors import ConfigError

@@ -224,3 +224,15 @@ def test_shipped_inputs_resolve_from_the_repository_when_run_elsewhere(tmp_path,
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "retail_table.yaml").write_text("mine: 1\n")
     assert read_yaml("configs/retail_table.yaml") == {"mine": 1}  # the current folder comes first
+
+
+def test_pretrain_bad_flags_are_one_line_errors(tmp_path):
+    for args, expected in (
+        (["--images", "0"], "--images"),
+        (["--model", "yolo"], "unknown model 'yolo'"),
+        (["--catalog", str(tmp_path / "none")], "pretraining catalog not found"),
+    ):
+        r = simreal("pretrain", "--cache", str(tmp_path / "cache"), *args)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and expected in lines[0], r.stderr
+    assert not (tmp_path / "cache").exists()  # refused before anything was made

@@ -44,6 +44,10 @@ def test_the_key_covers_recipe_catalog_and_settings_but_not_how_the_work_runs(tm
     assert len(key) == 16 and key == pretrain_key(_toy(tmp_path), digest)
     how = {"workers": 2, "threads": 2, "device": "auto", "cache": str(tmp_path / "elsewhere")}
     assert pretrain_key(params.model_copy(update=how), digest) == key
+    # A model's short name and its full name are one model, one cache entry; an unknown one is refused.
+    assert pretrain_key(_toy(tmp_path, model="ssdlite"), digest) == key
+    with pytest.raises(ValueError, match="unknown model"):
+        _toy(tmp_path, model="yolo")
     for what in ({"steps": 3}, {"images": 5}, {"seed": 1}, {"image_size": 128}, {"lr": 2e-3}):
         assert pretrain_key(params.model_copy(update=what), digest) != key, what
 
