@@ -80,12 +80,10 @@ def default_catalog(params: PretrainParams) -> Path:
 
 
 def train_settings(params: PretrainParams, data: str, out: Path) -> dict[str, Any]:
-    from train.config import resolve_model_name
-
     return {
         "data": data,
         "out": str(out),
-        "model.name": resolve_model_name(params.model),
+        "model.name": params.model,  # already the full name (PretrainParams)
         "model.image_size": params.image_size,
         "model.weights": "none",  # the point: the project's own start, not someone else's
         "model.trainable_backbone_layers": 6,

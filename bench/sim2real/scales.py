@@ -157,9 +157,8 @@ class Sim2RealParams(BaseModel):
     # Start every variant that does not start from another one ((a)-(d)) from the detector `simreal pretrain`
     # trains on the project's own renders (cached; its cost is reported apart from the per-variant budget).
     pretrain: bool = False
-    pretrained: dict[str, Any] | None = (
-        None  # that pretraining's record (checkpoint, key, cost), from the flow
-    )
+    # That pretraining's record (checkpoint, key, cost), filled in by the flow.
+    pretrained: dict[str, Any] | None = None
 
     @field_validator("render_config")
     @classmethod

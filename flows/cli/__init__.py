@@ -46,6 +46,21 @@ def add_command(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
     return subparsers.add_parser(name, formatter_class=Formatter, **kwargs)
 
 
+def checked_params(build, command: str):
+    """``build()`` (pydantic parameters from the flags), or the first value it refused as one line naming
+    the flag, before Prefect starts."""
+    from pydantic import ValidationError
+
+    from synth.errors import ConfigError
+
+    try:
+        return build()
+    except ValidationError as e:
+        first = e.errors()[0]
+        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else command
+        raise ConfigError(flag, first["msg"].removeprefix("Value error, ")) from None
+
+
 def key_value(text: str) -> tuple[str, object]:
     """``key=value`` with a YAML value: ``steps=100``, ``lighting.count=[1,2]``, ``augment.strength=0.3``."""
     import yaml

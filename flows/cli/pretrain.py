@@ -8,7 +8,7 @@ import contextlib
 import sys
 import textwrap
 
-from flows.cli import add_command
+from flows.cli import add_command, checked_params
 
 PRETRAIN_EPILOG = textwrap.dedent("""\
     examples:
@@ -26,22 +26,14 @@ PRETRAIN_EPILOG = textwrap.dedent("""\
 
 
 def _pretrain(args) -> int:
-    from pydantic import ValidationError
-
     from flows.env import prepare_local_prefect
     from flows.params import PretrainParams
     from flows.pretrain import pretrain_detector
-    from synth.errors import ConfigError
 
     fields = ("config", "catalog", "images", "render_size", "seed", "model", "image_size", "steps")
     more = ("batch_size", "lr", "warmup_steps", "workers", "threads", "device", "cache")
     given = {k: getattr(args, k) for k in (*fields, *more) if getattr(args, k) is not None}
-    try:
-        params = PretrainParams(**given)
-    except ValidationError as e:  # one line naming the flag, as for every other command
-        first = e.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "simreal pretrain"
-        raise ConfigError(flag, first["msg"].removeprefix("Value error, ")) from None
+    params = checked_params(lambda: PretrainParams(**given), "simreal pretrain")
     params.check()
     prepare_local_prefect()
     if args.print_checkpoint:  # stdout is the path alone: the log lines go to stderr

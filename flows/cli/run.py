@@ -6,7 +6,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from flows.cli import add_command
+from flows.cli import add_command, checked_params
 
 _DEFAULT_TAIL = " (default: %(default)s)"
 _DEFAULT = "default: %(default)s"
@@ -56,22 +56,8 @@ def _image_size(args) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
-def _checked_params(args):
-    """The run's parameters, or one line naming the flag pydantic refused, before Prefect starts."""
-    from pydantic import ValidationError
-
-    from synth.errors import ConfigError
-
-    try:
-        return pipeline_params_from_args(args)
-    except ValidationError as e:
-        first = e.errors()[0]
-        flag = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "simreal run"
-        raise ConfigError(flag, first["msg"]) from None
-
-
 def _run(args) -> int:
-    params = _checked_params(args)
+    params = checked_params(lambda: pipeline_params_from_args(args), "simreal run")
     from flows.env import prepare_local_prefect
 
     prepare_local_prefect()
