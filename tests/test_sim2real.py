@@ -160,22 +160,24 @@ def test_every_variant_gets_the_same_budget(tmp_path):
     from bench.sim2real.training import train_config
     from bench.sim2real.variants import VARIANTS
 
-    params = Sim2RealParams(task="retail", seed=5, train_overrides={"augment.strength": 0.3})
-    s = params.settings()
-    configs = {}
-    for v in VARIANTS:
-        cfg = train_config(
-            v,
-            params,
-            s,
-            run_dir=tmp_path / v.key,
-            data=str(tmp_path / "data"),
-            class_name="product",
-            category_map=None,
-            target_images=str(tmp_path / "real.json"),
-            init_checkpoint="b.pt" if v.init_from else None,
-        )
-        configs[v.key] = cfg.model_dump()
+    def configs_for(params):
+        return {
+            v.key: train_config(
+                v,
+                params,
+                params.settings(),
+                run_dir=tmp_path / v.key,
+                data=str(tmp_path / "data"),
+                class_name="product",
+                category_map=None,
+                target_images=str(tmp_path / "real.json"),
+                init_checkpoint=None,
+                parent_checkpoint="b.pt" if v.init_from else None,
+            ).model_dump()
+            for v in VARIANTS
+        }
+
+    configs = configs_for(Sim2RealParams(task="retail", seed=5, train_overrides={"augment.strength": 0.3}))
     shared = ("steps", "batch_size", "seed", "optimizer", "lr", "warmup_steps", "val_fraction")
     for key in shared:
         assert len({c[key] for c in configs.values()}) == 1, key
@@ -189,6 +191,12 @@ def test_every_variant_gets_the_same_budget(tmp_path):
         for k in "abde"
     )
     assert configs["e"]["model"]["weights"] == "b.pt" and configs["d"]["model"]["weights"] == "auto"
+    # --train-set model.weights=... starts every variant but the fine-tuned one, which starts from its parent
+    mine = configs_for(Sim2RealParams(task="retail", train_overrides={"model.weights": "mine.pt"}))
+    assert {k: c["model"]["weights"] for k, c in mine.items()} == {
+        **dict.fromkeys("abcd", "mine.pt"),
+        "e": "b.pt",
+    }
 
 
 def test_shared_classes_and_category_maps(tmp_path):

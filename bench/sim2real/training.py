@@ -33,11 +33,13 @@ def train_config(
     category_map: str | None,
     target_images: str | None,
     init_checkpoint: str | None,
+    parent_checkpoint: str | None = None,
     seed: int | None = None,
 ):
     """One variant's validated TrainConfig: every budget and optimizer setting is shared, only the data, the
     augmentation switch, DANN, self-training and the starting weights differ (and ``seed``, the training
-    seed, default the run's seed). ``params.train_overrides`` come last."""
+    seed, default the run's seed). ``params.train_overrides`` come last, except over ``parent_checkpoint``:
+    a fine-tuned variant starts from its parent's checkpoint whatever ``model.weights`` the others get."""
     from train.config import load_train_config, resolve_model_name
 
     settings: dict[str, Any] = {
@@ -69,7 +71,8 @@ def train_config(
         settings["category_map"] = category_map
     if init_checkpoint:
         settings["model.weights"] = init_checkpoint
-    return load_train_config(None, {**settings, **params.train_overrides})
+    parent = {"model.weights": parent_checkpoint} if parent_checkpoint else {}
+    return load_train_config(None, {**settings, **params.train_overrides, **parent})
 
 
 def train_in_process(cfg) -> str:
