@@ -171,7 +171,6 @@ def test_every_variant_gets_the_same_budget(tmp_path):
                 class_name="product",
                 category_map=None,
                 target_images=str(tmp_path / "real.json"),
-                init_checkpoint=None,
                 parent_checkpoint="b.pt" if v.init_from else None,
             ).model_dump()
             for v in VARIANTS

@@ -204,7 +204,6 @@ def _train_and_score_one(
         class_name=mode.class_name,
         category_map=mode.category_map(v.data),
         target_images=real["train"],
-        init_checkpoint=None if start else p.initial_weights(),
         parent_checkpoint=str(Path(start) / "checkpoints" / "last.pt") if start else None,
         seed=seed,
     )

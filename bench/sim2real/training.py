@@ -32,14 +32,14 @@ def train_config(
     class_name: str | None,
     category_map: str | None,
     target_images: str | None,
-    init_checkpoint: str | None,
-    parent_checkpoint: str | None = None,
+    parent_checkpoint: str | None,
     seed: int | None = None,
 ):
     """One variant's validated TrainConfig: every budget and optimizer setting is shared, only the data, the
     augmentation switch, DANN, self-training and the starting weights differ (and ``seed``, the training
-    seed, default the run's seed). ``params.train_overrides`` come last, except over ``parent_checkpoint``:
-    a fine-tuned variant starts from its parent's checkpoint whatever ``model.weights`` the others get."""
+    seed, default the run's seed). A variant without a parent starts from ``params.initial_weights()``.
+    ``params.train_overrides`` come last, except over ``parent_checkpoint``: a fine-tuned variant starts
+    from its parent's checkpoint whatever ``model.weights`` the others get."""
     from train.config import load_train_config, resolve_model_name
 
     settings: dict[str, Any] = {
@@ -69,8 +69,9 @@ def train_config(
     }
     if category_map:
         settings["category_map"] = category_map
-    if init_checkpoint:
-        settings["model.weights"] = init_checkpoint
+    initial = None if parent_checkpoint else params.initial_weights()
+    if initial:
+        settings["model.weights"] = initial
     parent = {"model.weights": parent_checkpoint} if parent_checkpoint else {}
     return load_train_config(None, {**settings, **params.train_overrides, **parent})
 
