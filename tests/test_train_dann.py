@@ -6,11 +6,13 @@ import math
 
 import pytest
 import torch
+from pydantic import ValidationError
 from train_fixtures import make_image_folder, make_shapes_coco, read_log, tiny_train_config
 
-from train.config import TrainConfig
-from train.dann import domain_loss, ganin_lambda, grad_reverse
-from train.engine import train
+from synth.errors import ConfigError
+from train.config import DannConfig, TrainConfig
+from train.dann import ImageDomainHead, domain_loss, ganin_lambda, grad_reverse
+from train.engine import TrainingError, train
 from train.evaluate import load_checkpoint
 
 
@@ -57,7 +59,8 @@ def test_domain_loss_and_accuracy():
     assert chance.item() == pytest.approx(math.log(2), rel=1e-5)
 
 
-def test_dann_training_runs_and_logs_domain_accuracy(tmp_path):
+@pytest.mark.parametrize("levels", [None, [0]])
+def test_dann_training_runs_and_logs_domain_accuracy(tmp_path, levels):
     data = make_shapes_coco(tmp_path / "synthetic", n_images=8, size=64, seed=0)
     photos = make_image_folder(tmp_path / "real_photos", n_images=4, size=80, seed=9)
     cfg = TrainConfig(
@@ -66,7 +69,7 @@ def test_dann_training_runs_and_logs_domain_accuracy(tmp_path):
             tmp_path / "run",
             steps=4,
             target_images=str(photos),
-            dann={"enabled": True, "instance_level": True, "weight": 0.5},
+            dann={"enabled": True, "instance_level": True, "weight": 0.5, "levels": levels},
             augment={"enabled": True, "strength": 0.3, "ops": ["flip", "color"]},
         )
     )
@@ -84,3 +87,36 @@ def test_dann_training_runs_and_logs_domain_accuracy(tmp_path):
     assert not any(
         k.startswith(("image_head", "instance_head")) for k in ckpt["model"]
     )  # detector stays plain
+    other_levels = {**cfg.dann.model_dump(), "levels": [1] if levels else [0]}
+    with pytest.raises(TrainingError, match="DANN settings differ"):
+        train(cfg.model_copy(update={"steps": 5, "resume": True, "dann": DannConfig(**other_levels)}))
+
+
+def test_image_head_on_chosen_levels_reverses_only_their_gradient():
+    feats = [torch.randn(2, c, s, s, requires_grad=True) for c, s in [(8, 6), (4, 3), (6, 1)]]
+    head = ImageDomainHead([8, 4, 6], hidden=8, levels=[0, 2])
+    logits = head(feats, 1.0)
+    assert [tuple(t.shape) for t in logits] == [(2, 36), (2, 1)]
+    sum(t.sum() for t in logits).backward()
+    assert feats[0].grad.abs().sum() > 0 and feats[2].grad.abs().sum() > 0
+    assert feats[1].grad is None  # a level without a classifier is left alone
+    with pytest.raises(ValueError, match="do not fit a backbone with 3 levels"):
+        ImageDomainHead([8, 4, 6], levels=[3])
+
+
+@pytest.mark.parametrize("levels", [[1, 1], [-1], []])
+def test_dann_levels_must_be_distinct_indices(levels, tmp_path):
+    with pytest.raises(ValidationError, match="levels"):
+        TrainConfig(**tiny_train_config(tmp_path, tmp_path / "run", dann={"levels": levels}))
+
+
+def test_dann_levels_beyond_the_backbone_stop_with_one_line(tmp_path):
+    data = make_shapes_coco(tmp_path / "synthetic", n_images=4, size=64, seed=0)
+    photos = make_image_folder(tmp_path / "real_photos", n_images=2, size=80, seed=9)
+    cfg = TrainConfig(
+        **tiny_train_config(
+            data, tmp_path / "run", target_images=str(photos), dann={"enabled": True, "levels": [0, 9]}
+        )
+    )
+    with pytest.raises(ConfigError, match=r"dann.levels.*\[0, 9\] does not fit .* feature levels"):
+        train(cfg)

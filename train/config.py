@@ -137,7 +137,18 @@ class DannConfig(_Strict):
     gamma: float = Field(10.0, gt=0.0)  # lambda schedule 2 / (1 + exp(-gamma * p)) - 1
     target_batch_size: int | None = Field(None, ge=1)  # default: same as batch_size
     hidden_channels: int = Field(128, ge=8)
+    # Feature levels the image-level classifier sees, 0 the finest; None: all. Aligning only the fine levels
+    # matches local look (texture, noise, lighting) and leaves the coarse, semantic levels free
+    # (Strong-Weak DA, Saito et al. 2019).
+    levels: list[int] | None = Field(None, min_length=1)
     instance_rois_per_image: int = Field(64, ge=1)
+
+    @field_validator("levels")
+    @classmethod
+    def _distinct_levels(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (min(v) < 0 or len(set(v)) != len(v)):
+            raise ValueError(f"levels must be distinct indices >= 0, got {v}")
+        return None if v is None else sorted(v)
 
 
 class SelfTrainingConfig(_Strict):

@@ -48,17 +48,29 @@ def ganin_lambda(progress: float, gamma: float = 10.0) -> float:
 
 
 class ImageDomainHead(nn.Module):
-    """A per-location domain logit for each feature level (levels may differ in channels)."""
+    """A per-location domain logit for each chosen feature level (levels may differ in channels).
 
-    def __init__(self, in_channels: list[int], hidden: int = 128):
+    ``levels`` picks indices into the backbone's outputs (0 the finest); the others get no classifier and
+    so no reversed gradient.
+    """
+
+    def __init__(self, in_channels: list[int], hidden: int = 128, levels: list[int] | None = None):
         super().__init__()
+        self.levels = list(range(len(in_channels))) if levels is None else list(levels)
+        if not self.levels or max(self.levels) >= len(in_channels) or min(self.levels) < 0:
+            raise ValueError(f"levels {self.levels} do not fit a backbone with {len(in_channels)} levels")
         self.heads = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c, hidden, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 1))
-            for c in in_channels
+            nn.Sequential(
+                nn.Conv2d(in_channels[i], hidden, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(hidden, 1, 1),
+            )
+            for i in self.levels
         )
 
     def forward(self, features: list[torch.Tensor], lambd: float) -> list[torch.Tensor]:
-        return [head(grad_reverse(f, lambd)).flatten(1) for head, f in zip(self.heads, features, strict=True)]
+        chosen = [features[i] for i in self.levels]
+        return [head(grad_reverse(f, lambd)).flatten(1) for head, f in zip(self.heads, chosen, strict=True)]
 
 
 class InstanceDomainHead(nn.Module):

@@ -379,10 +379,17 @@ def _check_resume_compatible(ckpt: dict, cfg: TrainConfig, class_names: list[str
         raise TrainingError(
             cfg.out, f"classes differ from the checkpoint's ({ckpt['class_names']} vs {class_names})"
         )
-    if old.dann.enabled != cfg.dann.enabled or old.dann.instance_level != cfg.dann.instance_level:
+    if _dann_shape(old) != _dann_shape(cfg):
         raise TrainingError(cfg.out, "DANN settings differ from the checkpoint's; cannot resume")
     if old.self_training != cfg.self_training:
         raise TrainingError(cfg.out, "self-training settings differ from the checkpoint's; cannot resume")
+
+
+def _dann_shape(cfg: TrainConfig) -> tuple:
+    """The DANN settings that decide which heads exist and their sizes: a checkpoint resumes only under the
+    same ones."""
+    d = cfg.dann
+    return d.enabled, d.instance_level, d.levels, d.hidden_channels
 
 
 def _domain_adaptive(
@@ -391,9 +398,14 @@ def _domain_adaptive(
     """The detector wrapped with its DANN heads (none when DANN is off)."""
     image_head = instance_head = None
     if cfg.dann.enabled:
-        image_head = ImageDomainHead(
-            feature_channels(detector, cfg.model.image_size), cfg.dann.hidden_channels
-        )
+        channels = feature_channels(detector, cfg.model.image_size)
+        if cfg.dann.levels and max(cfg.dann.levels) >= len(channels):
+            raise ConfigError(
+                "dann.levels",
+                f"{cfg.dann.levels} does not fit {cfg.model.name}, whose backbone has {len(channels)} feature "
+                f"levels (0-{len(channels) - 1})",
+            )
+        image_head = ImageDomainHead(channels, cfg.dann.hidden_channels, cfg.dann.levels)
         if cfg.dann.instance_level:
             instance_head = InstanceDomainHead(
                 detector.roi_heads.box_predictor.cls_score.in_features, 2 * cfg.dann.hidden_channels
