@@ -399,13 +399,14 @@ def _domain_adaptive(
     image_head = instance_head = None
     if cfg.dann.enabled:
         channels = feature_channels(detector, cfg.model.image_size)
-        if cfg.dann.levels and max(cfg.dann.levels) >= len(channels):
+        try:
+            image_head = ImageDomainHead(channels, cfg.dann.hidden_channels, cfg.dann.levels)
+        except ValueError:  # the head decides which levels fit; here it becomes the one-line config error
             raise ConfigError(
                 "dann.levels",
                 f"{cfg.dann.levels} does not fit {cfg.model.name}, whose backbone has {len(channels)} feature "
                 f"levels (0-{len(channels) - 1})",
-            )
-        image_head = ImageDomainHead(channels, cfg.dann.hidden_channels, cfg.dann.levels)
+            ) from None
         if cfg.dann.instance_level:
             instance_head = InstanceDomainHead(
                 detector.roi_heads.box_predictor.cls_score.in_features, 2 * cfg.dann.hidden_channels
