@@ -8,12 +8,14 @@ For every target object:
                 amodal is a superset of modal by construction,
   visibility    modal pixels / amodal pixels (truncation by the image border is not occlusion: both
                 masks are clipped to the image),
+  truncation    share of the box around the object's projected vertices outside the image (KITTI's
+                measure), computed only when ``AnnotationConfig.max_truncation`` is below 1,
   bbox, area    tight [x, y, w, h] and pixel count of the modal mask; ``iscrowd`` 0,
   segmentation  full-image COCO RLE (pycocotools compressed, ``counts`` as str), built from the bbox
                 crop so the cost scales with the object, not with the image.
 
-Objects with no visible pixel, or below ``AnnotationConfig.min_visibility`` / ``min_area_px``, are not
-annotated; they are returned in ``dropped`` with the reason so the writer can count them.
+Objects with no visible pixel, above ``AnnotationConfig.max_truncation`` or below ``min_visibility`` /
+``min_area_px``, are not annotated; they are returned in ``dropped`` with the reason so the writer can count them.
 
 Work is vectorised: one ``find_objects`` pass over the id image gives every object's bounding slice;
 masks are only ever materialised inside those slices.
@@ -33,7 +35,7 @@ from synth.errors import ConfigError
 from synth.geometry import ViewTest, bounding_sphere, placed_geometry
 from synth.scene import Camera, Frame, Scene, SceneObject, pose_matrix
 
-DROP_REASONS = ("outside_image", "hidden", "low_visibility", "small_area")
+DROP_REASONS = ("outside_image", "hidden", "truncated", "low_visibility", "small_area")
 
 
 @dataclass
@@ -125,6 +127,8 @@ def annotate(
             reason = "outside_image"
         elif modal_area == 0:
             reason = "hidden"
+        elif cfg.max_truncation < 1.0 and truncation(obj, cam, world_to_cam) > cfg.max_truncation:
+            reason = "truncated"
         elif visibility < cfg.min_visibility:
             reason = "low_visibility"
         elif modal_area < cfg.min_area_px:
@@ -207,6 +211,29 @@ def rle_from_crop(c: CropMask, height: int, width: int) -> dict:
     full[c.y0 : c.y0 + h, c.x0 : c.x0 + w] = c.mask
     rle = mask_utils.encode(full)
     return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+
+
+# ---- truncation by the image border ---------------------------------------------------------------------
+def truncation(obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | None = None) -> float:
+    """1 - in-image area / area of the box around the object's projected vertices: 0 inside the frame, 1
+    wholly outside it or reaching behind the camera (its projection is unbounded). A box, not the
+    silhouette, so that a border cut costs no rasterising outside the image."""
+    if world_to_cam is None:
+        world_to_cam = np.linalg.inv(pose_matrix(cam.pose))
+    geom, to_world = placed_geometry(obj)
+    m = world_to_cam @ to_world
+    verts = geom.vertices @ m[:3, :3].T + m[:3, 3]  # camera coordinates, looking down -z
+    z = -verts[:, 2]
+    if not (z >= cam.znear).all():
+        return 1.0
+    u = cam.cx + cam.fx * verts[:, 0] / z
+    v = cam.cy - cam.fy * verts[:, 1] / z
+    u0, u1, v0, v1 = u.min(), u.max(), v.min(), v.max()
+    area = (u1 - u0) * (v1 - v0)
+    if area <= 0.0:
+        return 0.0 if 0.0 <= u0 <= cam.width and 0.0 <= v0 <= cam.height else 1.0
+    inside = max(0.0, min(u1, cam.width) - max(u0, 0.0)) * max(0.0, min(v1, cam.height) - max(v0, 0.0))
+    return float(1.0 - inside / area)
 
 
 # ---- amodal silhouettes from geometry ------------------------------------------------------------------

@@ -40,6 +40,10 @@ class AnnotationConfig(_Strict):
     min_visibility: float = Field(0.1, ge=0.0, le=1.0)  # modal / amodal pixel fraction
     min_area_px: int = Field(16, ge=1)  # visible pixels
     amodal: bool = True  # also store amodal masks / boxes
+    # Drop targets cut by the image border: truncation is the share of the box around the object's projected
+    # vertices that lies outside the image (KITTI's measure). Photo annotators often leave products cut by
+    # the frame unlabelled; left labelled in renders, the detector learns to box them. 1 keeps every object.
+    max_truncation: float = Field(1.0, ge=0.0, le=1.0)
 
 
 class CatalogSelection(_Strict):

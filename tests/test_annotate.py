@@ -24,6 +24,7 @@ from synth.annotate import (
     object_silhouette,
     rasterize_triangles,
     rle_from_crop,
+    truncation,
 )
 from synth.config import AnnotationConfig
 from synth.errors import ConfigError
@@ -161,6 +162,31 @@ def test_thresholds_drop_and_say_why(service):
     assert "amodal_segmentation" in out.annotations[0]
     no_amodal = annotate(frame, scene, AnnotationConfig(amodal=False, min_visibility=0.25), ["plate"])
     assert "amodal_segmentation" not in no_amodal.annotations[0]
+
+
+def test_objects_cut_by_the_image_border_are_dropped_above_max_truncation(service):
+    """Truncation is the share of the projected box outside the frame; only above the limit is a target
+    left unlabelled, and nothing else about the annotations changes."""
+    cam = top_down_camera()  # 128 x 96 px, about 100 px a metre on the ground
+    inside = plate(2, -0.2, 0.0, -0.1, 0.1, 0.01)
+    cut = plate(3, 0.44, 0.84, -0.1, 0.1, 0.01)  # u from about 108 to 148 on a 128 px wide image
+    straddling = plate(4, -0.1, 0.1, -0.1, 0.1, 2.5, thickness=1.0)  # reaches behind the camera
+    assert truncation(inside, cam) == 0.0
+    d_top = cam.pose[2][3] - 0.01
+    u0, u1 = cam.cx + cam.fx * 0.44 / (d_top + 0.001), cam.cx + cam.fx * 0.84 / d_top
+    assert truncation(cut, cam) == pytest.approx(1 - (cam.width - u0) / (u1 - u0), abs=1e-9)
+    assert 0.45 < truncation(cut, cam) < 0.55
+    assert truncation(straddling, cam) == 1.0
+
+    scene = Scene(camera=cam, environment=ENV, objects=[inside, cut])
+    frame = service.render(scene, antialias="none")
+    keep_all = annotate(frame, scene, CFG, ["plate"])
+    lenient = annotate(frame, scene, CFG.model_copy(update={"max_truncation": 0.6}), ["plate"])
+    strict = annotate(frame, scene, CFG.model_copy(update={"max_truncation": 0.4}), ["plate"])
+    assert [r["instance_id"] for r in keep_all.annotations] == [2, 3]
+    assert lenient.annotations == keep_all.annotations
+    assert strict.annotations == keep_all.annotations[:1]
+    assert [(d["instance_id"], d["reason"]) for d in strict.dropped] == [(3, "truncated")]
 
 
 def test_rendered_silhouettes_equal_geometry_silhouettes(service, tmp_path):
