@@ -15,7 +15,8 @@ For every target object:
                 crop so the cost scales with the object, not with the image.
 
 Objects with no visible pixel, above ``AnnotationConfig.max_truncation`` or below ``min_visibility`` /
-``min_area_px``, are not annotated; they are returned in ``dropped`` with the reason so the writer can count them.
+``min_area_px``, are not annotated; they are returned in ``dropped`` with the reason so the writer can
+count them.
 
 Work is vectorised: one ``find_objects`` pass over the id image gives every object's bounding slice;
 masks are only ever materialised inside those slices.
@@ -213,6 +214,17 @@ def rle_from_crop(c: CropMask, height: int, width: int) -> dict:
     return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
 
 
+# ---- projection ------------------------------------------------------------------------------------------
+def pixels(points: np.ndarray, cam: Camera) -> np.ndarray:
+    """Pixel coordinates (..., 2) of camera-space points (..., 3) in front of the near plane: the camera
+    looks down -z, image v grows downwards."""
+    z = -points[..., 2]
+    uv = np.empty(points.shape[:-1] + (2,))
+    uv[..., 0] = cam.cx + cam.fx * points[..., 0] / z
+    uv[..., 1] = cam.cy - cam.fy * points[..., 1] / z
+    return uv
+
+
 # ---- truncation by the image border ---------------------------------------------------------------------
 def truncation(obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | None = None) -> float:
     """1 - in-image area / area of the box around the object's projected vertices: 0 inside the frame, 1
@@ -223,12 +235,10 @@ def truncation(obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | None = 
     geom, to_world = placed_geometry(obj)
     m = world_to_cam @ to_world
     verts = geom.vertices @ m[:3, :3].T + m[:3, 3]  # camera coordinates, looking down -z
-    z = -verts[:, 2]
-    if not (z >= cam.znear).all():
+    if not (verts[:, 2] <= -cam.znear).all():
         return 1.0
-    u = cam.cx + cam.fx * verts[:, 0] / z
-    v = cam.cy - cam.fy * verts[:, 1] / z
-    u0, u1, v0, v1 = u.min(), u.max(), v.min(), v.max()
+    uv = pixels(verts, cam)
+    (u0, v0), (u1, v1) = uv.min(axis=0), uv.max(axis=0)
     area = (u1 - u0) * (v1 - v0)
     if area <= 0.0:
         return 0.0 if 0.0 <= u0 <= cam.width and 0.0 <= v0 <= cam.height else 1.0
@@ -251,10 +261,7 @@ def object_silhouette(
     verts = geom.vertices @ m[:3, :3].T + m[:3, 3]  # camera coordinates
     if not (verts[:, 2] <= -cam.znear).all():
         return _silhouette_near_clipped(verts[geom.faces], cam)
-    z = -verts[:, 2]
-    uv = np.empty((len(verts), 2))
-    uv[:, 0] = cam.cx + cam.fx * verts[:, 0] / z
-    uv[:, 1] = cam.cy - cam.fy * verts[:, 1] / z
+    uv = pixels(verts, cam)
     tris = uv[geom.faces]
     # facing the camera (counter-clockwise seen from the eye) is clockwise in v-down image coordinates
     d1, d2 = tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]
@@ -329,11 +336,7 @@ def _silhouette_near_clipped(tris: np.ndarray, cam: Camera) -> CropMask | None:
     tris = clip_near(tris, cam.znear)
     if len(tris) == 0:
         return None
-    z = -tris[..., 2]
-    uv = np.empty(tris.shape[:2] + (2,))
-    uv[..., 0] = cam.cx + cam.fx * tris[..., 0] / z
-    uv[..., 1] = cam.cy - cam.fy * tris[..., 1] / z
-    return rasterize_triangles(uv, cam.height, cam.width)
+    return rasterize_triangles(pixels(tris, cam), cam.height, cam.width)
 
 
 def clip_near(tris: np.ndarray, znear: float) -> np.ndarray:
