@@ -35,6 +35,7 @@ def test_train_flags_override_config_file(tmp_path):
             "photos/",
             "--dann",
             "--self-train",
+            "--fda",
             "--self-train-threshold",
             "0.6",
             "--class-agnostic",
@@ -49,7 +50,7 @@ def test_train_flags_override_config_file(tmp_path):
     cfg = train_config_from_args(args)
     assert cfg.model.name == "ssdlite320_mobilenet_v3_large" and cfg.model.image_size == 320
     assert cfg.steps == 7 and cfg.dann.enabled and cfg.target_images == "photos/"
-    assert cfg.self_training.enabled and cfg.self_training.threshold == 0.6
+    assert cfg.self_training.enabled and cfg.self_training.threshold == 0.6 and cfg.fda.enabled
     assert cfg.class_agnostic == "screw" and [e.data for e in cfg.eval] == ["real/a", "real/b"]
     assert not cfg.augment.enabled and cfg.data == "synthetic/"
 

@@ -162,6 +162,25 @@ class SelfTrainingConfig(_Strict):
     max_per_image: int = Field(100, ge=1)
 
 
+class FourierConfig(_Strict):
+    """Fourier domain adaptation (train.fourier): renders take target photos' low-frequency amplitude."""
+
+    enabled: bool = False
+    probability: float = Field(0.5, ge=0.0, le=1.0)  # share of the source images restyled
+    # Half-width of the swapped window, a share of the shorter image side, drawn per image. FDA used 0.01 to
+    # 0.09 on 1024 x 512 street scenes; on 224 px shelf renders restyled by the retail train photos, windows
+    # of 4 px (0.02) and more already paint coloured blotches over the products, 1-2 px change the colour
+    # cast and the light falloff only.
+    beta: tuple[float, float] = (0.0, 0.01)
+
+    @field_validator("beta")
+    @classmethod
+    def _beta_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= v[0] <= v[1] <= 0.5:
+            raise ValueError(f"beta must be [min, max] with 0 <= min <= max <= 0.5, got {list(v)}")
+        return v
+
+
 class EvalSetConfig(_Strict):
     """A labelled COCO set evaluated after training into RUN_DIR/eval/<name>/."""
 
@@ -180,10 +199,11 @@ class TrainConfig(_Strict):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     dann: DannConfig = Field(default_factory=DannConfig)
     self_training: SelfTrainingConfig = Field(default_factory=SelfTrainingConfig)
+    fda: FourierConfig = Field(default_factory=FourierConfig)
     # Category handling of the training set (see train.data.build_label_map).
     category_map: str | None = None  # YAML/JSON {dataset category name: class name or null}
     class_agnostic: str | None = None  # e.g. "product": every category becomes this one class
-    target_images: str | None = None  # unlabelled target-domain images (DANN, self-training)
+    target_images: str | None = None  # unlabelled target-domain images (DANN, self-training, FDA)
     val_data: str | None = None  # a separate labelled validation set; else val_fraction of data
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     eval: list[EvalSetConfig] = Field(default_factory=list)
@@ -216,6 +236,8 @@ class TrainConfig(_Strict):
             raise ValueError("dann.enabled needs target_images (unlabelled target-domain photos)")
         if self.self_training.enabled and not self.target_images:
             raise ValueError("self_training.enabled needs target_images (unlabelled target-domain photos)")
+        if self.fda.enabled and not self.target_images:
+            raise ValueError("fda.enabled needs target_images (unlabelled target-domain photos)")
         if (
             self.model.name == "ssdlite320_mobilenet_v3_large"
             and self.batch_size < 2

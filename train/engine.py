@@ -75,6 +75,7 @@ from train.data import (
     split_image_ids,
 )
 from train.evaluate import CHECKPOINT_FIELDS, CHECKPOINT_FORMAT, evaluate_detector, load_checkpoint
+from train.fourier import FourierStyle
 from train.models import BuiltModel, build_model, count_parameters
 from train.provenance import provenance
 from train.self_training import MeanTeacher, pseudo_box_count
@@ -648,6 +649,7 @@ class StepInputs:
     batches: Iterator
     target_batches: Iterator | None
     augmenter: DomainRandomizer
+    restyler: FourierStyle
     device: torch.device
     channels_last: bool
     amp: object  # an autocast context, or nullcontext
@@ -692,6 +694,7 @@ def build_step_inputs(
         batches,
         target_batches,
         augmenter,
+        FourierStyle(cfg.fda),
         device,
         _use_channels_last(cfg, device),
         torch.autocast(device.type, dtype=torch.bfloat16) if _use_amp(cfg, device) else nullcontext(),
@@ -699,7 +702,7 @@ def build_step_inputs(
 
 
 def uses_target_images(cfg: TrainConfig) -> bool:
-    return cfg.dann.enabled or cfg.self_training.enabled
+    return cfg.dann.enabled or cfg.self_training.enabled or cfg.fda.enabled
 
 
 def new_teacher(detector: torch.nn.Module, cfg: TrainConfig) -> MeanTeacher:
@@ -713,9 +716,9 @@ def teacher_start_step(cfg: TrainConfig) -> int:
 
 
 def first_target_step(cfg: TrainConfig) -> int:
-    """The first step that uses a target batch: DANN needs one every step, self-training alone only once its
-    teacher exists, so its burn-in neither loads nor randomizes target photos it would drop."""
-    return 0 if cfg.dann.enabled else teacher_start_step(cfg)
+    """The first step that uses a target batch: DANN and FDA need one every step, self-training alone only
+    once its teacher exists, so its burn-in neither loads nor randomizes target photos it would drop."""
+    return 0 if cfg.dann.enabled or cfg.fda.enabled else teacher_start_step(cfg)
 
 
 def _dann_lambda(cfg: TrainConfig, step: int) -> float:
@@ -742,6 +745,11 @@ def train_step(
     t_images = pseudo = None
     if t_images_u8 is not None:
         t_images = t_images_u8.to(device, non_blocking=True).float().div_(255)
+        if inputs.restyler.active:  # the photos as they are lend their look to the randomized renders
+            images = inputs.restyler(images, t_images)
+        if not cfg.dann.enabled and state.teacher is None:
+            t_images = None  # FDA alone: the detector never sees the photos
+    if t_images is not None:
         if state.teacher is not None:
             # labelled by the teacher as they are, then randomized together with their labels
             with inputs.amp:

@@ -385,7 +385,7 @@ def _headline(doc: Document, run: RunFiles) -> None:
     if (summary.get("target") or {}).get("images"):
         methods = [
             name
-            for name, key in (("DANN", "dann"), ("self-training", "self_training"))
+            for name, key in (("DANN", "dann"), ("self-training", "self_training"), ("FDA", "fda"))
             if (run.config.get(key) or {}).get("enabled")
         ]
         how = f" with {' and '.join(methods)}" if methods else ""

@@ -42,6 +42,8 @@ def train_config_from_args(args):
         o["dann.instance_level"] = True
     if args.self_train:
         o["self_training.enabled"] = True
+    if args.fda:
+        o["fda.enabled"] = True
     if args.resume:
         o["resume"] = True
     if args.no_progress:

@@ -92,6 +92,11 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--self-train-threshold", type=float, help="teacher score a detection needs to become a label (0.5)"
     )
+    p.add_argument(
+        "--fda",
+        action="store_true",
+        help="restyle half the renders with the low-frequency amplitude of --target-images (FDA)",
+    )
     p.add_argument("--augment-strength", type=float, help="domain randomization strength 0..1 (default 0.5)")
     p.add_argument("--no-augment", action="store_true", help="switch domain randomization off")
     p.add_argument("--class-agnostic", metavar="NAME", help="train one class NAME (e.g. product, screw)")
