@@ -181,6 +181,10 @@ class FourierConfig(_Strict):
         return v
 
 
+# The config sections that read ``target_images`` (each has ``enabled``), with the names reports give them.
+TARGET_IMAGE_METHODS: dict[str, str] = {"dann": "DANN", "self_training": "self-training", "fda": "FDA"}
+
+
 class EvalSetConfig(_Strict):
     """A labelled COCO set evaluated after training into RUN_DIR/eval/<name>/."""
 
@@ -232,12 +236,9 @@ class TrainConfig(_Strict):
     def _check(self) -> TrainConfig:
         if self.class_agnostic is not None and self.category_map is not None:
             raise ValueError("class_agnostic and category_map are exclusive")
-        if self.dann.enabled and not self.target_images:
-            raise ValueError("dann.enabled needs target_images (unlabelled target-domain photos)")
-        if self.self_training.enabled and not self.target_images:
-            raise ValueError("self_training.enabled needs target_images (unlabelled target-domain photos)")
-        if self.fda.enabled and not self.target_images:
-            raise ValueError("fda.enabled needs target_images (unlabelled target-domain photos)")
+        for key in TARGET_IMAGE_METHODS:
+            if getattr(self, key).enabled and not self.target_images:
+                raise ValueError(f"{key}.enabled needs target_images (unlabelled target-domain photos)")
         if (
             self.model.name == "ssdlite320_mobilenet_v3_large"
             and self.batch_size < 2

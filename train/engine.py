@@ -54,7 +54,7 @@ from synth.config import format_validation_error
 from synth.errors import ConfigError, SimrealError
 from synth.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 from train.augment import DomainRandomizer
-from train.config import TrainConfig
+from train.config import TARGET_IMAGE_METHODS, TrainConfig
 from train.dann import (
     DomainAdaptiveDetector,
     ImageDomainHead,
@@ -702,7 +702,7 @@ def build_step_inputs(
 
 
 def uses_target_images(cfg: TrainConfig) -> bool:
-    return cfg.dann.enabled or cfg.self_training.enabled or cfg.fda.enabled
+    return any(getattr(cfg, key).enabled for key in TARGET_IMAGE_METHODS)
 
 
 def new_teacher(detector: torch.nn.Module, cfg: TrainConfig) -> MeanTeacher:

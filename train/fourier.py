@@ -60,8 +60,7 @@ class FourierStyle:
         lo, hi = self.cfg.beta
         beta = lo + (hi - lo) * torch.rand(int(chosen.sum()))
         half_width = torch.floor(beta * min(h, w)).long().to(images.device)
-        idx = chosen.nonzero().flatten()
-        refs = target_images[idx % target_images.shape[0]]
+        idx = chosen.nonzero().flatten().to(images.device)
         out = images.clone()
-        out[idx.to(images.device)] = swap_amplitude(images[idx.to(images.device)], refs, half_width)
+        out[idx] = swap_amplitude(images[idx], target_images[idx % target_images.shape[0]], half_width)
         return out

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from synth.errors import ConfigError
+from train.config import TARGET_IMAGE_METHODS
 from train.document import Document, fmt, png, read_json
 from train.figures import OUTCOME_COLORS, draw_outcomes
 from train.metrics import detections_at_best_f1
@@ -384,9 +385,7 @@ def _headline(doc: Document, run: RunFiles) -> None:
         )
     if (summary.get("target") or {}).get("images"):
         methods = [
-            name
-            for name, key in (("DANN", "dann"), ("self-training", "self_training"), ("FDA", "fda"))
-            if (run.config.get(key) or {}).get("enabled")
+            name for key, name in TARGET_IMAGE_METHODS.items() if (run.config.get(key) or {}).get("enabled")
         ]
         how = f" with {' and '.join(methods)}" if methods else ""
         parts.append(f"adapted{how} to {summary['target']['images']} unlabelled target photos")
