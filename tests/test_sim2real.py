@@ -67,6 +67,17 @@ def test_split_keeps_every_copy_of_a_photo_on_one_side_and_is_deterministic(tmp_
     assert split_by_photo(src, 0.3, seed=8).test_ids != split.test_ids
     with pytest.raises(DataError, match="between 0 and 1"):
         split_by_photo(src, 1.0, seed=0)
+    # Folds: disjoint test blocks of the same draw, fold 0 the plain split, copies still on one side.
+    folds = [split_by_photo(src, 0.3, seed=7, fold=k) for k in range(3)]
+    assert folds[0] == split
+    tested = [i for f in folds for i in f.test_ids]
+    assert len(tested) == len(set(tested)) == 27
+    for f in folds:
+        assert sorted(f.train_ids + f.test_ids) == sorted(src.images)
+        test_photos = {photo_group(src.images[i]["file_name"]) for i in f.test_ids}
+        assert not test_photos & {photo_group(src.images[i]["file_name"]) for i in f.train_ids}
+    with pytest.raises(DataError, match=r"fold 3 is out of range: 10 ids with 3 held out make folds 0..2"):
+        split_by_photo(src, 0.3, seed=7, fold=3)
 
 
 def test_subset_points_at_the_original_photos_from_anywhere(tmp_path):

@@ -121,6 +121,11 @@ def test_split_is_deterministic_and_disjoint():
     assert len(a[1]) == 10 and not set(a[0]) & set(a[1]) and sorted(a[0] + a[1]) == ids
     assert split_image_ids(ids, 0.2, seed=5) != a
     assert split_image_ids(ids, 0.0, seed=4) == (ids, [])
+    assert split_image_ids(ids, 0.2, seed=4, fold=0) == a
+    held_out = [i for k in range(5) for i in split_image_ids(ids, 0.2, seed=4, fold=k)[1]]
+    assert sorted(held_out) == ids  # five disjoint folds cover every id once
+    with pytest.raises(ValueError, match="fold 5 is out of range"):
+        split_image_ids(ids, 0.2, seed=4, fold=5)
 
 
 def test_step_sampler_same_global_batches_for_any_world_size_and_resume():

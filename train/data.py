@@ -393,14 +393,26 @@ def loader_context() -> multiprocessing.context.BaseContext:
 
 
 # ---- order and splits ------------------------------------------------------------------------------
-def split_image_ids(image_ids: Sequence[int], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Deterministic train/val split of image ids (same ids, fraction and seed -> same split)."""
+def split_image_ids(
+    image_ids: Sequence[int], val_fraction: float, seed: int, fold: int = 0
+) -> tuple[list[int], list[int]]:
+    """Deterministic train/val split of image ids (same ids, fraction, seed and fold -> same split).
+
+    The held-out ids are the ``fold``-th block of one seeded permutation, so folds 0, 1, ... of one seed
+    are disjoint (cross-validation) and fold 0 is the plain split."""
     ids = sorted(image_ids)
     if val_fraction <= 0 or len(ids) < 2:
+        if fold:
+            raise ValueError(f"fold {fold} needs a held-out fraction above 0 and at least 2 ids")
         return ids, []
     n_val = min(len(ids) - 1, max(1, round(len(ids) * val_fraction)))
+    folds = len(ids) // n_val
+    if not 0 <= fold < folds:
+        raise ValueError(
+            f"fold {fold} is out of range: {len(ids)} ids with {n_val} held out make folds 0..{folds - 1}"
+        )
     perm = np.random.default_rng(seed).permutation(len(ids))
-    val = sorted(ids[i] for i in perm[:n_val])
+    val = sorted(ids[i] for i in perm[fold * n_val : (fold + 1) * n_val])
     val_set = set(val)
     return [i for i in ids if i not in val_set], val
 

@@ -54,9 +54,11 @@ class Split:
         }
 
 
-def split_by_photo(source: CocoSource, test_fraction: float, seed: int) -> Split:
+def split_by_photo(source: CocoSource, test_fraction: float, seed: int, fold: int = 0) -> Split:
     """Deterministic split with every copy of a photo on the same side; about ``test_fraction`` of the
-    photos go to test. Images without any annotation stay in the draw (they are valid test negatives)."""
+    photos go to test. Images without any annotation stay in the draw (they are valid test negatives).
+    ``fold`` k holds out the k-th disjoint block of the same seeded draw (fold 0 is the plain split), so
+    runs on folds 0, 1, ... test on different photos and together use most of a small set for testing."""
     if not 0.0 < test_fraction < 1.0:
         raise DataError(source.ann_file, f"test fraction must be between 0 and 1, got {test_fraction}")
     by_group: dict[str, list[int]] = {}
@@ -65,7 +67,10 @@ def split_by_photo(source: CocoSource, test_fraction: float, seed: int) -> Split
     names = sorted(by_group)
     if len(names) < 2:
         raise DataError(source.ann_file, f"needs at least 2 distinct photos to split, found {len(names)}")
-    train_groups, test_groups = split_image_ids(list(range(len(names))), test_fraction, seed)
+    try:
+        train_groups, test_groups = split_image_ids(list(range(len(names))), test_fraction, seed, fold)
+    except ValueError as exc:
+        raise DataError(source.ann_file, f"{exc} (photos, test fraction {test_fraction})") from None
     train = sorted(i for g in train_groups for i in by_group[names[g]])
     test = sorted(i for g in test_groups for i in by_group[names[g]])
     return Split(train, test, len(names))

@@ -152,7 +152,9 @@ def run_protocol(params: Sim2RealParams, runners: Runners, log=LOG) -> dict:
 
 def _split_real(run: BenchRun) -> dict:
     p = run.params
-    return run.runners.prepare_real(*resolve_real_sets(p), p.test_fraction, p.seed, str(run.out / "real"))
+    return run.runners.prepare_real(
+        *resolve_real_sets(p), p.test_fraction, p.seed, str(run.out / "real"), p.test_fold
+    )
 
 
 def render_synthetic_sets(run: BenchRun) -> tuple[dict | None, dict[str, dict]]:

@@ -41,19 +41,24 @@ def resolve_real_sets(params: Sim2RealParams) -> tuple[str, str | None]:
 
 
 def prepare_real_sets(
-    real_train: str, real_test: str | None, test_fraction: float, seed: int, out: str
+    real_train: str, real_test: str | None, test_fraction: float, seed: int, out: str, test_fold: int = 0
 ) -> dict:
     """Write real/train.json and real/test.json and prove that no test picture is in the training set."""
     from train.splits import assert_no_leak, overlap_report, split_by_photo, write_subset
 
+    if real_test is not None and test_fold:
+        raise ConfigError(
+            "test_fold", "a test fold holds out part of real_train; it cannot go with real_test"
+        )
     out_dir = Path(out)
     train_src = load_coco(real_train)
     if real_test is None:
-        split = split_by_photo(train_src, test_fraction, seed)
+        split = split_by_photo(train_src, test_fraction, seed, test_fold)
         test_src, train_ids, test_ids = train_src, split.train_ids, split.test_ids
         how = (
             f"{train_src.ann_file} split by photo: {len(test_ids)} of {len(train_src.images)} images "
-            f"({split.groups} photos, test fraction {test_fraction}, seed {seed}) held out for testing"
+            f"({split.groups} photos, test fraction {test_fraction}, seed {seed}, fold {test_fold}) "
+            "held out for testing"
         )
     else:
         test_src = load_coco(real_test)
@@ -72,6 +77,7 @@ def prepare_real_sets(
         "test_image_ids": test_ids,
         "train_files": [str(train_src.image_path(i).resolve()) for i in train_ids],
         "test_files": [str(test_src.image_path(i).resolve()) for i in test_ids],
+        "test_fold": test_fold if real_test is None else None,
         "how": how,
         "leak_check": leak,
     }

@@ -134,6 +134,9 @@ class Sim2RealParams(BaseModel):
     real_test: str | None = None  # a separate labelled test set; None: split real_train (or the task default)
     test_fraction: float = Field(0.3, gt=0.0, lt=1.0)  # of real_train's photos, when it is split
     seed: int = Field(0, ge=0)  # rendering, split, training: one seed for everything
+    # Which disjoint block of the seeded photo draw is the test split (0: the plain split). Runs on folds
+    # 0, 1, ... test on different photos; `simreal bench pool` scores them together.
+    test_fold: int = Field(0, ge=0)
     # Training runs per variant, with training seeds seed, seed + 1, ...: one run's AP50 moves by several
     # points with the seed alone, so judging a recipe change wants more than one.
     train_seeds: int = Field(1, ge=1, le=16)

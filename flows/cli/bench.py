@@ -38,7 +38,7 @@ SIM2REAL_EPILOG = textwrap.dedent("""\
 
 # run_benchmark keyword arguments passed through from the flag of the same name when given.
 _PASSTHROUGH = (
-    "real_train", "real_test", "test_fraction", "seed", "variants", "per_class", "images", "render_size",
+    "real_train", "real_test", "test_fraction", "test_fold", "seed", "variants", "per_class", "images", "render_size",
     "steps", "batch_size", "image_size", "model", "catalog", "render_config", "backend", "workers", "device",
     "budget_min", "train_seeds", "pretrain",
 )  # fmt: skip
@@ -123,6 +123,13 @@ def add_bench_sim2real_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--real-test", metavar="COCO", help="separate labelled real test set")
     p.add_argument(
         "--test-fraction", type=float, help="share of --real-train photos held out for testing (0.3)"
+    )
+    p.add_argument(
+        "--test-fold",
+        type=int,
+        metavar="K",
+        help="test on the K-th disjoint block of the seeded photo draw instead of the first (0); runs on "
+        "folds 0, 1, 2 test on different photos and `simreal bench pool` scores them together",
     )
     p.add_argument("--seed", type=int, help="one seed for rendering, the split and every training run (0)")
     p.add_argument(
