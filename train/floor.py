@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synth.coco import CocoSource
-from train.metrics import BOOTSTRAP_SAMPLES, bootstrap_transfer, box_iou
+from train.metrics import BOOTSTRAP_SAMPLES, bootstrap_transfer, box_iou, interval_side
 
 PRIOR_BOXES = 20
 MAX_DETECTIONS = 100  # per image, as COCOeval's AP
@@ -150,10 +150,9 @@ def floor_comparison(
 
 def floor_verdict(margin_ci95: list[float] | None) -> str:
     """In words, from the paired interval of (detector AP50 - floor AP50)."""
-    if not margin_ci95:
-        return "no interval to compare with the floor"
-    if margin_ci95[0] > 0:
-        return "above the floor"
-    if margin_ci95[1] < 0:
-        return "below the floor"
-    return "not distinguishable from the floor"
+    return {
+        None: "no interval to compare with the floor",
+        "above": "above the floor",
+        "below": "below the floor",
+        "across": "not distinguishable from the floor",
+    }[interval_side(margin_ci95)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,13 @@ def _ci95(values: np.ndarray) -> list[float] | None:
     return [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
 
 
+def interval_side(ci95: Sequence[float] | None) -> str | None:
+    """Where a 95 % interval of a difference lies: "above" 0, "below" 0, "across" 0, or None without one."""
+    if not ci95:
+        return None
+    return "above" if ci95[0] > 0 else "below" if ci95[1] < 0 else "across"
+
+
 def _ratios(draws: dict, estimate: dict, reference: str) -> dict:
     """Each variant's AP50 over the reference's, per resample and as a point estimate."""
     out = {}
@@ -180,6 +188,16 @@ def _ratios(draws: dict, estimate: dict, reference: str) -> dict:
                     "ci95": _ci95(draws[k] / draws[reference]),
                 }
     return out
+
+
+@dataclass(frozen=True)
+class TestFold:
+    """One test split and what each variant predicted on it: ``runs[k]`` holds one prediction list per
+    training run (seed) of variant ``k``. Cross-validated benchmarks bring several disjoint folds."""
+
+    source: CocoSource
+    image_ids: list[int]
+    runs: dict[str, list[list[dict]]]
 
 
 def bootstrap_transfer(
@@ -205,38 +223,90 @@ def bootstrap_transfer(
     source = test_coco if isinstance(test_coco, CocoSource) else load_coco(test_coco, check_files=False)
     ids = sorted(source.images) if image_ids is None else sorted(image_ids)
     runs = {k: p if p and isinstance(p[0], list) else [p] for k, p in predictions.items()}
-    tables = {k: [_detections_table(source, r, ids) for r in rs] for k, rs in runs.items()}
-    n_images = len(ids)
-    if not tables or n_images == 0:
+    return bootstrap_folds(
+        [TestFold(source, ids, runs)],
+        reference=reference,
+        samples=samples,
+        seed=seed,
+        differences=differences,
+    )
+
+
+def bootstrap_folds(
+    folds: Sequence[TestFold],
+    *,
+    reference: str | None = "d",
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+    differences: Sequence[tuple[str, str, str]] = TRANSFER_DIFFERENCES,
+) -> dict:
+    """``bootstrap_transfer`` over several disjoint test folds, each scored by its own training runs.
+
+    A variant's AP50 is the mean of its per-fold AP50s weighted by labelled objects (the folds' models rank
+    their detections on their own score scales, so detections are not pooled across folds). Each resample
+    draws every fold's images (and each variant's runs in that fold) with replacement, so the interval
+    covers the choice of photos in every fold and the spread between seeds. Every fold must hold every
+    variant; with one fold this is exactly ``bootstrap_transfer``."""
+    keys = list(folds[0].runs) if folds else []
+    for i, f in enumerate(folds):
+        if set(f.runs) != set(keys) or any(not f.runs[k] for k in keys):
+            raise ValueError(
+                f"test fold {i} holds variants {sorted(f.runs)}; every fold needs {sorted(keys)}"
+            )
+    tables = [
+        {k: [_detections_table(f.source, r, f.image_ids) for r in f.runs[k]] for k in keys} for f in folds
+    ]
+    n_images = [len(f.image_ids) for f in folds]
+    if not keys or min(n_images) == 0:
         return {}
-    n_gt = next(iter(tables.values()))[0][3]
+    n_gt = [next(iter(t.values()))[0][3] for t in tables]
     rng = np.random.default_rng(seed)
-    draws = {k: np.empty(samples) for k in tables}
+    draws = {k: np.empty(samples) for k in keys}
     for s in range(samples):
-        mult = np.bincount(rng.integers(0, n_images, n_images), minlength=n_images).astype(np.float64)
-        total = float((mult * n_gt).sum())
-        for k, ts in tables.items():
-            picked = ts if len(ts) == 1 else [ts[j] for j in rng.integers(0, len(ts), len(ts))]
-            draws[k][s] = np.mean([average_precision(t[1], mult[t[2]], total) for t in picked])
-    per_run = {
-        k: [average_precision(t[1], np.ones_like(t[1]), float(t[3].sum())) for t in ts]
-        for k, ts in tables.items()
-    }
-    estimate = {k: float(np.mean(v)) for k, v in per_run.items()}
-    most_runs = max(len(ts) for ts in tables.values())
-    method = f"paired bootstrap over the {n_images} test images ({samples} resamples, seed {seed})"
+        totals, per_fold = [], {k: [] for k in keys}
+        for t, n, gt in zip(tables, n_images, n_gt, strict=True):
+            mult = np.bincount(rng.integers(0, n, n), minlength=n).astype(np.float64)
+            total = float((mult * gt).sum())
+            totals.append(total)
+            for k, ts in t.items():
+                picked = ts if len(ts) == 1 else [ts[j] for j in rng.integers(0, len(ts), len(ts))]
+                per_fold[k].append(np.mean([average_precision(x[1], mult[x[2]], total) for x in picked]))
+        for k in keys:
+            draws[k][s] = _weighted(per_fold[k], totals)
+    per_run = [
+        {
+            k: [average_precision(x[1], np.ones_like(x[1]), float(x[3].sum())) for x in ts]
+            for k, ts in t.items()
+        }
+        for t in tables
+    ]
+    weights = [float(gt.sum()) for gt in n_gt]
+    estimate = {k: _weighted([float(np.mean(r[k])) for r in per_run], weights) for k in keys}
+    most_runs = max(len(ts) for t in tables for ts in t.values())
+    if len(folds) == 1:
+        method = f"paired bootstrap over the {n_images[0]} test images ({samples} resamples, seed {seed})"
+    else:
+        method = (
+            f"paired bootstrap over the {sum(n_images)} test images of {len(folds)} disjoint test folds "
+            f"({' + '.join(map(str, n_images))}), resampled within each fold ({samples} resamples, seed "
+            f"{seed}); AP50 is the mean of the folds' AP50s weighted by their labelled objects"
+        )
     if most_runs > 1:
         method += ", each variant's training runs resampled with them"
-    return {
+    out = {
         "method": method + ", class-agnostic AP50",
         "samples": samples,
         "AP50": {
             k: {
                 "estimate": round(estimate[k], 4),
                 "ci95": _ci95(draws[k]),
-                **({"runs": [round(a, 4) for a in per_run[k]]} if len(per_run[k]) > 1 else {}),
+                **(
+                    {"runs": [round(a, 4) for a in per_run[0][k]]}
+                    if len(folds) == 1 and len(per_run[0][k]) > 1
+                    else {}
+                ),
             }
-            for k in tables
+            for k in keys
         },
         "differences": {
             name: {"estimate": round(estimate[a] - estimate[b], 4), "ci95": _ci95(draws[a] - draws[b])}
@@ -245,3 +315,19 @@ def bootstrap_transfer(
         },
         "ratio_to_reference": _ratios(draws, estimate, reference) if reference in draws else {},
     }
+    if len(folds) > 1:
+        out["folds"] = [
+            {
+                "images": n,
+                "objects": int(w),
+                "AP50": {k: [round(a, 4) for a in r[k]] for k in keys},
+            }
+            for n, w, r in zip(n_images, weights, per_run, strict=True)
+        ]
+    return out
+
+
+def _weighted(values: Sequence[float], weights: Sequence[float]) -> float:
+    if len(values) == 1:  # one fold: its value exactly, as bootstrap_transfer has always reported
+        return float(values[0])
+    return float(np.dot(values, weights) / np.sum(weights))

@@ -53,12 +53,14 @@ def add_bench_parser(sub) -> None:
         help="benchmarks that print figures and write JSON",
         epilog="examples:\n  simreal bench render --out runs/bench\n"
         "  simreal bench train --out runs/bench\n"
-        "  simreal bench sim2real --task retail --scale cpu",
+        "  simreal bench sim2real --task retail --scale cpu\n"
+        "  simreal bench pool runs/fold0 runs/fold1 runs/fold2 --out runs/pooled",
     )
-    bsub = bench.add_subparsers(dest="bench_cmd", required=True, metavar="{render,train,sim2real}")
+    bsub = bench.add_subparsers(dest="bench_cmd", required=True, metavar="{render,train,sim2real,pool}")
     render.add_bench_render_parser(bsub)
     training.add_bench_train_parser(bsub)
     add_bench_sim2real_parser(bsub)
+    add_bench_pool_parser(bsub)
 
 
 def _sim2real(args) -> int:
@@ -180,6 +182,57 @@ def add_bench_sim2real_parser(subparsers) -> argparse.ArgumentParser:
         )
     p.set_defaults(func=_sim2real)
     return p
+
+
+POOL_EPILOG = textwrap.dedent("""\
+    examples:
+      # three disjoint test folds of freiburg_dev, (b) and (c) on each, scored together
+      for k in 0 1 2; do simreal bench sim2real --task retail --variants b c --test-fold $k --out runs/f$k; done
+      simreal bench pool runs/f0 runs/f1 runs/f2 --out runs/pooled
+      # an A/B of recipes: runs whose --train-set differs become separate arms ("c [fda.enabled=True]")
+      simreal bench pool runs/f0 runs/f1 runs/f0-fda runs/f1-fda --out runs/fda-ab
+
+    Writes OUT/pool.json and OUT/report.html / report.md. Runs must share one protocol (budget, model,
+    input size, the real set); runs on the same test photos are one fold, other folds must not overlap it.
+    """)
+
+
+def add_bench_pool_parser(subparsers) -> argparse.ArgumentParser:
+    p = add_command(
+        subparsers,
+        "pool",
+        help="score several sim2real runs together (test folds, more training seeds)",
+        description="Score `bench sim2real` runs together: each arm's AP50 is the mean over the disjoint test "
+        "folds (weighted by objects) of its mean over training seeds, beside the blind floor, with one "
+        "paired bootstrap over every fold's photos and the paired difference between every two arms.",
+        epilog=POOL_EPILOG,
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="--out folders of `simreal bench sim2real`")
+    p.add_argument("--out", default="runs/sim2real/pool", help="output folder (default runs/sim2real/pool)")
+    p.add_argument("--samples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.set_defaults(func=_pool)
+    return p
+
+
+def _pool(args) -> int:
+    from bench.sim2real.pool import pool_runs
+
+    record = pool_runs(args.runs, args.out, samples=args.samples, seed=args.seed)
+    floor = record["floor"]
+    print(
+        f"pooled {len(record['runs'])} run(s) over {len(record['folds'])} test fold(s), "
+        f"{sum(f['images'] for f in record['folds'])} photos; floor AP50 {floor['estimate']:.3f} {floor['ci95']}"
+    )
+    for a, arm in record["arms"].items():
+        runs = " + ".join(str(len(s)) for s in arm["seeds_per_fold"])
+        print(
+            f"  {a:<40} AP50 {arm['AP50']:.3f} {arm['AP50_ci95']}  runs {runs}  ({arm['floor_margin']['verdict']})"
+        )
+    for name, d in record["differences"].items():
+        print(f"  {name:<40} {d['estimate']:+.3f} {d['ci95']}")
+    print(f"report: {record['report']}")
+    return 0
 
 
 def _per_seed(rec: dict) -> str:

@@ -1,0 +1,133 @@
+"""Scoring several benchmark runs together (bench.sim2real.pool): folds, seeds and recipe arms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_sim2real import _fake_evaluation, _plain_runners, _toy_params
+from train_fixtures import make_shapes_coco
+
+from synth.coco import load_coco
+from synth.errors import ConfigError
+
+
+def _predictions(test: Path, tmp: Path, jitter: float, seed: int) -> list[dict]:
+    _fake_evaluation(test, tmp, jitter, 6, seed)
+    return json.loads((tmp / "predictions.json").read_text())
+
+
+def test_folds_are_weighted_by_objects_and_one_fold_is_the_plain_bootstrap(tmp_path):
+    from train.metrics import TestFold, bootstrap_folds, bootstrap_transfer
+
+    folds, alone = [], []
+    for k, n in enumerate((5, 9)):
+        test = make_shapes_coco(tmp_path / f"fold{k}", n_images=n, size=64, seed=k, masks=False)
+        src = load_coco(test)
+        runs = {
+            "x": [_predictions(test, tmp_path / f"x{k}{s}", 0.3, s) for s in range(2)],
+            "y": [_predictions(test, tmp_path / f"y{k}", 0.05, 7)],
+        }
+        folds.append(TestFold(src, sorted(src.images), runs))
+        alone.append(bootstrap_transfer(src, runs, reference=None, samples=50, differences=[]))
+    pooled = bootstrap_folds(folds, reference=None, samples=200, differences=[("y", "x", "y - x")])
+    objects = [sum(len(f.source.anns_by_image[i]) for i in f.image_ids) for f in folds]
+    assert [f["objects"] for f in pooled["folds"]] == objects
+    for arm in ("x", "y"):
+        per_fold = [a["AP50"][arm]["estimate"] for a in alone]
+        assert pooled["AP50"][arm]["estimate"] == pytest.approx(
+            np.dot(per_fold, objects) / sum(objects), abs=2e-4
+        )
+        lo, hi = pooled["AP50"][arm]["ci95"]
+        assert lo <= pooled["AP50"][arm]["estimate"] <= hi
+    assert pooled["folds"][0]["AP50"]["x"] == alone[0]["AP50"]["x"]["runs"]  # both seeds, fold by fold
+    diff = pooled["differences"]["y - x"]
+    assert diff["estimate"] == pytest.approx(
+        pooled["AP50"]["y"]["estimate"] - pooled["AP50"]["x"]["estimate"]
+    )
+    assert "2 disjoint test folds (5 + 9)" in pooled["method"]
+    one = bootstrap_folds(folds[:1], reference=None, samples=50, differences=[])
+    assert one == alone[0] and "folds" not in one
+    with pytest.raises(
+        ValueError, match=r"test fold 1 holds variants \['x'\]; every fold needs \['x', 'y'\]"
+    ):
+        bootstrap_folds([folds[0], TestFold(folds[1].source, folds[1].image_ids, {"x": folds[1].runs["x"]})])
+
+
+def _bench(tmp_path: Path, name: str, fold: int, variants, jitter: dict, **extra) -> str:
+    """One benchmark run of the protocol on test fold ``fold`` with fake training and evaluation."""
+    from bench.sim2real.protocol import Runners, run_protocol
+
+    real, _, _, render, train = _plain_runners(tmp_path / "shared")
+
+    def evaluate(run_dir, test_file, label, class_agnostic, category_map, device, batch_size):
+        return _fake_evaluation(
+            Path(test_file), Path(run_dir) / "eval" / "real_test", jitter[label[0]], 5, seed=fold
+        )
+
+    params = _toy_params(tmp_path, real).model_copy(
+        update=dict(variants=list(variants), test_fold=fold, out=str(tmp_path / name), **extra)
+    )
+    run_protocol(params, Runners(render=render, train=train, evaluate=evaluate))
+    return params.out
+
+
+def test_pool_scores_disjoint_folds_and_recipe_arms_together(tmp_path):
+    from bench.sim2real.pool import pool_runs
+
+    jitter = {"b": 0.3, "c": 0.1}
+    fda = {"train_overrides": {"fda.enabled": True}}
+    runs = [_bench(tmp_path, f"f{k}", k, "bc", jitter) for k in (0, 1)]
+    ab = [_bench(tmp_path, f"f{k}-fda", k, "c", jitter, **fda) for k in (0, 1)]
+    for run in runs:  # the two folds test on different photos, drawn from one seeded permutation
+        assert json.loads((Path(run) / "real" / "split.json").read_text())["test_fold"] == int(run[-1])
+    tested = [
+        set(json.loads((Path(r) / "sim2real.json").read_text())["real_split"]["test_files"]) for r in runs
+    ]
+    assert len(tested[0]) == len(tested[1]) == 4 and not tested[0] & tested[1]
+
+    with pytest.raises(ConfigError, match=r"c \[fda.enabled=True\] has no run on the test photos"):
+        pool_runs(runs + ab[:1], tmp_path / "pool")
+    record = pool_runs(runs + ab, tmp_path / "pool", samples=200)
+
+    assert list(record["arms"]) == ["b", "c", "c [fda.enabled=True]"]
+    assert [f["images"] for f in record["folds"]] == [4, 4]
+    for arm, rec in record["arms"].items():
+        summaries = [
+            json.loads((Path(r) / "sim2real.json").read_text()) for r in (ab if "fda" in arm else runs)
+        ]
+        per_fold = [s["variants"][arm[0]]["bbox"]["AP50"] for s in summaries]
+        objects = [f["objects"] for f in record["folds"]]
+        assert rec["AP50"] == pytest.approx(np.dot(per_fold, objects) / sum(objects), abs=2e-3)
+        assert rec["seeds_per_fold"] == [[3], [3]] and rec["floor_margin"]["verdict"]
+    # c with and without FDA made the same (fake) predictions: the paired difference is exactly 0.
+    same = record["differences"]["c [fda.enabled=True] - c"]
+    assert same == {"estimate": 0.0, "ci95": [0.0, 0.0]}
+    assert record["differences"]["c - b"]["estimate"] > 0
+    saved = json.loads((tmp_path / "pool" / "pool.json").read_text())
+    assert saved["report"].endswith("report.html") and (tmp_path / "pool" / "report_files").is_dir()
+    text = (tmp_path / "pool" / "report.md").read_text()
+    assert "not distinguishable: the interval includes 0" in text and "minus the floor" in text
+
+    with pytest.raises(ConfigError, match="pool each run once"):
+        pool_runs(runs + [_bench(tmp_path, "f0-again", 0, "b", {"b": 0.2})], tmp_path / "pool2")
+    with pytest.raises(ConfigError, match="steps is 5 here but 4"):
+        pool_runs(runs + [_bench(tmp_path, "f2-long", 2, "bc", jitter, steps=5)], tmp_path / "pool2")
+    with pytest.raises(ConfigError, match="overlap"):
+        other_draw = _bench(tmp_path, "seed4", 0, "bc", jitter, seed=4)
+        pool_runs(runs + [other_draw], tmp_path / "pool2")
+    with pytest.raises(ConfigError, match="no sim2real.json here"):
+        pool_runs([tmp_path], tmp_path / "pool2")
+
+
+def test_pool_command_prints_every_arm_and_difference(tmp_path, capsys):
+    from flows.cli import main
+
+    runs = [_bench(tmp_path, f"f{k}", k, "bc", {"b": 0.3, "c": 0.1}) for k in (0, 1)]
+    assert main(["bench", "pool", *runs, "--out", str(tmp_path / "pool"), "--samples", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "over 2 test fold(s), 8 photos" in out and "c - b" in out and "report:" in out
+    assert main(["bench", "pool", str(tmp_path / "nothing"), "--out", str(tmp_path / "p2")]) != 0
+    assert "no sim2real.json here" in capsys.readouterr().err
