@@ -111,6 +111,17 @@ def test_pool_scores_disjoint_folds_and_recipe_arms_together(tmp_path):
     text = (tmp_path / "pool" / "report.md").read_text()
     assert "not distinguishable: the interval includes 0" in text and "minus the floor" in text
 
+    # One run alone, with the benchmark's own bootstrap seed, gives exactly the benchmark's own intervals.
+    alone = pool_runs(runs[:1], tmp_path / "alone", seed=3)
+    own = json.loads((Path(runs[0]) / "sim2real.json").read_text())["uncertainty"]
+    assert {k: [a["AP50"], a["AP50_ci95"]] for k, a in alone["arms"].items()} == {
+        k: [v["estimate"], v["ci95"]] for k, v in own["AP50"].items()
+    }
+    assert [alone["floor"]["estimate"], alone["floor"]["ci95"]] == [
+        own["floor"]["estimate"],
+        own["floor"]["ci95"],
+    ]
+
     with pytest.raises(ConfigError, match="pool each run once"):
         pool_runs(runs + [_bench(tmp_path, "f0-again", 0, "b", {"b": 0.2})], tmp_path / "pool2")
     with pytest.raises(ConfigError, match="steps is 5 here but 4"):

@@ -230,11 +230,13 @@ def pool_runs(paths: list[str | Path], out: str | Path, *, samples: int = 1000, 
                 "test": f.test,
                 "runs": sorted(f.sources),
                 "images": fa["images"],
-                "objects": fa.get("objects"),
+                "objects": sum(
+                    not a.get("iscrowd", 0) for i in tf.image_ids for a in tf.source.anns_by_image[i]
+                ),
                 "AP50": {a: fa["AP50"][a] for a in labels},
                 "floor_AP50": fa["AP50"][FLOOR][0],
             }
-            for f, fa in zip(folds, fold_ap, strict=True)
+            for f, tf, fa in zip(folds, test_folds, fold_ap, strict=True)
         ],
     }
     for arm in record["arms"].values():
