@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,20 @@ def test_pool_scores_disjoint_folds_and_recipe_arms_together(tmp_path):
         pool_runs(runs + [other_draw], tmp_path / "pool2")
     with pytest.raises(ConfigError, match="no sim2real.json here"):
         pool_runs([tmp_path], tmp_path / "pool2")
+
+    # A run folder moved elsewhere still pools (its files are found inside it); a path outside it is refused.
+    moved = tmp_path / "moved" / "f1"
+    shutil.copytree(runs[1], moved, symlinks=True)
+    shutil.rmtree(runs[1])
+    assert (
+        pool_runs([runs[0], moved], tmp_path / "pool3", samples=200)["arms"]["c"]["AP50"]
+        == record["arms"]["c"]["AP50"]
+    )
+    summary = json.loads((moved / "sim2real.json").read_text())
+    summary["variants"]["b"]["seed_runs"][0]["predictions_file"] = "/etc/passwd"
+    (moved / "sim2real.json").write_text(json.dumps(summary))
+    with pytest.raises(ConfigError, match="/etc/passwd is outside the run's folder"):
+        pool_runs([runs[0], moved], tmp_path / "pool3")
 
 
 def test_pool_command_prints_every_arm_and_difference(tmp_path, capsys):

@@ -74,7 +74,22 @@ def read_bench_run(path: str | Path) -> dict:
             str(file), "not a sim2real benchmark summary (variants, real_split, settings missing)"
         )
     summary["_file"] = str(file.resolve())
+    summary["_root"] = str(file.resolve().parent)
     return summary
+
+
+def _inside_run(summary: dict, recorded: str) -> str:
+    """A file the summary names, found in the run's folder where it is now: the benchmark writes every file
+    it records under its ``out`` folder, so a moved or copied run still pools, and a path that points
+    elsewhere is refused rather than read."""
+    out = Path(summary.get("out") or summary["_root"])
+    try:
+        rel = Path(recorded).relative_to(out)
+    except ValueError:
+        raise ConfigError(summary["_file"], f"{recorded} is outside the run's folder {out}") from None
+    if ".." in rel.parts:
+        raise ConfigError(summary["_file"], f"{recorded} leaves the run's folder {out}")
+    return str(Path(summary["_root"]) / rel)
 
 
 def _recipe(summary: dict, vary_pretrain: bool) -> str:
@@ -136,7 +151,9 @@ def collect_folds(summaries: list[dict]) -> tuple[list[Fold], dict[str, dict]]:
                     )
             sets = s["datasets"]
             fold = Fold(
-                sets["real_test"]["path"], sets["real_train"]["path"], s["real_split"]["test_image_ids"]
+                _inside_run(s, sets["real_test"]["path"]),
+                _inside_run(s, sets["real_train"]["path"]),
+                s["real_split"]["test_image_ids"],
             )
             folds[photos] = fold
         fold.sources.add(s["_file"])
@@ -150,7 +167,7 @@ def collect_folds(summaries: list[dict]) -> tuple[list[Fold], dict[str, dict]]:
             for run in record.get("seed_runs") or [record]:
                 seed = int(run["seed"])
                 known = fold.runs.setdefault(label, {}).get(seed)
-                file = str(Path(run["predictions_file"]).resolve())
+                file = _inside_run(s, run["predictions_file"])
                 if known is not None and known != file:
                     raise ConfigError(
                         s["_file"],
