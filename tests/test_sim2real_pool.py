@@ -123,6 +123,13 @@ def test_pool_scores_disjoint_folds_and_recipe_arms_together(tmp_path):
         own["floor"]["ci95"],
     ]
 
+    only_c = pool_runs(runs + ab, tmp_path / "only-c", variants=["c"], samples=200)
+    assert list(only_c["arms"]) == ["c", "c [fda.enabled=True]"] and list(only_c["differences"]) == [
+        "c [fda.enabled=True] - c"
+    ]
+    with pytest.raises(ConfigError, match=r"none of \['a'\] was trained"):
+        pool_runs(runs, tmp_path / "pool2", variants=["a"])
+
     with pytest.raises(ConfigError, match="pool each run once"):
         pool_runs(runs + [_bench(tmp_path, "f0-again", 0, "b", {"b": 0.2})], tmp_path / "pool2")
     with pytest.raises(ConfigError, match="steps is 5 here but 4"):

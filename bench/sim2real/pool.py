@@ -130,8 +130,10 @@ def _check_protocol(summaries: list[dict]) -> dict:
     return {key: first["settings"].get(key) for key in PROTOCOL_SETTINGS}
 
 
-def collect_folds(summaries: list[dict]) -> tuple[list[Fold], dict[str, dict]]:
-    """Group every training run of every variant by the photos it was tested on; (folds, arms).
+def collect_folds(
+    summaries: list[dict], variants: list[str] | None = None
+) -> tuple[list[Fold], dict[str, dict]]:
+    """Group every training run of the ``variants`` (default all) by the photos it was tested on; (folds, arms).
 
     Runs with the same test photos form one fold; different test sets must be disjoint, else a photo would
     count twice. The same arm, fold and training seed twice is refused unless it is the same run."""
@@ -159,6 +161,8 @@ def collect_folds(summaries: list[dict]) -> tuple[list[Fold], dict[str, dict]]:
         fold.sources.add(s["_file"])
         recipe = _recipe(s, vary_pretrain)
         for key, record in s["variants"].items():
+            if variants is not None and key not in variants:
+                continue
             label = f"{key} [{recipe}]" if recipe else key
             arm = arms.setdefault(
                 label, {"key": key, "title": TITLES.get(key, record.get("title", key)), "recipe": recipe}
@@ -181,9 +185,16 @@ def collect_folds(summaries: list[dict]) -> tuple[list[Fold], dict[str, dict]]:
     return list(folds.values()), {a: arms[a] for a in order}
 
 
-def pool_runs(paths: list[str | Path], out: str | Path, *, samples: int = 1000, seed: int = 0) -> dict:
-    """Score the runs in ``paths`` together; writes OUT/pool.json and OUT/report.html / .md. Returns the
-    pooled record."""
+def pool_runs(
+    paths: list[str | Path],
+    out: str | Path,
+    *,
+    variants: list[str] | None = None,
+    samples: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Score the runs in ``paths`` together (their ``variants`` only, default all); writes OUT/pool.json and
+    OUT/report.html / .md. Returns the pooled record."""
     from train.floor import blind_predictions, fit_blind_prior, floor_verdict
     from train.metrics import TestFold, bootstrap_folds
 
@@ -191,7 +202,9 @@ def pool_runs(paths: list[str | Path], out: str | Path, *, samples: int = 1000, 
         raise ConfigError("runs", "name at least one benchmark run folder")
     summaries = [read_bench_run(p) for p in paths]
     protocol = _check_protocol(summaries)
-    folds, arms = collect_folds(summaries)
+    folds, arms = collect_folds(summaries, variants)
+    if not arms:
+        raise ConfigError("variants", f"none of {variants} was trained in these runs")
     missing = [(a, i) for a in arms for i, f in enumerate(folds) if a not in f.runs]
     if missing:
         a, i = missing[0]

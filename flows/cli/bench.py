@@ -190,7 +190,7 @@ POOL_EPILOG = textwrap.dedent("""\
       for k in 0 1 2; do simreal bench sim2real --task retail --variants b c --test-fold $k --out runs/f$k; done
       simreal bench pool runs/f0 runs/f1 runs/f2 --out runs/pooled
       # an A/B of recipes: runs whose --train-set differs become separate arms ("c [fda.enabled=True]")
-      simreal bench pool runs/f0 runs/f1 runs/f0-fda runs/f1-fda --out runs/fda-ab
+      simreal bench pool runs/f0 runs/f1 runs/f0-fda runs/f1-fda --variants c --out runs/fda-ab
 
     Writes OUT/pool.json and OUT/report.html / report.md. Runs must share one protocol (budget, model,
     input size, the real set); runs on the same test photos are one fold, other folds must not overlap it.
@@ -209,6 +209,12 @@ def add_bench_pool_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="--out folders of `simreal bench sim2real`")
     p.add_argument("--out", default="runs/sim2real/pool", help="output folder (default runs/sim2real/pool)")
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=["a", "b", "c", "d", "e"],
+        help="pool these variants only (default: every variant of the runs; each needs a run on every fold)",
+    )
     p.add_argument("--samples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.set_defaults(func=_pool)
@@ -218,7 +224,7 @@ def add_bench_pool_parser(subparsers) -> argparse.ArgumentParser:
 def _pool(args) -> int:
     from bench.sim2real.pool import pool_runs
 
-    record = pool_runs(args.runs, args.out, samples=args.samples, seed=args.seed)
+    record = pool_runs(args.runs, args.out, variants=args.variants, samples=args.samples, seed=args.seed)
     floor = record["floor"]
     print(
         f"pooled {len(record['runs'])} run(s) over {len(record['folds'])} test fold(s), "
