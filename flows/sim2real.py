@@ -11,7 +11,7 @@ from prefect import flow, task
 
 from bench.sim2real.catalogs import prepare_catalog
 from bench.sim2real.protocol import Runners, run_protocol
-from bench.sim2real.real_sets import prepare_real_sets, resolve_real_sets
+from bench.sim2real.real_sets import check_real_sets, prepare_real_sets
 from bench.sim2real.scales import Sim2RealParams, parse_params
 from bench.sim2real.synthetic import RenderJob
 from bench.sim2real.training import evaluate_on_test
@@ -86,7 +86,7 @@ def run_benchmark(task: str, scale: str = "smoke", out: str | None = None, **kwa
 
     prepare_local_prefect()
     params = parse_params(task, scale, out, **kwargs)
-    resolve_real_sets(params)  # a missing real set fails here, before Prefect starts
+    check_real_sets(params)  # a missing real set or an impossible test fold fails here, before Prefect starts
     if params.pretrain and params.pretrained is None:
         pretrain_params(params).check()
     return sim2real_benchmark(params)

@@ -76,7 +76,10 @@ def test_split_keeps_every_copy_of_a_photo_on_one_side_and_is_deterministic(tmp_
         assert sorted(f.train_ids + f.test_ids) == sorted(src.images)
         test_photos = {photo_group(src.images[i]["file_name"]) for i in f.test_ids}
         assert not test_photos & {photo_group(src.images[i]["file_name"]) for i in f.train_ids}
-    with pytest.raises(DataError, match=r"fold 3 is out of range: 10 ids with 3 held out make folds 0..2"):
+    with pytest.raises(
+        DataError,
+        match=r"test fold 3 is out of range: 10 items with 3 held out make folds 0..2 \(items: photos",
+    ):
         split_by_photo(src, 0.3, seed=7, fold=3)
 
 

@@ -164,3 +164,17 @@ def test_pool_command_prints_every_arm_and_difference(tmp_path, capsys):
     assert "over 2 test fold(s), 8 photos" in out and "c - b" in out and "report:" in out
     assert main(["bench", "pool", str(tmp_path / "nothing"), "--out", str(tmp_path / "p2")]) != 0
     assert "no sim2real.json here" in capsys.readouterr().err
+
+
+def test_an_impossible_test_fold_is_one_line_before_anything_runs(tmp_path, capsys):
+    from flows.cli import main
+
+    real = make_shapes_coco(tmp_path / "real", n_images=10, size=48, seed=1, masks=False)
+    test = make_shapes_coco(tmp_path / "test", n_images=4, size=48, seed=2, masks=False)
+    common = ["bench", "sim2real", "--task", "retail", "--variants", "d", "--out", str(tmp_path / "out")]
+    assert main([*common, "--real-train", str(real), "--real-test", str(test), "--test-fold", "1"]) != 0
+    assert "--test-fold: a test fold holds out part of the real train set" in capsys.readouterr().err
+    assert main([*common, "--real-train", str(real), "--test-fold", "3"]) != 0
+    err = capsys.readouterr().err
+    assert "test fold 3 is out of range: 10 items with 3 held out make folds 0..2" in err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()

@@ -403,13 +403,13 @@ def split_image_ids(
     ids = sorted(image_ids)
     if val_fraction <= 0 or len(ids) < 2:
         if fold:
-            raise ValueError(f"fold {fold} needs a held-out fraction above 0 and at least 2 ids")
+            raise ValueError(f"fold {fold} needs a held-out fraction above 0 and at least 2 items")
         return ids, []
     n_val = min(len(ids) - 1, max(1, round(len(ids) * val_fraction)))
     folds = len(ids) // n_val
     if not 0 <= fold < folds:
         raise ValueError(
-            f"fold {fold} is out of range: {len(ids)} ids with {n_val} held out make folds 0..{folds - 1}"
+            f"fold {fold} is out of range: {len(ids)} items with {n_val} held out make folds 0..{folds - 1}"
         )
     perm = np.random.default_rng(seed).permutation(len(ids))
     val = sorted(ids[i] for i in perm[fold * n_val : (fold + 1) * n_val])

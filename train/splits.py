@@ -70,7 +70,9 @@ def split_by_photo(source: CocoSource, test_fraction: float, seed: int, fold: in
     try:
         train_groups, test_groups = split_image_ids(list(range(len(names))), test_fraction, seed, fold)
     except ValueError as exc:
-        raise DataError(source.ann_file, f"{exc} (photos, test fraction {test_fraction})") from None
+        raise DataError(
+            source.ann_file, f"test {exc} (items: photos; test fraction {test_fraction})"
+        ) from None
     train = sorted(i for g in train_groups for i in by_group[names[g]])
     test = sorted(i for g in test_groups for i in by_group[names[g]])
     return Split(train, test, len(names))

@@ -40,6 +40,26 @@ def resolve_real_sets(params: Sim2RealParams) -> tuple[str, str | None]:
     return real_train, (_require_set(test_arg, "real_test") if test_arg else None)
 
 
+def _check_fold(real_test: str | None, test_fold: int) -> None:
+    if real_test is not None and test_fold:
+        raise ConfigError(
+            "--test-fold",
+            "a test fold holds out part of the real train set; it cannot go with a separate real test set",
+        )
+
+
+def check_real_sets(params: Sim2RealParams) -> None:
+    """Before Prefect starts: the real sets exist and the test fold asked for is one the set can hold."""
+    from train.splits import split_by_photo
+
+    real_train, real_test = resolve_real_sets(params)
+    _check_fold(real_test, params.test_fold)
+    if params.test_fold:
+        split_by_photo(
+            load_coco(real_train, check_files=False), params.test_fraction, params.seed, params.test_fold
+        )
+
+
 def prepare_real_sets(
     real_train: str, real_test: str | None, test_fraction: float, seed: int, out: str, test_fold: int = 0
 ) -> dict:
