@@ -7,7 +7,8 @@ Per task (retail: packaged products on store shelves; industrial: screws and bol
    with one seed, so both show the same scenes: *plain* (realistic materials, fixed lighting) and *dr*
    (the file's domain-randomized looks and lighting);
 2. splits the real set deterministically by photo (``train.splits``) unless a separate test set is given,
-   and refuses to go on if any test picture (or a copy of one) is also in training;
+   and refuses to go on if any test picture (or a copy of one) is also in training; ``test_fold`` k tests
+   on the k-th disjoint block of the same draw instead of the first;
 3. trains the variants with one budget (model, input size, steps, batch, optimizer, seed):
    (a) synthetic plain, no train-time augmentation; (b) synthetic DR + kornia augmentation; (c) (b) + DANN
    and mean-teacher self-training with the real *train* photos as unlabelled target; (d) real train split
@@ -23,7 +24,8 @@ whose configuration matches), so an interrupted benchmark continues where it sto
 Modules, one concern each: ``variants`` (what is compared), ``scales`` (tasks, budgets, parameters),
 ``catalogs``, ``real_sets`` (splits and their leak check), ``synthetic`` (render jobs), ``labels``
 (per-class maps), ``training`` (train configs, the train-or-reuse cache, evaluation records), ``summary``
-(ratios, gains, notes) and ``protocol`` (the ordered steps; ``flows/sim2real.py`` runs them under Prefect).
+(ratios, gains, notes) and ``protocol`` (the ordered steps; ``flows/sim2real.py`` runs them under Prefect);
+``pool`` and ``pool_report`` score finished runs together (test folds, further seeds, recipe A/Bs).
 
 Output directory (default ``runs/sim2real/<task>-<scale>``)::
 
