@@ -66,10 +66,7 @@ def prepare_real_sets(
     """Write real/train.json and real/test.json and prove that no test picture is in the training set."""
     from train.splits import assert_no_leak, overlap_report, split_by_photo, write_subset
 
-    if real_test is not None and test_fold:
-        raise ConfigError(
-            "test_fold", "a test fold holds out part of real_train; it cannot go with real_test"
-        )
+    _check_fold(real_test, test_fold)
     out_dir = Path(out)
     train_src = load_coco(real_train)
     if real_test is None:
