@@ -155,6 +155,35 @@ def test_pool_scores_disjoint_folds_and_recipe_arms_together(tmp_path):
         pool_runs([runs[0], moved], tmp_path / "pool3")
 
 
+def test_pool_gives_a_share_of_real_only_only_where_real_only_clears_the_floor(tmp_path):
+    from bench.sim2real.pool import pool_runs
+
+    runs = [_bench(tmp_path, f"f{k}", k, "bcd", {"b": 0.3, "c": 0.1, "d": 0.05}) for k in (0, 1)]
+    record = pool_runs(runs, tmp_path / "pool", samples=200)
+    share = record["share_of_real_only"]
+    assert share["shown"] and share["reference"] == "d" and list(share["arms"]) == ["b", "c"]
+    arms = record["arms"]
+    for a in ("b", "c"):
+        assert share["arms"][a]["estimate"] == pytest.approx(arms[a]["AP50"] / arms["d"]["AP50"], abs=1e-3)
+        lo, hi = share["arms"][a]["ci95"]
+        assert lo <= share["arms"][a]["estimate"] <= hi
+    text = (tmp_path / "pool" / "report.md").read_text()
+    assert "share of d [95 %]" in text and "Share of real-only" in text
+
+    # The same arms, but a real-only model that is no better than the blind floor: no share is given.
+    blind = [_bench(tmp_path, f"g{k}", k, "bcd", {"b": 0.3, "c": 0.1, "d": 5.0}) for k in (0, 1)]
+    record = pool_runs(blind, tmp_path / "blind", samples=200)
+    assert record["arms"]["d"]["floor_margin"]["verdict"] != "above the floor"
+    share = record["share_of_real_only"]
+    assert not share["shown"] and "arms" not in share and share["why"].startswith("real-only (d) is ")
+    assert (
+        "No share of real-only is given: real-only (d) is" in (tmp_path / "blind" / "report.md").read_text()
+    )
+
+    without = pool_runs(runs, tmp_path / "no-d", variants=["b", "c"], samples=100)["share_of_real_only"]
+    assert without == {"reference": None, "shown": False, "why": "no real-only (d) arm among these runs"}
+
+
 def test_pool_command_prints_every_arm_and_difference(tmp_path, capsys):
     from flows.cli import main
 
@@ -162,6 +191,7 @@ def test_pool_command_prints_every_arm_and_difference(tmp_path, capsys):
     assert main(["bench", "pool", *runs, "--out", str(tmp_path / "pool"), "--samples", "100"]) == 0
     out = capsys.readouterr().out
     assert "over 2 test fold(s), 8 photos" in out and "c - b" in out and "report:" in out
+    assert "no share of real-only: no real-only (d) arm among these runs" in out
     assert main(["bench", "pool", str(tmp_path / "nothing"), "--out", str(tmp_path / "p2")]) != 0
     assert "no sim2real.json here" in capsys.readouterr().err
 

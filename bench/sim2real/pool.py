@@ -5,7 +5,8 @@ few AP50 points inside its interval; more training seeds hardly narrow it, more 
 disjoint test folds of one photo draw (``--test-fold``), each with any number of training seeds
 (``--train-set seed=S``), are scored here together: a variant's AP50 is the mean over folds (weighted by
 labelled objects) of its mean over seeds, beside the blind floor fitted on each fold's own train split, with
-one paired bootstrap over the photos of every fold.
+one paired bootstrap over the photos of every fold. Where the runs bring one real-only (d) arm that clears
+the floor, every other arm is also given as a share of it, with the paired interval of that ratio.
 
 Runs must share one protocol (budget, model, detector input, the set the photos come from). A variant
 trained with different recipe overrides in different runs (``--train-set fda.enabled=true``) is a
@@ -222,14 +223,16 @@ def pool_runs(
         test_folds.append(TestFold(source, f.image_ids, runs))
     labels = list(arms)
     differences = [(b, a, f"{b} - {a}") for i, a in enumerate(labels) for b in labels[i + 1 :]]
+    reference = _real_only_arm(arms)
     boot = bootstrap_folds(
         test_folds,
-        reference=None,
+        reference=reference,
         samples=samples,
         seed=seed,
         differences=differences + [(a, FLOOR, f"{a} - floor") for a in labels],
     )
     margins = {a: boot["differences"].pop(f"{a} - floor") for a in labels}
+    verdicts = {a: floor_verdict(margins[a]["ci95"]) for a in labels}
     fold_ap = boot.get("folds") or [
         {
             "images": len(test_folds[0].image_ids),
@@ -249,12 +252,13 @@ def pool_runs(
                 "AP50": boot["AP50"][a]["estimate"],
                 "AP50_ci95": boot["AP50"][a]["ci95"],
                 "seeds_per_fold": [sorted(f.runs[a]) for f in folds],
-                "floor_margin": {**margins[a], "verdict": floor_verdict(margins[a]["ci95"])},
+                "floor_margin": {**margins[a], "verdict": verdicts[a]},
                 "train_s_mean": _mean([t for t in arms[a]["train_s"] if t is not None]),
             }
             for a in labels
         },
         "differences": boot["differences"],
+        "share_of_real_only": _shares(arms, reference, boot["ratio_to_reference"], verdicts),
         "folds": [
             {
                 "test": f.test,
@@ -278,6 +282,31 @@ def pool_runs(
     record["report"] = str(write_pool_report(record, out_dir))
     atomic_write_json(out_dir / "pool.json", record)
     return record
+
+
+def _real_only_arm(arms: dict[str, dict]) -> str | None:
+    """The arm that synthetic arms are a share of: the one real-only (d) arm, None when there is none or
+    several (a share of which of them would be a choice the pooled runs do not make)."""
+    real_only = [a for a, arm in arms.items() if arm["key"] == "d"]
+    return real_only[0] if len(real_only) == 1 else None
+
+
+def _shares(arms: dict[str, dict], reference: str | None, ratios: dict, verdicts: dict[str, str]) -> dict:
+    """Each arm's AP50 as a share of real-only's, with the paired interval of the ratio (runs and photos
+    resampled together), given only when real-only itself is above the blind floor: near the floor a
+    ratio says nothing about transfer. ``shown`` is False with ``why`` otherwise."""
+    if reference is None:
+        n = sum(arm["key"] == "d" for arm in arms.values())
+        why = "no real-only (d) arm among these runs" if n == 0 else f"{n} real-only (d) arms: pool one"
+        return {"reference": None, "shown": False, "why": why}
+    if verdicts[reference] != "above the floor":
+        why = f"real-only ({reference}) is {verdicts[reference]}, so a share of it says nothing"
+        return {"reference": reference, "shown": False, "why": why}
+    return {
+        "reference": reference,
+        "shown": True,
+        "arms": {a: r for a, r in ratios.items() if a in arms and a != reference},
+    }
 
 
 def _mean(values: list[float]) -> float | None:

@@ -15,6 +15,14 @@ def _interval(ci) -> str:
     return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "n/a"
 
 
+def _share(ratio: dict | None) -> str:
+    if not ratio or ratio.get("estimate") is None:
+        return "n/a"
+    ci = ratio.get("ci95")
+    interval = f" [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else ""
+    return f"{ratio['estimate']:.0%}{interval}"
+
+
 def difference_words(ci) -> str:
     """What a paired interval of a difference says, in words."""
     return {
@@ -74,6 +82,8 @@ def write_pool_report(record: dict, out_dir: Path) -> Path:
         f"its prior fitted on {floor['prior_from']}. Intervals: {record['method']}.",
         "summary",
     )
+    share = record.get("share_of_real_only") or {}
+    shares = share.get("arms") if share.get("shown") else None
     rows = []
     for a, arm in arms.items():
         m = arm["floor_margin"]
@@ -84,15 +94,27 @@ def write_pool_report(record: dict, out_dir: Path) -> Path:
                 fmt(arm["AP50"]),
                 _interval(arm["AP50_ci95"]),
                 f"{fmt(m['estimate'])} {_interval(m['ci95'])}: {m['verdict']}",
+            ]
+            + ([_share(shares.get(a))] if shares is not None else [])
+            + [
                 " + ".join(str(len(s)) for s in arm["seeds_per_fold"]),
                 fmt(arm["train_s_mean"], 0) if arm["train_s_mean"] is not None else "n/a",
             ]
         )
     doc.h(2, "AP50 per arm")
     doc.table(
-        ["arm", "variant", "AP50", "95 % interval", "minus the floor", "runs per fold", "training s / run"],
+        ["arm", "variant", "AP50", "95 % interval", "minus the floor"]
+        + ([f"share of {share['reference']} [95 %]"] if shares is not None else [])
+        + ["runs per fold", "training s / run"],
         rows,
     )
+    if shares is not None:
+        doc.p(
+            f"Share of real-only: each arm's pooled AP50 over that of {share['reference']}, with the paired "
+            "interval of the ratio (the same resampled photos and runs for both)."
+        )
+    else:
+        doc.p(f"No share of real-only is given: {share.get('why', 'not computed for these runs')}.")
     if record["differences"]:
         doc.h(2, "Paired differences")
         doc.p(

@@ -237,6 +237,12 @@ def _pool(args) -> int:
         )
     for name, d in record["differences"].items():
         print(f"  {name:<40} {d['estimate']:+.3f} {d['ci95']}")
+    share = record["share_of_real_only"]
+    if share["shown"]:
+        for a, r in share["arms"].items():
+            print(f"  {a + ' / ' + share['reference']:<40} {r['estimate']:.1%} of real-only {r['ci95']}")
+    else:
+        print(f"  no share of real-only: {share['why']}")
     print(f"report: {record['report']}")
     return 0
 
