@@ -168,7 +168,7 @@ def test_pool_gives_a_share_of_real_only_only_where_real_only_clears_the_floor(t
         lo, hi = share["arms"][a]["ci95"]
         assert lo <= share["arms"][a]["estimate"] <= hi
     text = (tmp_path / "pool" / "report.md").read_text()
-    assert "share of d [95 %]" in text and "Share of real-only" in text
+    assert "share of d [95 %]" in text and "Share of real-only" in text and "| reference |" in text
 
     # The same arms, but a real-only model that is no better than the blind floor: no share is given.
     blind = [_bench(tmp_path, f"g{k}", k, "bcd", {"b": 0.3, "c": 0.1, "d": 5.0}) for k in (0, 1)]

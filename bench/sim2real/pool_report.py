@@ -95,7 +95,11 @@ def write_pool_report(record: dict, out_dir: Path) -> Path:
                 _interval(arm["AP50_ci95"]),
                 f"{fmt(m['estimate'])} {_interval(m['ci95'])}: {m['verdict']}",
             ]
-            + ([_share(shares.get(a))] if shares is not None else [])
+            + (
+                [_share(shares.get(a)) if a != share["reference"] else "reference"]
+                if shares is not None
+                else []
+            )
             + [
                 " + ".join(str(len(s)) for s in arm["seeds_per_fold"]),
                 fmt(arm["train_s_mean"], 0) if arm["train_s_mean"] is not None else "n/a",
