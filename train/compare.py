@@ -22,7 +22,6 @@ What it shows, in the order a reader asks:
 from __future__ import annotations
 
 import datetime as dt
-import math
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import numpy as np
 from synth.coco import box_statistics, load_coco
 from synth.errors import ConfigError
 from synth.fsutil import atomic_write_json
-from train.document import Document, fmt, png, read_json
+from train.document import Document, fmt, pct, png, read_json
 from train.figures import draw_outcomes
 from train.metrics import detections_at_best_f1
 
@@ -100,10 +99,6 @@ def _adaptation_methods(variants: dict[str, dict]) -> str:
     r = next((r for r in variants.values() if _adapts(r)), {})
     names = [name for name, on in (("DANN", r.get("dann")), ("self-training", r.get("self_training"))) if on]
     return " + ".join(names) or "none"
-
-
-def _pct(v) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.0f} %"
 
 
 def _interval(ci, signed: bool = False) -> str:
@@ -432,7 +427,7 @@ def _best_synthetic_sentence(summary: dict) -> str | None:
     if ref is not None and tr.get("ratios_meaningful", False):
         rel = tr.get("AP50_relative_to_real_only") or {}
         ratio = (
-            f", {_pct(rel.get(best))} of what the detector trained on the real photos reaches "
+            f", {pct(rel.get(best))} of what the detector trained on the real photos reaches "
             f"(AP50 {fmt(v[ref]['bbox'].get('AP50'))})"
         )
     elif ref is not None:
@@ -514,7 +509,7 @@ def _relative_cell(summary: dict, key: str, ref: str | None) -> str:
     ratio_ci = (((summary.get("uncertainty") or {}).get("ratio_to_reference") or {}).get(key) or {}).get(
         "ci95"
     )
-    return _pct(rel.get(key)) + (f" ({_pct(ratio_ci[0])}-{_pct(ratio_ci[1])})" if ratio_ci else "")
+    return pct(rel.get(key)) + (f" ({pct(ratio_ci[0])}-{pct(ratio_ci[1])})" if ratio_ci else "")
 
 
 def _several_seeds(variants: dict[str, dict]) -> bool:

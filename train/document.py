@@ -90,6 +90,11 @@ def fmt(v, digits: int = 3) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def pct(v) -> str:
+    """A fraction as a whole percentage for a table cell ("85 %"); 'n/a' for missing or non-finite values."""
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{100 * v:.0f} %"
+
+
 def png(fig, dpi: int = 110, photo: bool = False, keep_colors: tuple[str, ...] = ()) -> bytes:
     """PNG bytes of a matplotlib figure (closed afterwards). `photo` figures are quantised to 256 colours, a
     third of the size, because they are inlined into the HTML; `keep_colors` (hex) stay exact in the

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.sim2real.protocol import FLOOR
-from bench.sim2real.variants import VARIANTS
+from bench.sim2real.variants import VARIANTS, reference_key
 from synth.coco import load_coco, read_results
 from synth.errors import ConfigError
 from synth.fsutil import atomic_write_json
@@ -42,6 +42,7 @@ PROTOCOL_SETTINGS = (
 RUN_ONLY_OVERRIDES = ("seed", "threads")
 VARIANT_ORDER = {v.key: i for i, v in enumerate(VARIANTS)}
 TITLES = {v.key: v.title for v in VARIANTS}
+REAL_ONLY = reference_key(v.key for v in VARIANTS)  # the variant that shares of real-only are taken of
 
 
 @dataclass
@@ -223,7 +224,9 @@ def pool_runs(
         test_folds.append(TestFold(source, f.image_ids, runs))
     labels = list(arms)
     differences = [(b, a, f"{b} - {a}") for i, a in enumerate(labels) for b in labels[i + 1 :]]
-    reference = _real_only_arm(arms)
+    real_only = [a for a in labels if arms[a]["key"] == REAL_ONLY]
+    # A share of which of several real-only arms would be a choice the pooled runs do not make.
+    reference = real_only[0] if len(real_only) == 1 else None
     boot = bootstrap_folds(
         test_folds,
         reference=reference,
@@ -258,7 +261,7 @@ def pool_runs(
             for a in labels
         },
         "differences": boot["differences"],
-        "share_of_real_only": _shares(arms, reference, boot["ratio_to_reference"], verdicts),
+        "share_of_real_only": _shares(real_only, boot["ratio_to_reference"], verdicts),
         "folds": [
             {
                 "test": f.test,
@@ -284,29 +287,19 @@ def pool_runs(
     return record
 
 
-def _real_only_arm(arms: dict[str, dict]) -> str | None:
-    """The arm that synthetic arms are a share of: the one real-only (d) arm, None when there is none or
-    several (a share of which of them would be a choice the pooled runs do not make)."""
-    real_only = [a for a, arm in arms.items() if arm["key"] == "d"]
-    return real_only[0] if len(real_only) == 1 else None
-
-
-def _shares(arms: dict[str, dict], reference: str | None, ratios: dict, verdicts: dict[str, str]) -> dict:
-    """Each arm's AP50 as a share of real-only's, with the paired interval of the ratio (runs and photos
-    resampled together), given only when real-only itself is above the blind floor: near the floor a
-    ratio says nothing about transfer. ``shown`` is False with ``why`` otherwise."""
-    if reference is None:
-        n = sum(arm["key"] == "d" for arm in arms.values())
-        why = "no real-only (d) arm among these runs" if n == 0 else f"{n} real-only (d) arms: pool one"
+def _shares(real_only: list[str], ratios: dict, verdicts: dict[str, str]) -> dict:
+    """Each arm's AP50 as a share of the one real-only arm's, with the paired interval of the ratio (runs
+    and photos resampled together), given only when real-only itself is above the blind floor: near the
+    floor a ratio says nothing about transfer. ``shown`` is False with ``why`` otherwise."""
+    if len(real_only) != 1:
+        many = f"{len(real_only)} real-only ({REAL_ONLY}) arms: pool one"
+        why = many if real_only else f"no real-only ({REAL_ONLY}) arm among these runs"
         return {"reference": None, "shown": False, "why": why}
+    reference = real_only[0]
     if verdicts[reference] != "above the floor":
         why = f"real-only ({reference}) is {verdicts[reference]}, so a share of it says nothing"
         return {"reference": reference, "shown": False, "why": why}
-    return {
-        "reference": reference,
-        "shown": True,
-        "arms": {a: r for a, r in ratios.items() if a in arms and a != reference},
-    }
+    return {"reference": reference, "shown": True, "arms": {a: r for a, r in ratios.items() if a != FLOOR}}
 
 
 def _mean(values: list[float]) -> float | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train.document import Document, fmt, png
+from train.document import Document, fmt, pct, png
 from train.metrics import interval_side
 
 
@@ -15,12 +15,9 @@ def _interval(ci) -> str:
     return f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "n/a"
 
 
-def _share(ratio: dict | None) -> str:
-    if not ratio or ratio.get("estimate") is None:
-        return "n/a"
-    ci = ratio.get("ci95")
-    interval = f" [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else ""
-    return f"{ratio['estimate']:.0%}{interval}"
+def _share(ratio: dict) -> str:
+    ci = ratio["ci95"]
+    return pct(ratio["estimate"]) + (f" [{pct(ci[0])}, {pct(ci[1])}]" if ci else "")
 
 
 def difference_words(ci) -> str:
@@ -82,8 +79,8 @@ def write_pool_report(record: dict, out_dir: Path) -> Path:
         f"its prior fitted on {floor['prior_from']}. Intervals: {record['method']}.",
         "summary",
     )
-    share = record.get("share_of_real_only") or {}
-    shares = share.get("arms") if share.get("shown") else None
+    share = record["share_of_real_only"]
+    shares = share["arms"] if share["shown"] else None
     rows = []
     for a, arm in arms.items():
         m = arm["floor_margin"]
@@ -95,11 +92,7 @@ def write_pool_report(record: dict, out_dir: Path) -> Path:
                 _interval(arm["AP50_ci95"]),
                 f"{fmt(m['estimate'])} {_interval(m['ci95'])}: {m['verdict']}",
             ]
-            + (
-                [_share(shares.get(a)) if a != share["reference"] else "reference"]
-                if shares is not None
-                else []
-            )
+            + ([_share(shares[a]) if a != share["reference"] else "reference"] if shares is not None else [])
             + [
                 " + ".join(str(len(s)) for s in arm["seeds_per_fold"]),
                 fmt(arm["train_s_mean"], 0) if arm["train_s_mean"] is not None else "n/a",
@@ -118,7 +111,7 @@ def write_pool_report(record: dict, out_dir: Path) -> Path:
             "interval of the ratio (the same resampled photos and runs for both)."
         )
     else:
-        doc.p(f"No share of real-only is given: {share.get('why', 'not computed for these runs')}.")
+        doc.p(f"No share of real-only is given: {share['why']}.")
     if record["differences"]:
         doc.h(2, "Paired differences")
         doc.p(
