@@ -7,7 +7,7 @@ For every target object:
                 centres here, so it is identical for every backend; it is OR-ed with the modal mask, so
                 amodal is a superset of modal by construction,
   visibility    modal pixels / amodal pixels (truncation by the image border is not occlusion: both
-                masks are clipped to the image),
+                masks are clipped to the image, or to a letterboxed photo's rectangle),
   truncation    share of the box around the object's projected vertices outside the image (KITTI's
                 measure), computed only when ``AnnotationConfig.max_truncation`` is below 1,
   bbox, area    tight [x, y, w, h] and pixel count of the modal mask; ``iscrowd`` 0,
@@ -34,7 +34,7 @@ from scipy import ndimage
 from synth.config import AnnotationConfig
 from synth.errors import ConfigError
 from synth.geometry import ViewTest, bounding_sphere, placed_geometry
-from synth.scene import Camera, Frame, Scene, SceneObject, pose_matrix
+from synth.scene import Camera, Frame, Letterbox, Scene, SceneObject, pose_matrix
 
 DROP_REASONS = ("outside_image", "hidden", "truncated", "low_visibility", "small_area")
 
@@ -119,7 +119,7 @@ def annotate(
             amodal = crop_of(np.asarray(frame.amodal[iid], dtype=bool))
         else:
             amodal = object_silhouette(obj, cam, world_to_cam, view)
-        amodal = union(amodal, modal)
+        amodal = union(clip(amodal, scene.letterbox), modal)
         amodal_area = amodal.area if amodal is not None else 0
 
         visibility = modal_area / amodal_area if amodal_area else 0.0
@@ -128,7 +128,10 @@ def annotate(
             reason = "outside_image"
         elif modal_area == 0:
             reason = "hidden"
-        elif cfg.max_truncation < 1.0 and truncation(obj, cam, world_to_cam) > cfg.max_truncation:
+        elif (
+            cfg.max_truncation < 1.0
+            and truncation(obj, cam, world_to_cam, scene.letterbox) > cfg.max_truncation
+        ):
             reason = "truncated"
         elif visibility < cfg.min_visibility:
             reason = "low_visibility"
@@ -189,6 +192,20 @@ def union(a: CropMask | None, b: CropMask | None) -> CropMask | None:
     return CropMask(m, y0, x0)
 
 
+def clip(c: CropMask | None, box: Letterbox | None) -> CropMask | None:
+    """The part of a mask inside a letterboxed photo's rectangle: what lies under the bars is outside the
+    photo, as what lies beyond the image border is outside the image."""
+    if c is None or box is None:
+        return c
+    h, w = c.mask.shape
+    y0, x0 = max(c.y0, box.y0), max(c.x0, box.x0)
+    y1, x1 = min(c.y0 + h, box.y1), min(c.x0 + w, box.x1)
+    if y1 <= y0 or x1 <= x0:
+        return None
+    inside = crop_of(c.mask[y0 - c.y0 : y1 - c.y0, x0 - c.x0 : x1 - c.x0])
+    return None if inside is None else CropMask(inside.mask, inside.y0 + y0, inside.x0 + x0)
+
+
 def tight_bbox(c: CropMask) -> list[int]:
     """[x, y, w, h] of the set pixels (the crop may be loose after a union)."""
     rows = np.flatnonzero(c.mask.any(axis=1))
@@ -226,10 +243,13 @@ def pixels(points: np.ndarray, cam: Camera) -> np.ndarray:
 
 
 # ---- truncation by the image border ---------------------------------------------------------------------
-def truncation(obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | None = None) -> float:
+def truncation(
+    obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | None = None, letterbox: Letterbox | None = None
+) -> float:
     """1 - in-image area / area of the box around the object's projected vertices: 0 inside the frame, 1
     wholly outside it or reaching behind the camera (its projection is unbounded). A box, not the
-    silhouette, so that a border cut costs no rasterising outside the image."""
+    silhouette, so that a border cut costs no rasterising outside the image. With a letterbox the frame
+    is the photo's rectangle."""
     if world_to_cam is None:
         world_to_cam = np.linalg.inv(pose_matrix(cam.pose))
     geom, to_world = placed_geometry(obj)
@@ -240,9 +260,14 @@ def truncation(obj: SceneObject, cam: Camera, world_to_cam: np.ndarray | None = 
     uv = pixels(verts, cam)
     (u0, v0), (u1, v1) = uv.min(axis=0), uv.max(axis=0)
     area = (u1 - u0) * (v1 - v0)
+    left, top, right, bottom = (
+        (0.0, 0.0, cam.width, cam.height)
+        if letterbox is None
+        else (letterbox.x0, letterbox.y0, letterbox.x1, letterbox.y1)
+    )
     if area <= 0.0:
-        return 0.0 if 0.0 <= u0 <= cam.width and 0.0 <= v0 <= cam.height else 1.0
-    inside = max(0.0, min(u1, cam.width) - max(u0, 0.0)) * max(0.0, min(v1, cam.height) - max(v0, 0.0))
+        return 0.0 if left <= u0 <= right and top <= v0 <= bottom else 1.0
+    inside = max(0.0, min(u1, right) - max(u0, left)) * max(0.0, min(v1, bottom) - max(v0, top))
     return float(1.0 - inside / area)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCENE_VERSION = 1
 
@@ -146,6 +146,23 @@ class Camera(_Strict):
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64)
 
 
+class Letterbox(_Strict):
+    """The photo's rectangle inside the image, in pixels ([x0, x1) x [y0, y1)); outside it the image is a
+    plain bar of ``fill``, with no depth and no instance. Annotation treats its edges as the image border."""
+
+    x0: int = Field(ge=0)
+    y0: int = Field(ge=0)
+    x1: int = Field(gt=0)
+    y1: int = Field(gt=0)
+    fill: RGB = (0.5, 0.5, 0.5)
+
+    @model_validator(mode="after")
+    def _not_empty(self):
+        if self.x1 <= self.x0 or self.y1 <= self.y0:
+            raise ValueError(f"empty photo rectangle [{self.x0}, {self.x1}) x [{self.y0}, {self.y1})")
+        return self
+
+
 class Light(_Strict):
     kind: Literal["point", "spot", "directional", "area"]
     pose: Matrix4 = Field(default_factory=identity)  # lights shine down their local -Z
@@ -180,6 +197,7 @@ class Scene(_Strict):
     lights: list[Light] = Field(default_factory=list)
     objects: list[SceneObject] = Field(default_factory=list)
     environment: Environment = Field(default_factory=Environment)
+    letterbox: Letterbox | None = None
 
     @field_validator("objects")
     @classmethod
@@ -192,11 +210,21 @@ class Scene(_Strict):
                 raise ValueError(f"target instance {o.instance_id} has no category")
         return objs
 
+    @model_validator(mode="after")
+    def _letterbox_inside(self):
+        box, cam = self.letterbox, self.camera
+        if box is not None and (box.x1 > cam.width or box.y1 > cam.height):
+            raise ValueError(
+                f"letterbox [{box.x0}, {box.x1}) x [{box.y0}, {box.y1}) leaves the {cam.width}x{cam.height} image"
+            )
+        return self
+
     def targets(self) -> list[SceneObject]:
         return [o for o in self.objects if o.role == "target"]
 
     def to_json(self) -> str:
-        return self.model_dump_json(indent=None)
+        # a scene without bars is written as before the field existed
+        return self.model_dump_json(indent=None, exclude={"letterbox"} if self.letterbox is None else None)
 
     @classmethod
     def from_json(cls, text: str) -> Scene:

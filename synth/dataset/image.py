@@ -18,6 +18,7 @@ from synth.catalog import Catalog
 from synth.dataset.layout import SHARDS_DIR, image_stem
 from synth.dataset.plan import RunPlan
 from synth.errors import AssetError, ConfigError
+from synth.letterbox import apply_letterbox
 
 STAGES = ("scene", "render", "annotate", "encode", "write")
 
@@ -60,7 +61,7 @@ def render_image(plan: RunPlan, backend, catalog: Catalog, index: int, shard_dir
             f"{plan.cfg.image.width}x{plan.cfg.image.height}",
         )
     clock.lap("scene")
-    frame = backend.render(scene)
+    frame = apply_letterbox(backend.render(scene), scene.letterbox)
     clock.lap("render")
     result = annotate(frame, scene, plan.cfg.annotation, plan.categories)
     clock.lap("annotate")

@@ -2,7 +2,7 @@
 
 All randomness of image ``index`` comes from ``np.random.default_rng([seed, index])``, so an image depends
 on nothing but (config, catalog, seed, index): not on other images, worker count or order. That generator
-is split into independent streams per concern (layout, camera, lights, looks, background), so changing,
+is split into independent streams per concern (layout, camera, lights, looks, background, letterbox), so changing,
 say, the lighting section of a config re-lights the same scenes instead of reshuffling every object.
 """
 
@@ -17,6 +17,7 @@ from synth.config import config_hash
 from synth.errors import ConfigError
 from synth.randomize.camera import sample_camera
 from synth.randomize.items import ItemFactory
+from synth.randomize.letterbox import sample_letterbox
 from synth.randomize.lighting import sample_lights
 from synth.randomize.materials import SupportLooks, object_material, randomized_image, sample_environment
 from synth.randomize.piles import build_bin, build_table
@@ -27,7 +28,14 @@ from synth.randomize.shelf import build_shelf
 from synth.scene import Scene, SceneObject
 
 MAX_INSTANCES = 65535  # instance ids are stored in a uint16 image
-_STREAMS = ("layout", "camera", "lights", "looks", "background")
+_STREAMS = (
+    "layout",
+    "camera",
+    "lights",
+    "looks",
+    "background",
+    "letterbox",
+)  # append only: spawned by position
 
 
 def build_scene(
@@ -84,6 +92,7 @@ def build_scene(
         lights=lights,
         objects=objects,
         environment=environment,
+        letterbox=sample_letterbox(cfg.letterbox, cfg.image, streams["letterbox"]),
     )
 
 

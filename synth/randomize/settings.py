@@ -261,6 +261,31 @@ class BackgroundConfig(_Strict):
     brightness: FloatRange(0.0, 1.0) = (0.15, 0.85)  # plain colour / palette brightness
 
 
+class LetterboxConfig(_Strict):
+    """Photos that reach the detector padded to a square: the photo keeps its aspect ratio inside the frame
+    and plain bars fill the rest (Freiburg Groceries: 55 % of the photos, mid-grey, left and right for an
+    upright photo, top and bottom for a landscape one). The scene is framed as before and the image is cut
+    to the photo's rectangle, so the bars hide part of the view, as the frame of the real photo did."""
+
+    probability: Probability = 0.0  # chance that an image is a letterboxed photo
+    aspects: list[Annotated[float, Field(gt=0.05, le=1.0)]] = Field(
+        default_factory=lambda: [0.75], min_length=1
+    )
+    # ^ photo short side / long side, one drawn per letterboxed image (3:4 = 0.75, 9:16 = 0.5625)
+    weights: list[Weight] | None = None  # relative chance of each aspect; default equal
+    portrait_probability: Probability = 0.5  # upright photo (bars left and right) rather than landscape
+    fill: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5  # grey level of the bars
+
+    @model_validator(mode="after")
+    def _weights_match(self):
+        if self.weights is not None:
+            if len(self.weights) != len(self.aspects):
+                raise ValueError(f"{len(self.weights)} weights for {len(self.aspects)} aspects")
+            if not any(w > 0 for w in self.weights):
+                raise ValueError("at least one weight must be positive")
+        return self
+
+
 class RenderConfig(_Strict):
     image: ImageConfig = Field(default_factory=ImageConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
@@ -273,6 +298,7 @@ class RenderConfig(_Strict):
     camera: CameraConfig = Field(default_factory=CameraConfig)
     materials: MaterialsConfig = Field(default_factory=MaterialsConfig)
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
+    letterbox: LetterboxConfig = Field(default_factory=LetterboxConfig)
 
     _source: str = PrivateAttr(default="<render config>")
 
