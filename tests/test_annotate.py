@@ -29,7 +29,8 @@ from synth.annotate import (
 from synth.config import AnnotationConfig
 from synth.errors import ConfigError
 from synth.geometry import load_geometry, object_to_world
-from synth.scene import Camera, Environment, Frame, Geometry, Scene, SceneObject
+from synth.letterbox import apply_letterbox, photo_rectangle
+from synth.scene import Camera, Environment, Frame, Geometry, Letterbox, Scene, SceneObject
 
 SHARED = Path(os.environ.get("SIMREAL_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
 
@@ -335,3 +336,45 @@ def test_rasterizer_samples_pixel_centres():
     assert np.array_equal(m, inside)
     assert rasterize_triangles(np.array([[[20.0, 20.0], [30, 20], [20, 30]]]), 10, 10) is None
     assert math.isclose(m.sum(), 10)
+
+
+def test_letterbox_bars_are_the_photo_border(service):
+    """A letterboxed photo: the bars carry the fill colour, no depth and no instance; an object cut by a
+    bar is cut as by the image border (fully visible, clipped mask, truncation measured to the bar), and
+    one wholly under a bar is outside the image."""
+    cam = top_down_camera()  # 128 x 96 px, 100 px a metre on the ground
+    x0, y0, x1, y1 = photo_rectangle(128, 96, 0.75, portrait=True)
+    box = Letterbox(x0=x0, y0=y0, x1=x1, y1=y1)
+    assert (box.x0, box.y0, box.x1, box.y1) == (28, 0, 100, 96)  # a 3:4 upright photo, 72 px wide
+    inside = plate(2, -0.2, 0.0, -0.1, 0.1, 0.01)  # u 44..64
+    cut = plate(3, 0.2, 0.6, -0.1, 0.1, 0.01)  # u 84..124: the right bar starts at 100
+    hidden = plate(4, -0.6, -0.45, -0.1, 0.1, 0.01)  # u 4..19, under the left bar
+    scene = Scene(camera=cam, environment=ENV, objects=[inside, cut, hidden], letterbox=box)
+    rendered = service.render(scene, antialias="none")
+    frame = apply_letterbox(rendered, scene.letterbox)
+    bars = np.ones((96, 128), dtype=bool)
+    bars[:, 28:100] = False
+    assert (
+        (frame.rgb[bars] == 128).all()
+        and (frame.instance_ids[bars] == 0).all()
+        and (frame.depth[bars] == 0).all()
+    )
+    assert np.array_equal(frame.rgb[~bars], rendered.rgb[~bars])
+    assert (rendered.instance_ids == 3).sum() > (frame.instance_ids == 3).sum() > 0
+
+    out = annotate(frame, scene, AnnotationConfig(min_visibility=0.9, min_area_px=1), ["plate"])
+    assert [r["instance_id"] for r in out.annotations] == [2, 3]
+    assert [(d["instance_id"], d["reason"]) for d in out.dropped] == [(4, "outside_image")]
+    record = out.annotations[1]
+    assert record["visibility"] == 1.0  # the bar is the border, not an occluder
+    x, y, w, h = record["bbox"]
+    assert x + w == 100
+    ref = analytic_rect(cam, 0.2, 0.6, -0.1, 0.1, 0.01) & ~bars
+    assert equal_up_to_border(decode(record["segmentation"]), ref)
+    assert np.array_equal(decode(record["amodal_segmentation"]), decode(record["segmentation"]))
+
+    world_to_cam = np.linalg.inv(np.asarray(cam.pose))
+    assert truncation(cut, cam, world_to_cam) == 0.0
+    assert truncation(cut, cam, world_to_cam, box) == pytest.approx(0.6, abs=0.02)  # 24 of its 40 px
+    strict = annotate(frame, scene, CFG.model_copy(update={"max_truncation": 0.5}), ["plate"])
+    assert [r["instance_id"] for r in strict.annotations] == [2]

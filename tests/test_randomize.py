@@ -415,3 +415,35 @@ def test_scene_building_is_fast(catalog):
         times.append(best)
         assert len(scene.targets()) >= 15
     assert float(np.median(times)) < 0.15
+
+
+def test_letterboxed_photos_are_drawn_on_their_own_stream(catalog):
+    """Bars change nothing else about a scene (their draws have a stream of their own), come at the
+    configured rate and aspects, and a config without them writes its scenes as before the section existed."""
+    square = {"width": 240, "height": 240}
+    plain = config(catalog, "shelf", image=square)
+    boxed = config(
+        catalog,
+        "shelf",
+        image=square,
+        letterbox={"probability": 0.6, "aspects": [0.75, 0.5625], "weights": [3, 1], "fill": 0.5},
+    )
+    drawn = []
+    for index in range(60):
+        a, b = build_scene(plain, catalog, 3, index), build_scene(boxed, catalog, 3, index)
+        assert a.letterbox is None and "letterbox" not in a.to_json()
+        assert a.camera == b.camera and a.objects == b.objects and a.lights == b.lights
+        if b.letterbox is not None:
+            assert Scene.from_json(b.to_json()).letterbox == b.letterbox
+            drawn.append((b.letterbox.x1 - b.letterbox.x0, b.letterbox.y1 - b.letterbox.y0))
+    assert 24 <= len(drawn) <= 48  # 60 images at 0.6
+    counts = {size: drawn.count(size) for size in set(drawn)}
+    assert set(counts) == {(180, 240), (240, 180), (135, 240), (240, 135)}  # upright and landscape
+    assert counts[(180, 240)] + counts[(240, 180)] > counts[(135, 240)] + counts[(240, 135)]  # 3 : 1
+
+
+def test_letterbox_settings_are_checked(catalog):
+    with pytest.raises(ConfigError, match=r"key 'letterbox': .*2 weights for 1 aspects"):
+        config(catalog, "shelf", letterbox={"probability": 0.5, "aspects": [0.75], "weights": [1, 2]})
+    with pytest.raises(ConfigError, match=r"key 'letterbox.aspects.0'"):
+        config(catalog, "shelf", letterbox={"probability": 0.5, "aspects": [1.5]})

@@ -127,6 +127,12 @@ def test_pool_scores_disjoint_folds_and_recipe_arms_together(tmp_path):
     assert list(only_c["arms"]) == ["c", "c [fda.enabled=True]"] and list(only_c["differences"]) == [
         "c [fda.enabled=True] - c"
     ]
+    # Render overrides name the arms that learn from the renders; real-only is one arm either way.
+    bars = {"render_overrides": {"letterbox.probability": 0.55}}
+    boxed = [_bench(tmp_path, f"f{k}-bars", k, "bd", {**jitter, "d": 0.05}, **bars) for k in (0, 1)]
+    with_bars = pool_runs(runs + boxed, tmp_path / "bars", variants=["b", "d"], samples=100)
+    assert list(with_bars["arms"]) == ["b", "b [render letterbox.probability=0.55]", "d"]
+    assert with_bars["arms"]["d"]["recipe"] == ""
     with pytest.raises(ConfigError, match=r"none of \['a'\] was trained"):
         pool_runs(runs, tmp_path / "pool2", variants=["a"])
 

@@ -9,8 +9,8 @@ one paired bootstrap over the photos of every fold. Where the runs bring one rea
 the floor, every other arm is also given as a share of it, with the paired interval of that ratio.
 
 Runs must share one protocol (budget, model, detector input, the set the photos come from). A variant
-trained with different recipe overrides in different runs (``--train-set fda.enabled=true``) is a
-different arm, named by what differs, so an A/B of recipes can be pooled the same way.
+trained with different recipe overrides in different runs (``--train-set fda.enabled=true``, or
+``--render-set`` for the variants that learn from the renders) is a different arm, named by what differs, so an A/B of recipes can be pooled the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.sim2real.protocol import FLOOR
-from bench.sim2real.variants import VARIANTS, reference_key
+from bench.sim2real.variants import VARIANT_BY_KEY, VARIANTS, reference_key
 from synth.coco import load_coco, read_results
 from synth.errors import ConfigError
 from synth.fsutil import atomic_write_json
@@ -94,18 +94,30 @@ def _inside_run(summary: dict, recorded: str) -> str:
     return str(Path(summary["_root"]) / rel)
 
 
-def _recipe(summary: dict, vary_pretrain: bool) -> str:
-    """What a run's variants were trained with beyond the protocol: overrides and, where runs differ, the
-    starting point."""
+def _recipe(summary: dict, vary_pretrain: bool, key: str) -> str:
+    """What variant ``key`` of a run was trained with beyond the protocol: training overrides, render
+    overrides where it learns from the renders, and, where runs differ, the starting point."""
     params = summary["params"]
     parts = [
         f"{k}={v}"
         for k, v in sorted((params.get("train_overrides") or {}).items())
         if k not in RUN_ONLY_OVERRIDES
     ]
+    if _learns_from_renders(key):
+        parts += [f"render {k}={v}" for k, v in sorted((params.get("render_overrides") or {}).items())]
     if vary_pretrain:
         parts.insert(0, "pretrained" if params.get("pretrain") else "random init")
     return ", ".join(parts)
+
+
+def _learns_from_renders(key: str) -> bool:
+    """Whether the variant trains on rendered images, or starts from one that did."""
+    variant = VARIANT_BY_KEY.get(key)
+    while variant is not None:
+        if variant.data != "real_train":
+            return True
+        variant = VARIANT_BY_KEY.get(variant.init_from) if variant.init_from else None
+    return False
 
 
 def _photo_folders(summary: dict) -> set[str]:
@@ -161,10 +173,10 @@ def collect_folds(
             )
             folds[photos] = fold
         fold.sources.add(s["_file"])
-        recipe = _recipe(s, vary_pretrain)
         for key, record in s["variants"].items():
             if variants is not None and key not in variants:
                 continue
+            recipe = _recipe(s, vary_pretrain, key)
             label = f"{key} [{recipe}]" if recipe else key
             arm = arms.setdefault(
                 label, {"key": key, "title": TITLES.get(key, record.get("title", key)), "recipe": recipe}
