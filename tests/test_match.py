@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mesh_fixtures import SHARED
 from randomize_helpers import RETAIL, make_catalog
 
 from synth.dataset import render_dataset
@@ -62,3 +63,63 @@ def test_unlabelled_folder_gives_pixel_statistics_only(tmp_path):
     stats = set_stats(folder)
     assert set(stats) == {"brightness", "contrast", "warmth"}
     assert np.all(stats["brightness"] < 80 / 255)
+
+
+def _letterboxed(rng, size: int, aspect: float | None, portrait: bool) -> np.ndarray:
+    """A smooth random 'photo' of the given aspect padded to size x size with mid-grey bars (None: none)."""
+    import cv2
+
+    image = np.full((size, size, 3), 128, dtype=np.uint8)
+    w = h = size
+    if aspect is not None:
+        w, h = (round(size * aspect), size) if portrait else (size, round(size * aspect))
+    x0, y0 = (size - w) // 2, (size - h) // 2
+    smooth = cv2.resize(
+        rng.uniform(0, 255, (8, 8, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+    )
+    image[y0 : y0 + h, x0 : x0 + w] = np.clip(smooth, 0, 255).astype(np.uint8)
+    return image
+
+
+def test_letterbox_bars_are_measured_through_jpeg(tmp_path):
+    import cv2
+
+    from synth.match.letterbox import bars_of, measure_letterbox
+
+    rng = np.random.default_rng(0)
+    kinds = [(0.75, True)] * 6 + [(0.75, False)] * 6 + [(0.5625, False)] * 4 + [(None, False)] * 4
+    paths = []
+    for i, (aspect, portrait) in enumerate(kinds):
+        paths.append(tmp_path / f"{i}.jpg")
+        cv2.imwrite(str(paths[-1]), _letterboxed(rng, 224, aspect, portrait), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    bars = measure_letterbox(paths)
+    assert bars["probability"] == 0.8 and bars["weights"] == [4, 12]
+    assert bars["aspects"] == pytest.approx([0.5625, 0.75], abs=0.01)
+    assert bars["portrait_probability"] == pytest.approx(6 / 16, abs=1e-3) and bars["fill"] == pytest.approx(
+        0.5, abs=0.01
+    )
+    # a plain wall along one edge is not a bar, and a set without bars gives no section
+    wall = _letterboxed(rng, 224, None, False)
+    wall[:40] = 200
+    assert bars_of(wall) is None
+    assert measure_letterbox(paths[-4:]) is None
+    parse_render_config({"layout": {"kind": "shelf"}, "letterbox": bars}, "fitted")  # a valid section
+
+
+@pytest.mark.skipif(
+    not (SHARED / "real/retail/freiburg_dev").is_dir(), reason="../shared/real/retail/freiburg_dev absent"
+)
+def test_freiburg_photos_are_letterboxed_as_the_retail_recipe_says():
+    """The retail recipe's letterbox section is what the real photos measure."""
+    from synth.match.letterbox import measure_letterbox
+    from synth.match.stats import photo_set
+    from synth.randomize.settings import load_render_config
+
+    _, images = photo_set(SHARED / "real/retail/freiburg_dev")
+    bars = measure_letterbox(images)
+    recipe = load_render_config("configs/sim2real_retail.yaml").letterbox
+    assert bars["probability"] == pytest.approx(recipe.probability, abs=0.02)
+    assert bars["aspects"] == pytest.approx(recipe.aspects, abs=0.02)
+    share = bars["weights"][0] / sum(bars["weights"])
+    assert share == pytest.approx(recipe.weights[0] / sum(recipe.weights), abs=0.05)
+    assert bars["fill"] == pytest.approx(recipe.fill, abs=0.01)

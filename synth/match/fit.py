@@ -1,6 +1,7 @@
 """Fit a render config to a few real photos: render a small probe set, compare its statistics with the
 photos' (1-D Wasserstein distances, ``synth.match.stats``), adjust (``synth.match.adjust``), repeat, and
-keep the candidate closest to the photos. Probe sets are ordinary resumable datasets under ``work_dir``,
+keep the candidate closest to the photos. Letterbox bars, where the photos have them, are measured
+(``synth.match.letterbox``) and given to every candidate. Probe sets are ordinary resumable datasets under ``work_dir``,
 so a second run with the same inputs renders nothing.
 """
 
@@ -18,6 +19,7 @@ import yaml
 from synth.dataset import render_dataset
 from synth.fsutil import atomic_write_json, atomic_write_text
 from synth.match.adjust import adjust, with_image_size
+from synth.match.letterbox import measure_letterbox
 from synth.match.stats import distances, image_size, photo_set, set_stats
 from synth.randomize.settings import parse_render_config
 
@@ -78,6 +80,10 @@ def fit_config(
     history = [{"candidate": "before", **d_before}]
     best = (float("inf"), data, before, d_before)
     current, stats = with_image_size(data, image_size(coco, images)), before
+    bars = measure_letterbox(images)  # measured, not searched: the photos show it directly
+    if bars is not None:
+        log.info("letterbox bars on %.0f %% of the photos: %s", 100 * bars["probability"], bars)
+        current = {**current, "letterbox": bars}
     for k in range(iterations):
         current = adjust(current, stats, real)
         stats = probe(current, f"probe-{k + 1}")
