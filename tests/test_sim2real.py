@@ -397,6 +397,10 @@ def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
         "real_train": make_shapes_coco(tmp_path / "rtrain", n_images=6, size=64, seed=3, masks=False),
         "real_test": make_shapes_coco(tmp_path / "rtest", n_images=6, size=64, seed=4, masks=False),
     }
+    for path in (tmp_path / "rtest").rglob("*.*g"):  # the real test photos come letterboxed
+        pixels = np.array(Image.open(path).convert("RGB"))
+        pixels[:, :8] = pixels[:, -8:] = 128
+        Image.fromarray(pixels).save(path)
     variants = {
         k: _fake_variant(tmp_path, k, sets["real_test"], jitter, fps, seed)
         for seed, (k, jitter, fps) in enumerate(
@@ -477,6 +481,9 @@ def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
             assert im.width > 300 and im.height > 150
     stats = json.loads((tmp_path / "data_statistics.json").read_text())
     assert set(stats) == set(sets) and stats["real_test"]["boxes"]["boxes"] > 0
+    shares = {n: s["appearance"]["letterboxed_share"] for n, s in stats.items()}
+    assert shares == {n: 1.0 if n == "real_test" else 0.0 for n in sets}
+    assert "| letterboxed |" in md and "| 100 % |" in md
     assert (
         stats["synthetic_dr"]["appearance"]["mean_brightness"]
         < stats["synthetic_plain"]["appearance"]["mean_brightness"]

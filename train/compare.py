@@ -29,6 +29,7 @@ import numpy as np
 from synth.coco import box_statistics, load_coco
 from synth.errors import ConfigError
 from synth.fsutil import atomic_write_json
+from synth.match.letterbox import bars_of
 from train.document import Document, fmt, pct, png, read_json
 from train.figures import draw_outcomes
 from train.metrics import detections_at_best_f1
@@ -127,7 +128,8 @@ def _hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def appearance_statistics(coco_path: str | Path, max_images: int = STAT_IMAGES) -> dict:
-    """Brightness (Rec. 709 luma), saturation and hue over pixels of an evenly spaced sample of images."""
+    """Brightness (Rec. 709 luma), saturation and hue over pixels of an evenly spaced sample of images, and
+    the share of them padded to the square with plain bars (``synth.match.letterbox``)."""
     from PIL import Image
 
     src = load_coco(coco_path, check_files=False)
@@ -137,10 +139,11 @@ def appearance_statistics(coco_path: str | Path, max_images: int = STAT_IMAGES) 
     lum_hist = np.zeros(64)
     sat_hist = np.zeros(64)
     hue_hist = np.zeros(36)
-    image_brightness, image_contrast, image_saturation = [], [], []
+    image_brightness, image_contrast, image_saturation, letterboxed = [], [], [], []
     for i in chosen:
         with Image.open(src.image_path(i)) as im:
             im = im.convert("RGB")
+            letterboxed.append(bars_of(np.asarray(im)) is not None)
             im.thumbnail((STAT_SIDE, STAT_SIDE))
             rgb = np.asarray(im, dtype=np.float64).reshape(-1, 3) / 255.0
         lum = rgb @ np.array([0.2126, 0.7152, 0.0722])
@@ -159,6 +162,7 @@ def appearance_statistics(coco_path: str | Path, max_images: int = STAT_IMAGES) 
         "mean_brightness": round(float(np.mean(image_brightness)), 4) if chosen else None,
         "mean_contrast": round(float(np.mean(image_contrast)), 4) if chosen else None,
         "mean_saturation": round(float(np.mean(image_saturation)), 4) if chosen else None,
+        "letterboxed_share": round(float(np.mean(letterboxed)), 4) if chosen else None,
         "_hist": {
             "luminance": lum_hist / n,
             "saturation": sat_hist / n,
@@ -702,6 +706,7 @@ def _statistics_section(doc: Document, summary: dict, titles: dict[str, str]) ->
             "brightness",
             "contrast",
             "saturation",
+            "letterboxed",
             "path",
         ],
         [
@@ -715,6 +720,7 @@ def _statistics_section(doc: Document, summary: dict, titles: dict[str, str]) ->
                 fmt(look_stats[n]["mean_brightness"], 2),
                 fmt(look_stats[n]["mean_contrast"], 2),
                 fmt(look_stats[n]["mean_saturation"], 2),
+                pct(look_stats[n]["letterboxed_share"]),
                 datasets[n]["path"],
             ]
             for n in order
