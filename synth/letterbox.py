@@ -2,12 +2,15 @@
 
 Many real test sets come that way (55 % of Freiburg Groceries has mid-grey bars), and a detector that has
 only ever seen full-frame renders meets the bars, and products cut by them, for the first time on the
-photos. The scene builder draws the photo's rectangle (``synth.randomize.letterbox``), every backend renders the
-full frame as usual, and ``apply_letterbox`` then paints the bars over colour, depth and instance ids, above
-the backends, so annotation (which clips silhouettes to the same rectangle) sees what the photo shows.
+photos. The scene builder draws the photo's rectangle (``synth.randomize.letterbox``), every backend
+renders the full frame as usual, and ``apply_letterbox`` then paints the bars over colour, depth and
+instance ids, above the backends, so annotation (which clips silhouettes to the same rectangle) sees what
+the photo shows.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -33,18 +36,14 @@ def outside(box: Letterbox, height: int, width: int) -> np.ndarray:
 
 
 def apply_letterbox(frame: Frame, box: Letterbox | None) -> Frame:
-    """The frame as the letterboxed photo shows it: bars of the fill colour, no depth, no instance."""
+    """The frame as the letterboxed photo shows it: bars of the fill colour, no depth, no instance. A
+    backend's amodal masks are left whole: annotation clips every silhouette to the photo's rectangle."""
     if box is None:
         return frame
     height, width = frame.instance_ids.shape
     bars = outside(box, height, width)
-    rgb = frame.rgb.copy()
+    rgb, depth, ids = frame.rgb.copy(), frame.depth.copy(), frame.instance_ids.copy()
     rgb[bars] = np.round(np.asarray(box.fill) * 255.0).astype(np.uint8)
-    depth = frame.depth.copy()
     depth[bars] = 0.0
-    ids = frame.instance_ids.copy()
     ids[bars] = 0
-    amodal = None
-    if frame.amodal is not None:
-        amodal = {i: np.asarray(m, dtype=bool) & ~bars for i, m in frame.amodal.items()}
-    return Frame(rgb=rgb, depth=depth, instance_ids=ids, amodal=amodal, timings=frame.timings)
+    return replace(frame, rgb=rgb, depth=depth, instance_ids=ids)

@@ -214,9 +214,8 @@ class Scene(_Strict):
     def _letterbox_inside(self):
         box, cam = self.letterbox, self.camera
         if box is not None and (box.x1 > cam.width or box.y1 > cam.height):
-            raise ValueError(
-                f"letterbox [{box.x0}, {box.x1}) x [{box.y0}, {box.y1}) leaves the {cam.width}x{cam.height} image"
-            )
+            rect = f"[{box.x0}, {box.x1}) x [{box.y0}, {box.y1})"
+            raise ValueError(f"letterbox {rect} leaves the {cam.width}x{cam.height} image")
         return self
 
     def targets(self) -> list[SceneObject]:

@@ -10,7 +10,8 @@ the floor, every other arm is also given as a share of it, with the paired inter
 
 Runs must share one protocol (budget, model, detector input, the set the photos come from). A variant
 trained with different recipe overrides in different runs (``--train-set fda.enabled=true``, or
-``--render-set`` for the variants that learn from the renders) is a different arm, named by what differs, so an A/B of recipes can be pooled the same way.
+``--render-set`` for the variants that learn from the renders) is a different arm, named by what differs,
+so an A/B of recipes can be pooled the same way.
 """
 
 from __future__ import annotations

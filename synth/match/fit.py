@@ -1,8 +1,8 @@
 """Fit a render config to a few real photos: render a small probe set, compare its statistics with the
 photos' (1-D Wasserstein distances, ``synth.match.stats``), adjust (``synth.match.adjust``), repeat, and
 keep the candidate closest to the photos. Letterbox bars, where the photos have them, are measured
-(``synth.match.letterbox``) and given to every candidate. Probe sets are ordinary resumable datasets under ``work_dir``,
-so a second run with the same inputs renders nothing.
+(``synth.match.letterbox``) and given to every candidate. Probe sets are ordinary resumable datasets under
+``work_dir``, so a second run with the same inputs renders nothing.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Letterbox bars in real photos, measured so that renders can carry the same (``letterbox`` section).
 
 A bar is a run of whole rows (top, bottom) or columns (left, right) at the image border whose pixels are
-one plain colour, with its opposite bar (padding is centred). The photo inside them gives its aspect (short side / long side); photos are grouped by
-aspect, and the groups become the section's ``aspects`` and ``weights``. Photos are read as they are,
+one plain colour, with its opposite bar (padding is centred). The photo inside them gives its aspect
+(short side / long side); photos are grouped by aspect, and the groups become the section's ``aspects``
+and ``weights``. Photos are read as they are,
 without resizing, so a bar is found to the pixel.
 """
 
@@ -79,8 +80,7 @@ def measure_letterbox(images: list[Path]) -> dict | None:
         fills.append(fill)
     if len(aspects) < MIN_SHARE * len(images):
         return None
-    order = np.argsort(aspects)
-    values = np.asarray(aspects)[order]
+    values = np.sort(aspects)
     groups = np.split(values, np.flatnonzero(np.diff(values) > ASPECT_GAP) + 1)
     kept = [g for g in groups if len(g) >= MIN_GROUP * len(values)]
     return {

@@ -2,8 +2,9 @@
 
 All randomness of image ``index`` comes from ``np.random.default_rng([seed, index])``, so an image depends
 on nothing but (config, catalog, seed, index): not on other images, worker count or order. That generator
-is split into independent streams per concern (layout, camera, lights, looks, background, letterbox), so changing,
-say, the lighting section of a config re-lights the same scenes instead of reshuffling every object.
+is split into independent streams per concern (layout, camera, lights, looks, background, letterbox), so
+changing, say, the lighting section of a config re-lights the same scenes instead of reshuffling every
+object.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Which images are letterboxed photos, and of which aspect: the scene's ``Letterbox`` (``synth.letterbox``)."""
+"""Which images are letterboxed photos, and of which aspect: the scene's ``Letterbox``
+(``synth.letterbox``)."""
 
 from __future__ import annotations
 
