@@ -11,6 +11,7 @@ from train.config import TrainConfig
 from train.data import UnlabelledImages
 from train.engine import DistInfo, TrainingError, build_loaders, first_target_step, teacher_start_step, train
 from train.evaluate import load_checkpoint
+from train.ignore_regions import IGNORE_LABEL
 from train.self_training import MeanTeacher, pseudo_box_count
 
 
@@ -77,6 +78,20 @@ def test_pseudo_labels_keep_confident_boxes_with_area_and_binarise_masks():
     assert empty["boxes"].shape == (0, 4) and empty["labels"].shape == (0,)
     capped = MeanTeacher(_FixedDetector(_detections()), ema=0.9, threshold=0.1, max_per_image=1)
     assert capped.pseudo_labels(torch.zeros(1, 3, 8, 8))[0]["boxes"].shape == (1, 4)
+
+
+def test_unsure_detections_become_dont_care_boxes_with_an_ignore_band():
+    banded = MeanTeacher(
+        _FixedDetector(_detections()), ema=0.9, threshold=0.5, max_per_image=10, ignore_below=0.2
+    )
+    labels = banded.pseudo_labels(torch.zeros(1, 3, 8, 8))
+    assert labels[0]["boxes"].tolist() == [[0.0, 0.0, 10.0, 10.0], [2.0, 3.0, 30.0, 40.0]]
+    assert labels[0]["labels"].tolist() == [2, IGNORE_LABEL]  # 0.3 lies in [0.2, 0.5)
+    assert pseudo_box_count(labels).item() == 1.0  # don't-care boxes are not labels
+    above = MeanTeacher(
+        _FixedDetector(_detections()), ema=0.9, threshold=0.5, max_per_image=10, ignore_below=0.35
+    )
+    assert above.pseudo_labels(torch.zeros(1, 3, 8, 8))[0]["labels"].tolist() == [2]
 
 
 @pytest.mark.parametrize("dann", [True, False])

@@ -158,6 +158,9 @@ class SelfTrainingConfig(_Strict):
     start: float = Field(0.5, ge=0.0, lt=1.0)  # share of the steps trained on the labelled data alone first
     ema: float = Field(0.99, ge=0.0, lt=1.0)  # teacher = ema * teacher + (1 - ema) * detector, every step
     threshold: float = Field(0.5, gt=0.0, le=1.0)  # teacher score a detection needs to become a label
+    # Teacher detections scoring in [ignore_below, threshold) are neither labels nor background: SSD's
+    # hard-negative mining skips the anchors on them (train.ignore_regions). None: everything else is background.
+    ignore_below: float | None = Field(None, gt=0.0, lt=1.0)
     weight: float = Field(1.0, ge=0.0)  # weight of the pseudo-labelled detection loss
     max_per_image: int = Field(100, ge=1)
 
@@ -250,6 +253,16 @@ class TrainConfig(_Strict):
             )
         if self.dann.instance_level and not self.model.is_rcnn:
             raise ValueError("dann.instance_level needs an R-CNN model (SSD has no RoI features)")
+        st = self.self_training
+        if st.ignore_below is not None and st.ignore_below >= st.threshold:
+            raise ValueError(
+                f"self_training.ignore_below ({st.ignore_below}) must be below self_training.threshold "
+                f"({st.threshold}): it opens the band of teacher scores that are neither label nor background"
+            )
+        if st.ignore_below is not None and self.model.is_rcnn:
+            raise ValueError(
+                "self_training.ignore_below needs an SSD model (it acts on SSD's hard-negative mining)"
+            )
         return self
 
 

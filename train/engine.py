@@ -707,7 +707,13 @@ def uses_target_images(cfg: TrainConfig) -> bool:
 
 def new_teacher(detector: torch.nn.Module, cfg: TrainConfig) -> MeanTeacher:
     st = cfg.self_training
-    return MeanTeacher(detector, ema=st.ema, threshold=st.threshold, max_per_image=st.max_per_image)
+    return MeanTeacher(
+        detector,
+        ema=st.ema,
+        threshold=st.threshold,
+        max_per_image=st.max_per_image,
+        ignore_below=st.ignore_below,
+    )
 
 
 def teacher_start_step(cfg: TrainConfig) -> int:

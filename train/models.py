@@ -214,9 +214,11 @@ def _build_ssd(
 ) -> nn.Module:
     from torchvision.models import mobilenet_v3_large, vgg16
     from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
-    from torchvision.models.detection.ssd import SSD, _vgg_extractor
+    from torchvision.models.detection.ssd import _vgg_extractor
     from torchvision.models.detection.ssdlite import SSDLiteHead, _normal_init
     from torchvision.models.detection.ssdlite import _mobilenet_extractor as _ssdlite_extractor
+
+    from train.ignore_regions import IgnoreRegionSSD
 
     size = (cfg.image_size, cfg.image_size)
     common = {
@@ -240,7 +242,7 @@ def _build_ssd(
         steps = [8, 16, 32, 64, 100, 300] if cfg.image_size == 300 else None
         anchors = _default_boxes(DefaultBoxGenerator, ratios, scales, steps, "ssd300_vgg16")
         _probe_backbone(backbone, size, cfg)
-        return SSD(
+        return IgnoreRegionSSD(
             backbone,
             anchors,
             size,
@@ -268,7 +270,7 @@ def _build_ssd(
         anchors = DefaultBoxGenerator(ratios, min_ratio=0.2, max_ratio=0.95)
     out_channels = _probe_backbone(backbone, size, cfg)
     head = SSDLiteHead(out_channels, anchors.num_anchors_per_location(), num_classes + BACKGROUND, norm)
-    return SSD(
+    return IgnoreRegionSSD(
         backbone,
         anchors,
         size,

@@ -6,7 +6,8 @@ follows it as an exponential moving average of its weights. Every step the teach
 batch as it is (no randomization) and its confident detections become the labels the detector learns from
 on the same photos, randomized like the source batch (boxes warped with them). The averaged teacher is
 steadier than the detector it follows, so its labels improve as training goes on instead of feeding the
-detector its own latest mistakes.
+detector its own latest mistakes. With ``ignore_below`` the teacher's unsure detections (scores in
+[ignore_below, threshold)) become don't-care boxes (train.ignore_regions) rather than background.
 """
 
 from __future__ import annotations
@@ -16,17 +17,28 @@ import copy
 import torch
 from torch import nn
 
+from train.ignore_regions import IGNORE_LABEL
+
 
 class MeanTeacher:
     """An EMA copy of a detector that labels target images; ``state_dict`` round-trips through checkpoints."""
 
-    def __init__(self, detector: nn.Module, *, ema: float, threshold: float, max_per_image: int):
+    def __init__(
+        self,
+        detector: nn.Module,
+        *,
+        ema: float,
+        threshold: float,
+        max_per_image: int,
+        ignore_below: float | None = None,
+    ):
         self.model = copy.deepcopy(detector).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.ema = ema
         self.threshold = threshold
         self.max_per_image = max_per_image
+        self.ignore_below = ignore_below
 
     @torch.no_grad()
     def update(self, student: nn.Module) -> None:
@@ -42,16 +54,21 @@ class MeanTeacher:
     def pseudo_labels(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """The teacher's detections scoring at least ``threshold`` on each image, as training targets
         (boxes, labels and, for Mask R-CNN, binary masks). An image without any gets empty targets, from which
-        torchvision's losses learn background at most (SSD's hard-negative mining takes none)."""
+        torchvision's losses learn background at most (SSD's hard-negative mining takes none). With
+        ``ignore_below``, detections scoring in [ignore_below, threshold) follow as don't-care boxes (label
+        ``IGNORE_LABEL``; SSD only, see train.ignore_regions)."""
         self.model.eval()
         outputs = self.model(list(images))
         targets = []
         for out in outputs:
-            keep = (out["scores"] >= self.threshold).nonzero().flatten()[: self.max_per_image]
+            lowest = self.threshold if self.ignore_below is None else self.ignore_below
+            keep = (out["scores"] >= lowest).nonzero().flatten()[: self.max_per_image]
             boxes = out["boxes"][keep].float()
             wide = (boxes[:, 2] - boxes[:, 0] >= 1.0) & (boxes[:, 3] - boxes[:, 1] >= 1.0)
             keep, boxes = keep[wide], boxes[wide]
-            t = {"boxes": boxes, "labels": out["labels"][keep].to(torch.int64)}
+            labels = out["labels"][keep].to(torch.int64)
+            labels[out["scores"][keep] < self.threshold] = IGNORE_LABEL
+            t = {"boxes": boxes, "labels": labels}
             if "masks" in out:
                 t["masks"] = (out["masks"][keep, 0] > 0.5).to(torch.uint8)
             targets.append(t)
@@ -65,6 +82,7 @@ class MeanTeacher:
 
 
 def pseudo_box_count(targets: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-    """Mean pseudo-labelled boxes per image (logged: a collapse to 0 or a flood shows here first)."""
-    n = sum(int(t["boxes"].shape[0]) for t in targets)
+    """Mean pseudo-labelled boxes per image, don't-care boxes not counted (logged: a collapse to 0 or a flood
+    shows here first)."""
+    n = sum(int((t["labels"] != IGNORE_LABEL).sum()) for t in targets)
     return torch.tensor(n / max(1, len(targets)), dtype=torch.float32)
