@@ -32,22 +32,31 @@ FAR = [[100.0 + 9 * k, 0.0, 108.0 + 9 * k, 8.0] for k in range(7)]
 ANCHORS = torch.tensor([LABELLED, UNSURE, [50.0, 50.0, 68.0, 70.0], *FAR])
 
 
-def _losses(model, boxes: list, labels: list, loss=None):
-    """Losses and |d loss / d class logits| per anchor for one image whose head calls the unsure box an object."""
+def _batch_losses(model, images: list[tuple[list, list]], loss=None):
+    """Losses and |d loss / d class logits| per image and anchor for a batch of (boxes, labels), each image's
+    head calling the unsure box an object."""
     torch.manual_seed(2)
-    logits = torch.randn(1, len(ANCHORS), 2)
-    logits[0, 1:3] = torch.tensor([-4.0, 4.0])  # certain object: the hardest negatives, if background
+    logits = torch.randn(len(images), len(ANCHORS), 2)
+    logits[:, 1:3] = torch.tensor([-4.0, 4.0])  # certain object: the hardest negatives, if background
     logits.requires_grad_(True)
-    head = {"cls_logits": logits, "bbox_regression": torch.randn(1, len(ANCHORS), 4)}
-    target = {"boxes": torch.tensor(boxes).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.int64)}
-    if target["boxes"].numel():  # matched on every box, as SSD.forward does before compute_loss
-        matched = [model.proposal_matcher(box_iou(target["boxes"], ANCHORS))]
-    else:
-        matched = [torch.full((len(ANCHORS),), -1, dtype=torch.int64)]
-    losses = (loss or model.compute_loss)([target], head, [ANCHORS], matched)
+    head = {"cls_logits": logits, "bbox_regression": torch.randn(len(images), len(ANCHORS), 4)}
+    targets, matched = [], []
+    for boxes, labels in images:
+        t = {"boxes": torch.tensor(boxes).reshape(-1, 4), "labels": torch.tensor(labels, dtype=torch.int64)}
+        targets.append(t)
+        if t["boxes"].numel():  # matched on every box, as SSD.forward does before compute_loss
+            matched.append(model.proposal_matcher(box_iou(t["boxes"], ANCHORS)))
+        else:
+            matched.append(torch.full((len(ANCHORS),), -1, dtype=torch.int64))
+    losses = (loss or model.compute_loss)(targets, head, [ANCHORS] * len(images), matched)
     (grad,) = torch.autograd.grad(sum(losses.values()), logits, allow_unused=True)
     grad = torch.zeros_like(logits) if grad is None else grad
-    return {k: v.item() for k, v in losses.items()}, grad[0].abs().sum(1)
+    return {k: v.item() for k, v in losses.items()}, grad.abs().sum(2)
+
+
+def _losses(model, boxes: list, labels: list, loss=None):
+    losses, grad = _batch_losses(model, [(boxes, labels)], loss)
+    return losses, grad[0]
 
 
 def test_without_dont_care_boxes_the_loss_is_torchvisions():
@@ -130,3 +139,12 @@ def test_ssd_self_training_with_an_ignore_band_trains(tmp_path, monkeypatch):
     assert len(seen) == 6 and not any(IGNORE_LABEL in labels for labels in seen[:3] + seen[4:5])
     assert IGNORE_LABEL in seen[3] + seen[5] and 1 in seen[3] + seen[5]
     assert len(seen[3]) <= 2 * cfg.batch_size  # the 0.01 box is neither label nor don't-care
+
+
+def test_a_batch_mixes_images_with_and_without_dont_care_boxes():
+    model = _ssd()
+    batch = [([LABELLED, UNSURE], [1, IGNORE_LABEL]), ([LABELLED], [1]), ([], [])]
+    _, grad = _batch_losses(model, batch)
+    assert grad[0, 1] == 0 and grad[0, 2] == 0  # skipped where the box is unsure ...
+    assert (grad[1, 1:3] > 0).all()  # ... and mined as usual in the image without one
+    assert not grad[2].any()  # nothing labelled: no negatives either

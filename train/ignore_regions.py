@@ -40,8 +40,11 @@ class IgnoreRegionSSD(SSD):
             else:
                 m = self.proposal_matcher(box_iou(boxes, anchors_per_image))
             matched.append(m)
-            near = box_iou(t["boxes"][~real], anchors_per_image).amax(0) >= IGNORE_IOU
-            ignored.append(near & (m < 0))
+            unsure = t["boxes"][~real]
+            if unsure.numel() == 0:
+                ignored.append(torch.zeros_like(m, dtype=torch.bool))
+            else:
+                ignored.append((box_iou(unsure, anchors_per_image).amax(0) >= IGNORE_IOU) & (m < 0))
         cls_logits = head_outputs["cls_logits"]
         # A constant, certain background score: zero loss and zero gradient, so mining never takes these
         # anchors while any other background anchor is left.
