@@ -22,6 +22,7 @@ class _FixedDetector(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(3))
         self.register_buffer("running", torch.zeros(3))
+        self.register_buffer("count", torch.tensor(0))
         self.detections = detections
 
     def forward(self, images):
@@ -40,18 +41,20 @@ def _detections(with_masks: bool = False) -> dict:
     return out
 
 
-def test_teacher_is_an_exponential_moving_average_and_copies_buffers():
+def test_teacher_is_an_exponential_moving_average_of_weights_and_statistics():
     student = _FixedDetector(_detections())
     teacher = MeanTeacher(student, ema=0.9, threshold=0.5, max_per_image=10)
     assert not any(p.requires_grad for p in teacher.model.parameters())
     with torch.no_grad():
         student.weight.copy_(torch.tensor([1.0, 2.0, -1.0]))
         student.running.fill_(7.0)
+        student.count.fill_(12)
     teacher.update(student)
     assert torch.allclose(teacher.model.weight, torch.tensor([0.1, 0.2, -0.1]))
     teacher.update(student)
     assert torch.allclose(teacher.model.weight, torch.tensor([0.19, 0.38, -0.19]))  # 0.9 * 0.1 + 0.1 * 1
-    assert torch.equal(teacher.model.running, torch.full((3,), 7.0))
+    assert torch.allclose(teacher.model.running, torch.full((3,), 1.33))  # statistics averaged alike
+    assert torch.equal(teacher.model.count, student.count)  # integer buffers (batch counters) copied
     assert torch.equal(student.weight, torch.tensor([1.0, 2.0, -1.0]))  # the student is left alone
 
     copy = MeanTeacher(_FixedDetector(_detections()), ema=0.9, threshold=0.5, max_per_image=10)

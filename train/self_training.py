@@ -42,13 +42,19 @@ class MeanTeacher:
 
     @torch.no_grad()
     def update(self, student: nn.Module) -> None:
-        """teacher = ema * teacher + (1 - ema) * student for the weights; buffers (norm statistics) copied."""
+        """teacher = ema * teacher + (1 - ema) * student, for the weights and the floating-point buffers
+        (BatchNorm's running statistics) alike; integer buffers (batch counters) are copied. Statistics
+        copied from the student would normalise the slow teacher's weights with the fast student's: at EMA
+        0.9996 that silenced the teacher within 100 steps (no detection left above its threshold)."""
         t_params = dict(self.model.named_parameters())
         for name, p in student.named_parameters():
             t_params[name].lerp_(p.detach(), 1.0 - self.ema)
         t_buffers = dict(self.model.named_buffers())
         for name, b in student.named_buffers():
-            t_buffers[name].copy_(b)
+            if b.is_floating_point():
+                t_buffers[name].lerp_(b, 1.0 - self.ema)
+            else:
+                t_buffers[name].copy_(b)
 
     @torch.no_grad()
     def pseudo_labels(self, images: torch.Tensor) -> list[dict[str, torch.Tensor]]:
