@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -191,14 +192,22 @@ def test_every_variant_gets_the_same_budget(tmp_path):
         }
 
     configs = configs_for(Sim2RealParams(task="retail", seed=5, train_overrides={"augment.strength": 0.3}))
-    shared = ("steps", "batch_size", "seed", "optimizer", "lr", "warmup_steps", "val_fraction")
+    shared = ("batch_size", "seed", "optimizer", "lr", "warmup_steps", "val_fraction")
     for key in shared:
         assert len({c[key] for c in configs.values()}) == 1, key
+    # (c) adapts (b)'s detector for half the steps, on top of (b)'s
+    steps = {k: c["steps"] for k, c in configs.items()}
+    assert steps == {**dict.fromkeys("abde", steps["a"]), "c": math.ceil(steps["a"] / 2)}
     assert len({json.dumps(c["model"] | {"weights": None}, sort_keys=True) for c in configs.values()}) == 1
     assert configs["a"]["seed"] == 5 and configs["a"]["augment"]["strength"] == 0.3
     assert not configs["a"]["augment"]["enabled"] and all(configs[k]["augment"]["enabled"] for k in "bcde")
     assert configs["c"]["dann"]["enabled"] and configs["c"]["target_images"].endswith("real.json")
-    assert configs["c"]["self_training"]["enabled"]
+    # (c) adapts (b)'s detector: the burn-in is (b), so the teacher labels from the first step, and its
+    # unsure detections are don't-care boxes for SSD's hard-negative mining
+    assert configs["c"]["self_training"]["enabled"] and configs["c"]["model"]["weights"] == "b.pt"
+    assert configs["c"]["self_training"]["start"] == 0.0
+    assert configs["c"]["self_training"]["ignore_below"] == 0.2
+    assert all(configs[k]["self_training"]["ignore_below"] is None for k in "abde")
     assert not any(
         configs[k]["dann"]["enabled"] or configs[k]["self_training"]["enabled"] or configs[k]["target_images"]
         for k in "abde"
@@ -207,9 +216,24 @@ def test_every_variant_gets_the_same_budget(tmp_path):
     # --train-set model.weights=... starts every variant but the fine-tuned one, which starts from its parent
     mine = configs_for(Sim2RealParams(task="retail", train_overrides={"model.weights": "mine.pt"}))
     assert {k: c["model"]["weights"] for k, c in mine.items()} == {
-        **dict.fromkeys("abcd", "mine.pt"),
-        "e": "b.pt",
+        **dict.fromkeys("abd", "mine.pt"),
+        **dict.fromkeys("ce", "b.pt"),
     }
+    # adaptation overrides reach only the variant that adapts: (b), trained first as (c)'s start, stays (b)
+    fda = configs_for(
+        Sim2RealParams(task="retail", train_overrides={"fda.enabled": True, "dann.weight": 0.3})
+    )
+    assert fda["c"]["fda"]["enabled"] and fda["c"]["dann"]["weight"] == 0.3
+    assert (
+        not any(fda[k]["fda"]["enabled"] for k in "abde")
+        and fda["b"] == configs_for(Sim2RealParams(task="retail"))["b"]
+    )
+    # the don't-care band acts on SSD's hard-negative mining; an R-CNN (c) adapts without it
+    rcnn = configs_for(
+        Sim2RealParams(task="retail", train_overrides={"model.name": "maskrcnn_mobilenet_v3_large_fpn"})
+    )
+    assert rcnn["c"]["model"]["name"].startswith("maskrcnn")
+    assert rcnn["c"]["self_training"]["ignore_below"] is None and rcnn["c"]["self_training"]["start"] == 0.0
 
 
 def test_shared_classes_and_category_maps(tmp_path):
@@ -372,7 +396,7 @@ def _fake_variant(
         "train_objects": 20,
         "augment": key != "a",
         "dann": key == "c",
-        "init_from": "b" if key == "e" else None,
+        "init_from": VARIANT_BY_KEY[key].init_from,
         "steps": 3,
         "batch_size": 2,
         "seed": 0,
@@ -484,6 +508,7 @@ def test_comparison_report_is_self_contained_and_states_provenance(tmp_path):
     shares = {n: s["appearance"]["letterboxed_share"] for n, s in stats.items()}
     assert shares == {n: 1.0 if n == "real_test" else 0.0 for n in sets}
     assert "| letterboxed |" in md and "| 100 % |" in md
+    assert "| 1 after (b) |" in md  # (c) and (e) train on top of (b)'s detector and time
     assert (
         stats["synthetic_dr"]["appearance"]["mean_brightness"]
         < stats["synthetic_plain"]["appearance"]["mean_brightness"]
@@ -560,8 +585,13 @@ def test_protocol_runs_in_process_with_plain_runners(tmp_path):
     assert [(j.out.split("/")[-1], j.seed, j.n) for j in renders] == [("dr", 3, 3), ("plain", 3, 3)]
     assert all(renders[1].overrides[k] == v for k, v in PLAIN_LOOKS.items())
     assert [c.out.split("/")[-1] for c in trained] == [f"{v.key}-{v.name}" for v in VARIANTS]
-    assert trained[4].model.weights == str(Path(trained[1].out) / "checkpoints" / "last.pt")
-    assert {(c.steps, c.seed, c.model.name) for c in trained} == {(4, 3, "ssdlite320_mobilenet_v3_large")}
+    parent = str(Path(trained[1].out) / "checkpoints" / "last.pt")
+    assert trained[2].model.weights == trained[4].model.weights == parent  # (c) and (e) start from (b)
+    assert {(c.steps, c.seed, c.model.name) for c in trained} == {
+        (4, 3, "ssdlite320_mobilenet_v3_large"),
+        (2, 3, "ssdlite320_mobilenet_v3_large"),  # (c): half the steps on top of (b)'s
+    }
+    assert trained[2].steps == 2
     saved = json.loads((tmp_path / "bench" / "sim2real.json").read_text())
     assert saved == json.loads(json.dumps(summary))
     assert {k: r["role"] for k, r in saved["variants"].items()} == {v.key: v.role for v in VARIANTS}
@@ -627,14 +657,21 @@ def test_benchmark_end_to_end_at_toy_scale(tmp_path, monkeypatch):
     assert [r["role"] for r in saved["variants"].values()] == [v.role for v in VARIANTS]
     for name in ("report.html", "report.md", "data_statistics.json", "report_files/examples.png"):
         assert (out / name).is_file(), name
-    # one budget: same steps, batch, seed and model for every variant, read back from each run's config
+    # one budget: same steps, batch, seed and model for every variant ((c) half the steps on top of (b)'s),
+    # read back from each run's config
     configs = {
         k: yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text())
         for k, r in saved["variants"].items()
     }
     assert {
-        (c["steps"], c["batch_size"], c["seed"], c["model"]["name"], c["model"]["image_size"])
-        for c in configs.values()
+        (
+            c["steps"] * (2 if k == "c" else 1),
+            c["batch_size"],
+            c["seed"],
+            c["model"]["name"],
+            c["model"]["image_size"],
+        )
+        for k, c in configs.items()
     } == {(2, 2, 3, "ssdlite320_mobilenet_v3_large", 96)}
     assert configs["e"]["model"]["weights"] == str(
         Path(saved["variants"]["b"]["run_dir"]) / "checkpoints" / "last.pt"
@@ -799,3 +836,39 @@ def test_a_pretrained_detector_starts_every_variant_without_a_parent(tmp_path):
     report = (tmp_path / "bench" / "report.md").read_text()
     assert "simreal pretrain" in report and "0123456789abcdef" in report and "25.0 min once" in report
     assert "random initialisation" not in report
+
+
+def test_a_finished_run_is_reused_across_new_default_settings_but_not_changed_ones(tmp_path):
+    """A config key added since a run finished, at its default, leaves it the same run; a changed setting
+    is another run, refused in that folder rather than silently reused."""
+    import torch
+
+    from bench.sim2real.scales import Sim2RealParams
+    from bench.sim2real.training import train_config, train_or_reuse
+    from bench.sim2real.variants import VARIANT_BY_KEY
+    from synth.errors import ConfigError
+
+    params = Sim2RealParams(task="retail")
+    cfg = train_config(
+        VARIANT_BY_KEY["b"],
+        params,
+        params.settings(),
+        run_dir=tmp_path / "b",
+        data=str(tmp_path / "data"),
+        class_name="product",
+        category_map=None,
+        target_images=None,
+        parent_checkpoint=None,
+    )
+    stored = cfg.model_dump(mode="json")
+    del stored["self_training"]["ignore_below"]  # written before that setting existed
+    (tmp_path / "b" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "b" / "config.yaml").write_text(yaml.safe_dump(stored))
+    torch.save({"step": cfg.steps}, tmp_path / "b" / "checkpoints" / "last.pt")
+
+    def never(_cfg):
+        raise AssertionError("trained again")
+
+    assert train_or_reuse(cfg, never) == (str(tmp_path / "b"), "reused")
+    with pytest.raises(ConfigError, match="already holds a training run with other settings"):
+        train_or_reuse(cfg.model_copy(update={"lr": cfg.lr / 2}), never)

@@ -93,6 +93,9 @@ def test_pool_scores_disjoint_folds_and_recipe_arms_together(tmp_path):
         pool_runs(runs + ab[:1], tmp_path / "pool")
     record = pool_runs(runs + ab, tmp_path / "pool", samples=200)
 
+    # (c) starts from (b), so the FDA runs trained (b) again, which FDA does not reach: the same arm, the
+    # same (fake, deterministic) predictions, counted once.
+    assert all("b" in json.loads((Path(r) / "sim2real.json").read_text())["variants"] for r in ab)
     assert list(record["arms"]) == ["b", "c", "c [fda.enabled=True]"]
     assert [f["images"] for f in record["folds"]] == [4, 4]
     for arm, rec in record["arms"].items():

@@ -541,10 +541,16 @@ def _accuracy_rows(summary: dict) -> list[list]:
             fmt(r["bbox"].get("AR100")),
             (r.get("floor_margin") or {}).get("verdict", "n/a"),
             _relative_cell(summary, k, ref),
-            fmt(r.get("train_s"), 0),
+            _training_time_cell(r),
         ]
         for k, r in variants.items()
     ] + _floor_row(summary)
+
+
+def _training_time_cell(rec: dict) -> str:
+    """Training seconds; a variant that starts from another's detector trains on top of that one's time."""
+    cell = fmt(rec.get("train_s"), 0)
+    return f"{cell} after ({rec['init_from']})" if rec.get("init_from") and rec.get("train_s") else cell
 
 
 def _floor_row(summary: dict) -> list[list]:

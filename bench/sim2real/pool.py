@@ -16,6 +16,7 @@ so an A/B of recipes can be pooled the same way.
 
 from __future__ import annotations
 
+import filecmp
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,13 +97,14 @@ def _inside_run(summary: dict, recorded: str) -> str:
 
 
 def _recipe(summary: dict, vary_pretrain: bool, key: str) -> str:
-    """What variant ``key`` of a run was trained with beyond the protocol: training overrides, render
-    overrides where it learns from the renders, and, where runs differ, the starting point."""
+    """What variant ``key`` of a run was trained with beyond the protocol: the training overrides that reach
+    it, render overrides where it learns from the renders, and, where runs differ, the starting point."""
     params = summary["params"]
+    variant = VARIANT_BY_KEY.get(key)
     parts = [
         f"{k}={v}"
         for k, v in sorted((params.get("train_overrides") or {}).items())
-        if k not in RUN_ONLY_OVERRIDES
+        if k not in RUN_ONLY_OVERRIDES and (variant is None or variant.takes(k))
     ]
     if _learns_from_renders(key):
         parts += [f"render {k}={v}" for k, v in sorted((params.get("render_overrides") or {}).items())]
@@ -151,7 +153,9 @@ def collect_folds(
     """Group every training run of the ``variants`` (default all) by the photos it was tested on; (folds, arms).
 
     Runs with the same test photos form one fold; different test sets must be disjoint, else a photo would
-    count twice. The same arm, fold and training seed twice is refused unless it is the same run."""
+    count twice. The same arm, fold and training seed twice is refused unless it is the same run or made
+    the same predictions (as (b) does when trained again, deterministically, as the start of another (c)):
+    then it counts once."""
     vary_pretrain = len({bool(s["params"].get("pretrain")) for s in summaries}) > 1
     folds: dict[frozenset, Fold] = {}
     arms: dict[str, dict] = {}
@@ -187,7 +191,7 @@ def collect_folds(
                 seed = int(run["seed"])
                 known = fold.runs.setdefault(label, {}).get(seed)
                 file = _inside_run(s, run["predictions_file"])
-                if known is not None and known != file:
+                if known is not None and known != file and not filecmp.cmp(known, file, shallow=False):
                     raise ConfigError(
                         s["_file"],
                         f"{label} with training seed {seed} on these test photos is also in {known}: "

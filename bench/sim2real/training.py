@@ -1,10 +1,12 @@
-"""Training and scoring one variant: its config (one shared budget; only data, augmentation, DANN and the
-starting weights differ), the train-or-reuse cache, the test-split evaluation and the summary record."""
+"""Training and scoring one variant: its config (one shared budget; only data, augmentation, adaptation,
+the share of the steps and the starting weights differ), the train-or-reuse cache, the test-split
+evaluation and the summary record."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -36,18 +38,20 @@ def train_config(
     seed: int | None = None,
 ):
     """One variant's validated TrainConfig: every budget and optimizer setting is shared, only the data, the
-    augmentation switch, DANN, self-training and the starting weights differ (and ``seed``, the training
-    seed, default the run's seed). A variant without a parent starts from ``params.initial_weights()``.
-    ``params.train_overrides`` come last, except over ``parent_checkpoint``: a fine-tuned variant starts
-    from its parent's checkpoint whatever ``model.weights`` the others get."""
+    augmentation switch, DANN, self-training with the variant's own settings, its share of the steps and
+    the starting weights differ (and ``seed``, the training seed, default the run's seed). A variant
+    without a parent starts from ``params.initial_weights()``. ``params.train_overrides`` that reach the
+    variant come last, except over ``parent_checkpoint``: a variant with a parent starts from its
+    checkpoint whatever ``model.weights`` the others get."""
     from train.config import load_train_config, resolve_model_name
 
+    steps = max(1, math.ceil(s.steps * v.steps_share))
     settings: dict[str, Any] = {
         "data": data,
         "out": str(run_dir),
         "model.name": resolve_model_name(s.model),
         "model.image_size": s.image_size,
-        "steps": s.steps,
+        "steps": steps,
         "batch_size": s.batch_size,
         "class_agnostic": class_name,
         "target_images": target_images if v.adapts else None,
@@ -61,19 +65,23 @@ def train_config(
         "val_fraction": 0.0,  # nothing is selected on validation data: the last checkpoint is evaluated
         "workers": s.loader_workers,
         "device": params.device,
-        "log_every": max(1, s.steps // 25),
-        "checkpoint_every": max(1, s.steps // 4),
+        "log_every": max(1, steps // 25),
+        "checkpoint_every": max(1, steps // 4),
         "augment.enabled": v.augment,
         # Every backbone layer trains, from random init as from (b)'s checkpoint, so (e) keeps the architecture.
         "model.trainable_backbone_layers": 6,
     }
     if category_map:
         settings["category_map"] = category_map
+    settings.update(v.settings)
+    if not resolve_model_name(params.train_overrides.get("model.name", s.model)).startswith("maskrcnn"):
+        settings.update(v.ssd_settings)
     initial = None if parent_checkpoint else params.initial_weights()
     if initial:
         settings["model.weights"] = initial
     parent = {"model.weights": parent_checkpoint} if parent_checkpoint else {}
-    return load_train_config(None, {**settings, **params.train_overrides, **parent})
+    overrides = {k: x for k, x in params.train_overrides.items() if v.takes(k)}
+    return load_train_config(None, {**settings, **overrides, **parent})
 
 
 def train_in_process(cfg) -> str:
@@ -87,6 +95,19 @@ def _comparable(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in _VOLATILE_KEYS}
 
 
+def _with_defaults(stored: dict) -> dict:
+    """A finished run's stored config as this version writes it: a setting added since, at its default,
+    leaves the run the same run. A config that no longer validates is returned as stored (not the same)."""
+    from pydantic import ValidationError
+
+    from train.config import TrainConfig
+
+    try:
+        return TrainConfig.model_validate(stored).model_dump(mode="json")
+    except (ValidationError, TypeError):
+        return stored
+
+
 def train_or_reuse(cfg, train: TrainFn) -> tuple[str, str]:
     """Train unless RUN_DIR already holds this exact run; resume a run that stopped early.
 
@@ -98,7 +119,7 @@ def train_or_reuse(cfg, train: TrainFn) -> tuple[str, str]:
     last = run / "checkpoints" / "last.pt"
     if last.is_file():
         stored = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
-        if _comparable(stored) != _comparable(cfg.model_dump(mode="json")):
+        if _comparable(_with_defaults(stored)) != _comparable(cfg.model_dump(mode="json")):
             raise ConfigError(
                 run,
                 "already holds a training run with other settings: choose another --out "

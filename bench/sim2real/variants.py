@@ -4,9 +4,11 @@ adaptation and starting weights. Everything else (model, budget, seed) is shared
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 VariantKey = Literal["a", "b", "c", "d", "e"]
+# The training-config sections that read the unlabelled real photos (train.config.TARGET_IMAGE_METHODS).
+ADAPTATION_SECTIONS = ("dann", "self_training", "fda")
 Role = Literal["synthetic", "real", "finetuned"]
 
 
@@ -21,6 +23,11 @@ class Variant:
     dann: bool = False
     self_training: bool = False  # mean-teacher pseudo-labels on the real train photos (train.self_training)
     init_from: str | None = None  # key of the variant whose checkpoint this one starts from
+    # Training-config settings of the variant's own recipe, before --train-set overrides; ``ssd_settings``
+    # apply to SSD models only (they act on SSD's hard-negative mining).
+    settings: tuple[tuple[str, Any], ...] = ()
+    ssd_settings: tuple[tuple[str, Any], ...] = ()
+    steps_share: float = 1.0  # share of the shared step count it trains (on top of its parent's, if any)
 
     @property
     def adapts(self) -> bool:
@@ -30,6 +37,12 @@ class Variant:
     @property
     def synthetic_only(self) -> bool:
         return self.role == "synthetic"
+
+    def takes(self, setting: str) -> bool:
+        """Whether a ``--train-set`` override reaches this variant: the adaptation sections (DANN,
+        self-training, FDA) reach only the variants that adapt, so (b), trained first for (c), stays (b)."""
+        section = setting.split(".", 1)[0]
+        return self.adapts or (section not in ADAPTATION_SECTIONS and setting != "target_images")
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -47,12 +60,20 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(
         "c",
         "synthetic-dr-dann",
-        "(c) = (b) + DANN and self-training on the real train photos",
+        "(c) = (b) adapted by DANN and self-training on the real train photos",
         "synthetic",
         "synthetic_dr",
         augment=True,
         dann=True,
         self_training=True,
+        # Adaptive Teacher's order: (b) is the burn-in on labelled renders, so its final detector is the
+        # teacher from the first step; the teacher's unsure detections are don't-care, not background.
+        # Half the steps on top of (b)'s cost less than the one-run form (half burn-in, half adaptation)
+        # whose step time doubles once the teacher labels every target batch.
+        init_from="b",
+        steps_share=0.5,
+        settings=(("self_training.start", 0.0),),
+        ssd_settings=(("self_training.ignore_below", 0.2),),
     ),
     Variant("d", "real-only", "(d) real train split only (reference)", "real", "real_train", augment=True),
     Variant(
