@@ -184,7 +184,7 @@ def collect_folds(
             recipe = _recipe(s, vary_pretrain, key)
             label = f"{key} [{recipe}]" if recipe else key
             arm = arms.setdefault(
-                label, {"key": key, "title": TITLES.get(key, record.get("title", key)), "recipe": recipe}
+                label, {"key": key, "title": record.get("title") or TITLES.get(key, key), "recipe": recipe}
             )
             arm.setdefault("train_s", [])
             for run in record.get("seed_runs") or [record]:
