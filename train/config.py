@@ -116,7 +116,7 @@ class ModelConfig(_Strict):
 
     @property
     def is_rcnn(self) -> bool:
-        return self.name.startswith("maskrcnn")
+        return is_rcnn_name(self.name)
 
 
 class AugmentConfig(_Strict):
@@ -264,6 +264,11 @@ class TrainConfig(_Strict):
                 "self_training.ignore_below needs an SSD model (it acts on SSD's hard-negative mining)"
             )
         return self
+
+
+def is_rcnn_name(name: str) -> bool:
+    """Whether a full architecture name is an R-CNN (the rest are SSDs)."""
+    return name.startswith("maskrcnn")
 
 
 def resolve_model_name(name: str) -> str:

@@ -65,9 +65,9 @@ class MeanTeacher:
         ``IGNORE_LABEL``; SSD only, see train.ignore_regions)."""
         self.model.eval()
         outputs = self.model(list(images))
+        lowest = self.threshold if self.ignore_below is None else self.ignore_below
         targets = []
         for out in outputs:
-            lowest = self.threshold if self.ignore_below is None else self.ignore_below
             keep = (out["scores"] >= lowest).nonzero().flatten()[: self.max_per_image]
             boxes = out["boxes"][keep].float()
             wide = (boxes[:, 2] - boxes[:, 0] >= 1.0) & (boxes[:, 3] - boxes[:, 1] >= 1.0)

@@ -43,7 +43,7 @@ def train_config(
     without a parent starts from ``params.initial_weights()``. ``params.train_overrides`` that reach the
     variant come last, except over ``parent_checkpoint``: a variant with a parent starts from its
     checkpoint whatever ``model.weights`` the others get."""
-    from train.config import load_train_config, resolve_model_name
+    from train.config import is_rcnn_name, load_train_config, resolve_model_name
 
     steps = max(1, math.ceil(s.steps * v.steps_share))
     settings: dict[str, Any] = {
@@ -74,7 +74,7 @@ def train_config(
     if category_map:
         settings["category_map"] = category_map
     settings.update(v.settings)
-    if not resolve_model_name(params.train_overrides.get("model.name", s.model)).startswith("maskrcnn"):
+    if not is_rcnn_name(resolve_model_name(params.train_overrides.get("model.name", s.model))):
         settings.update(v.ssd_settings)
     initial = None if parent_checkpoint else params.initial_weights()
     if initial:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+from train.config import TARGET_IMAGE_METHODS
+
 VariantKey = Literal["a", "b", "c", "d", "e"]
-# The training-config sections that read the unlabelled real photos (train.config.TARGET_IMAGE_METHODS).
-ADAPTATION_SECTIONS = ("dann", "self_training", "fda")
 Role = Literal["synthetic", "real", "finetuned"]
 
 
@@ -42,7 +42,7 @@ class Variant:
         """Whether a ``--train-set`` override reaches this variant: the adaptation sections (DANN,
         self-training, FDA) reach only the variants that adapt, so (b), trained first for (c), stays (b)."""
         section = setting.split(".", 1)[0]
-        return self.adapts or (section not in ADAPTATION_SECTIONS and setting != "target_images")
+        return self.adapts or (section not in TARGET_IMAGE_METHODS and setting != "target_images")
 
 
 VARIANTS: tuple[Variant, ...] = (
